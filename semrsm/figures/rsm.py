@@ -1,0 +1,484 @@
+"""RSM figures: the two heatmaps side by side, their difference, and value histograms.
+
+Images are shown ordered by label (stable within a label) so that classes form blocks
+along the diagonal; thin lines separate the label blocks. Both heatmaps share one
+colour axis, so equal colours mean equal similarity in both panels. Hovering a cell
+shows both image names (with labels) and the value.
+
+A transparent marker layer over the cells (``selectable=True``) carries the original
+image indices ``(i, j)`` in ``customdata``, so that a click can select a pair in
+interfaces whose heatmap traces do not report selections (Streamlit's
+``st.plotly_chart(on_select=...)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "label_order",
+    "rsm_heatmaps",
+    "difference_heatmap",
+    "similarity_histograms",
+    "SIMILARITY_COLORSCALE",
+    "DIFFERENCE_COLORSCALE",
+    "SPATIAL_TITLE",
+    "SEMANTIC_TITLE",
+]
+
+SIMILARITY_COLORSCALE = "Viridis"
+DIFFERENCE_COLORSCALE = "RdBu_r"
+SPATIAL_TITLE = "spatio-semantic (classic)"
+SEMANTIC_TITLE = "semantic (optimal matching)"
+SAME_COLOR = "#1b9e77"
+DIFF_COLOR = "#d95f02"
+#: above this many images the per-cell selection layer is left out (too many points)
+MAX_SELECTABLE = 150
+#: above this many images the axes show label blocks only, not every name
+MAX_TICK_NAMES = 40
+
+
+def _check_square(m: np.ndarray, name: str) -> np.ndarray:
+    arr = np.asarray(m, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be a square (N, N) matrix, got shape {arr.shape}")
+    return arr
+
+
+def _check_inputs(
+    spatial: np.ndarray, semantic: np.ndarray, names: Sequence[str], labels: Sequence | None
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str] | None]:
+    a = _check_square(spatial, "spatial")
+    b = _check_square(semantic, "semantic")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"spatial and semantic RSMs must have the same shape, got {a.shape} and {b.shape}"
+        )
+    n = a.shape[0]
+    names = [str(x) for x in names]
+    if len(names) != n:
+        raise ValueError(f"got {len(names)} names for {n} images; give one name per image")
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        if len(labels) != n:
+            raise ValueError(f"got {len(labels)} labels for {n} images; give one per image")
+    return a, b, names, labels
+
+
+def label_order(labels: Sequence | None, n: int | None = None) -> np.ndarray:
+    """Order of images that groups equal labels, labels sorted, stable within a label.
+
+    Parameters
+    ----------
+    labels : sequence of length N, or None
+        One label per image; None keeps the given order.
+    n : int, optional
+        Number of images, required when ``labels`` is None.
+
+    Returns
+    -------
+    ndarray (N,) int64
+        ``order[p]`` is the image shown at position ``p``.
+
+    Raises
+    ------
+    ValueError
+        If both ``labels`` and ``n`` are None, or ``n`` disagrees with ``len(labels)``.
+    """
+    if labels is None:
+        if n is None:
+            raise ValueError("give labels or the number of images n")
+        return np.arange(int(n), dtype=np.int64)
+    labels = [str(x) for x in labels]
+    if n is not None and n != len(labels):
+        raise ValueError(f"got {len(labels)} labels for n = {n} images")
+    return np.array(
+        sorted(range(len(labels)), key=lambda i: (labels[i], i)), dtype=np.int64
+    ).reshape(-1)
+
+
+def _block_edges(labels_ordered: list[str]) -> list[tuple[str, int, int]]:
+    """(label, start, stop) runs of equal labels in display order."""
+    out: list[tuple[str, int, int]] = []
+    start = 0
+    for p in range(1, len(labels_ordered) + 1):
+        if p == len(labels_ordered) or labels_ordered[p] != labels_ordered[start]:
+            out.append((labels_ordered[start], start, p))
+            start = p
+    return out
+
+
+def _hover_names(names: list[str], labels: list[str] | None) -> list[str]:
+    if labels is None:
+        return names
+    return [f"{nm} ({lab})" for nm, lab in zip(names, labels, strict=True)]
+
+
+def _axis_ticks(names_o: list[str], labels_o: list[str] | None) -> dict:
+    n = len(names_o)
+    if n <= MAX_TICK_NAMES:
+        return {"tickmode": "array", "tickvals": list(range(n)), "ticktext": names_o}
+    if labels_o is not None:
+        blocks = _block_edges(labels_o)
+        return {
+            "tickmode": "array",
+            "tickvals": [(s + e - 1) / 2 for _, s, e in blocks],
+            "ticktext": [lab for lab, _, _ in blocks],
+        }
+    return {"showticklabels": False}
+
+
+def _block_shapes(labels_o: list[str] | None, xref: str, yref: str) -> list[dict]:
+    if labels_o is None:
+        return []
+    shapes = []
+    n = len(labels_o)
+    for _, _, stop in _block_edges(labels_o)[:-1]:
+        pos = stop - 0.5
+        line = {"color": "white", "width": 1.5}
+        shapes.append(
+            {"type": "line", "xref": xref, "yref": yref, "x0": pos, "x1": pos, "y0": -0.5,
+             "y1": n - 0.5, "line": line}
+        )
+        shapes.append(
+            {"type": "line", "xref": xref, "yref": yref, "y0": pos, "y1": pos, "x0": -0.5,
+             "x1": n - 0.5, "line": line}
+        )
+    return shapes
+
+
+def _selection_layer(order: np.ndarray, hover: list[str], values: np.ndarray, name: str):
+    """Invisible markers on every cell carrying ``(i, j)`` for click selection."""
+    n = len(order)
+    px, py = np.meshgrid(np.arange(n), np.arange(n))  # display positions (col, row)
+    i = order[py.ravel()]
+    j = order[px.ravel()]
+    custom = np.stack([i, j], axis=1)
+    text = [f"row: {hover[a]}<br>column: {hover[b]}" for a, b in zip(i, j, strict=True)]
+    cls = go.Scattergl if n > 60 else go.Scatter
+    return cls(
+        x=px.ravel(),
+        y=py.ravel(),
+        mode="markers",
+        marker={"size": max(4, min(18, 600 // max(n, 1))), "opacity": 0, "symbol": "square"},
+        customdata=custom,
+        hovertext=[f"{t}<br>{name}: {v:.4f}" for t, v in zip(text, values[i, j], strict=True)],
+        hoverinfo="text",
+        showlegend=False,
+        name=f"select-{name}",
+    )
+
+
+def rsm_heatmaps(
+    spatial: np.ndarray,
+    semantic: np.ndarray,
+    names: Sequence[str],
+    labels: Sequence | None = None,
+    *,
+    kernel: str = "cosine",
+    titles: tuple[str, str] = (SPATIAL_TITLE, SEMANTIC_TITLE),
+    zrange: tuple[float, float] | None = None,
+    selectable: bool = False,
+    height: int = 480,
+) -> go.Figure:
+    """The spatio-semantic and the semantic RSM side by side, on one colour scale.
+
+    Parameters
+    ----------
+    spatial, semantic : ndarray (N, N) float
+        The two RSMs over the same images, in the same order.
+    names : sequence of str, length N
+        Image names (hover and, for N <= 40, tick labels).
+    labels : sequence of length N, optional
+        Class labels; images are shown grouped by label with block separators.
+    kernel : str
+        Kernel name, used in the colour bar title.
+    titles : (str, str)
+        Panel titles.
+    zrange : (float, float), optional
+        Colour range; default: min and max over both matrices.
+    selectable : bool
+        Add a transparent marker layer carrying ``customdata = (i, j)`` (original image
+        indices) on every cell, so a click selects the pair. Ignored above 150 images.
+    height : int
+        Figure height in pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Two heatmap traces (``name`` "spatio-semantic" and "semantic") sharing the
+        colour axis ``coloraxis``; ``layout.meta["order"]`` holds the display order.
+
+    Raises
+    ------
+    ValueError
+        Non-square or mismatched matrices, or names/labels of the wrong length.
+    """
+    a, b, names, labels = _check_inputs(spatial, semantic, names, labels)
+    n = a.shape[0]
+    order = label_order(labels, n)
+    names_o = [names[i] for i in order]
+    labels_o = [labels[i] for i in order] if labels is not None else None
+    hover = _hover_names(names, labels)
+    hover_o = [hover[i] for i in order]
+    if zrange is None:
+        zrange = (float(min(a.min(), b.min())), float(max(a.max(), b.max())))
+        if zrange[0] == zrange[1]:
+            zrange = (zrange[0] - 0.5, zrange[1] + 0.5)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=list(titles), horizontal_spacing=0.12 if n <= 40 else 0.06
+    )
+    # customdata per cell: [row image, column image] for the hover text
+    custom = np.empty((n, n, 2), dtype=object)
+    custom[:, :, 0] = np.array(hover_o, dtype=object)[:, None]
+    custom[:, :, 1] = np.array(hover_o, dtype=object)[None, :]
+    with_select = selectable and n <= MAX_SELECTABLE
+    for col, (m, short) in enumerate(((a, "spatio-semantic"), (b, "semantic")), start=1):
+        z = m[np.ix_(order, order)]
+        fig.add_trace(
+            go.Heatmap(
+                z=z,
+                x=list(range(n)),
+                y=list(range(n)),
+                customdata=custom,
+                coloraxis="coloraxis",
+                name=short,
+                hovertemplate=(
+                    "row: %{customdata[0]}<br>column: %{customdata[1]}<br>"
+                    + short
+                    + " similarity: %{z:.4f}<extra></extra>"
+                ),
+                hoverinfo="skip" if with_select else None,
+            ),
+            row=1,
+            col=col,
+        )
+        if with_select:
+            fig.add_trace(_selection_layer(order, hover, m, f"{short} similarity"), row=1, col=col)
+    ticks = _axis_ticks(names_o, labels_o)
+    for col in (1, 2):
+        axis_common = {
+            "range": [-0.5, n - 0.5],
+            "showgrid": False,
+            "zeroline": False,
+            "constrain": "domain",
+            "tickfont": {"size": 9},
+            **ticks,
+        }
+        fig.update_xaxes(axis_common, row=1, col=col, tickangle=-60, scaleanchor=f"y{'' if col == 1 else col}")
+        fig.update_yaxes(axis_common, row=1, col=col, autorange=False, range=[n - 0.5, -0.5])
+    shapes = _block_shapes(labels_o, "x", "y") + _block_shapes(labels_o, "x2", "y2")
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        coloraxis={
+            "colorscale": SIMILARITY_COLORSCALE,
+            "cmin": zrange[0],
+            "cmax": zrange[1],
+            "colorbar": {"title": {"text": f"{kernel}<br>similarity", "side": "top"}, "thickness": 14},
+        },
+        shapes=shapes,
+        clickmode="event+select",
+        hovermode="closest",
+        meta={"order": order.tolist(), "kernel": kernel},
+        plot_bgcolor="white",
+    )
+    return fig
+
+
+def difference_heatmap(
+    spatial: np.ndarray,
+    semantic: np.ndarray,
+    names: Sequence[str],
+    labels: Sequence | None = None,
+    *,
+    kernel: str = "cosine",
+    height: int = 480,
+) -> go.Figure:
+    """Heatmap of ``semantic − spatial`` on a diverging scale centred at 0.
+
+    With the exact matcher every entry is >= 0: the optimal matching can only add
+    similarity. Large values mark pairs whose shared content sits at different places.
+
+    Parameters
+    ----------
+    spatial, semantic : ndarray (N, N) float
+    names : sequence of str, length N
+    labels : sequence of length N, optional (ordering and block lines as in
+        :func:`rsm_heatmaps`)
+    kernel : str, for the colour bar title
+    height : int
+
+    Returns
+    -------
+    plotly.graph_objects.Figure with one heatmap trace named "difference".
+
+    Raises
+    ------
+    ValueError
+        As :func:`rsm_heatmaps`.
+    """
+    a, b, names, labels = _check_inputs(spatial, semantic, names, labels)
+    n = a.shape[0]
+    order = label_order(labels, n)
+    names_o = [names[i] for i in order]
+    labels_o = [labels[i] for i in order] if labels is not None else None
+    hover_o = [_hover_names(names, labels)[i] for i in order]
+    d = (b - a)[np.ix_(order, order)]
+    bound = float(np.abs(d).max()) or 1.0
+    custom = np.empty((n, n, 2), dtype=object)
+    custom[:, :, 0] = np.array(hover_o, dtype=object)[:, None]
+    custom[:, :, 1] = np.array(hover_o, dtype=object)[None, :]
+    fig = go.Figure(
+        go.Heatmap(
+            z=d,
+            x=list(range(n)),
+            y=list(range(n)),
+            customdata=custom,
+            colorscale=DIFFERENCE_COLORSCALE,
+            zmid=0.0,
+            zmin=-bound,
+            zmax=bound,
+            name="difference",
+            colorbar={"title": {"text": "semantic −<br>spatio-semantic", "side": "top"}, "thickness": 14},
+            hovertemplate=(
+                "row: %{customdata[0]}<br>column: %{customdata[1]}<br>"
+                "semantic − spatio-semantic: %{z:.4f}<extra></extra>"
+            ),
+        )
+    )
+    ticks = _axis_ticks(names_o, labels_o)
+    common = {"showgrid": False, "zeroline": False, "tickfont": {"size": 9}, **ticks}
+    fig.update_xaxes(common, range=[-0.5, n - 0.5], tickangle=-60, scaleanchor="y", constrain="domain")
+    fig.update_yaxes(common, range=[n - 0.5, -0.5], constrain="domain")
+    fig.update_layout(
+        title={"text": f"Gain from matching ({kernel}): semantic − spatio-semantic"},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        shapes=_block_shapes(labels_o, "x", "y"),
+        plot_bgcolor="white",
+        meta={"order": order.tolist(), "kernel": kernel},
+    )
+    return fig
+
+
+def off_diagonal_groups(
+    rsm: np.ndarray, labels: Sequence | None
+) -> dict[str, np.ndarray]:
+    """Off-diagonal values of an RSM (each unordered pair once), split by label.
+
+    Parameters
+    ----------
+    rsm : ndarray (N, N) float
+    labels : sequence of length N, or None
+
+    Returns
+    -------
+    dict
+        ``{"same label": values, "different label": values}`` with labels, else
+        ``{"all pairs": values}``; each a 1-D float64 array.
+
+    Raises
+    ------
+    ValueError
+        Non-square ``rsm`` or labels of the wrong length.
+    """
+    m = _check_square(rsm, "rsm")
+    n = m.shape[0]
+    iu, ju = np.triu_indices(n, k=1)
+    vals = m[iu, ju]
+    if labels is None:
+        return {"all pairs": vals}
+    labels = [str(x) for x in labels]
+    if len(labels) != n:
+        raise ValueError(f"got {len(labels)} labels for {n} images")
+    lab = np.array(labels, dtype=object)
+    same = lab[iu] == lab[ju]
+    return {"same label": vals[same], "different label": vals[~same]}
+
+
+def similarity_histograms(
+    spatial: np.ndarray,
+    semantic: np.ndarray,
+    labels: Sequence | None = None,
+    *,
+    kernel: str = "cosine",
+    bins: int = 40,
+    height: int = 340,
+) -> go.Figure:
+    """Histograms of the off-diagonal similarities, same-label vs different-label pairs.
+
+    One panel per RSM, on a shared x-axis and the same bins, normalised to probability
+    density so groups of different sizes compare; dashed lines mark each group's mean.
+
+    Parameters
+    ----------
+    spatial, semantic : ndarray (N, N) float
+    labels : sequence of length N, optional (without labels one "all pairs" group)
+    kernel : str, for the axis title
+    bins : int, number of bins over the common range
+    height : int
+
+    Returns
+    -------
+    plotly.graph_objects.Figure with one histogram trace per (panel, group); trace names
+    are the group names, ``legendgroup`` ties each group's colour across panels.
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, fewer than 2 images, or labels of the wrong length.
+    """
+    a = _check_square(spatial, "spatial")
+    b = _check_square(semantic, "semantic")
+    if a.shape != b.shape:
+        raise ValueError(f"spatial and semantic shapes differ: {a.shape} vs {b.shape}")
+    if a.shape[0] < 2:
+        raise ValueError("need at least 2 images for off-diagonal similarities")
+    ga = off_diagonal_groups(a, labels)
+    gb = off_diagonal_groups(b, labels)
+    allv = np.concatenate([v for g in (ga, gb) for v in g.values() if v.size])
+    lo, hi = float(allv.min()), float(allv.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    size = (hi - lo) / bins
+    colors = {"same label": SAME_COLOR, "different label": DIFF_COLOR, "all pairs": "#7570b3"}
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[SPATIAL_TITLE, SEMANTIC_TITLE], shared_yaxes=True)
+    for col, groups in ((1, ga), (2, gb)):
+        for name, vals in groups.items():
+            if vals.size == 0:
+                continue
+            fig.add_trace(
+                go.Histogram(
+                    x=vals,
+                    name=f"{name} ({vals.size} pairs)" if col == 1 else name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    marker_color=colors[name],
+                    opacity=0.6,
+                    xbins={"start": lo, "end": hi + 1e-12, "size": size},
+                    histnorm="probability density",
+                    hovertemplate=name + "<br>similarity %{x}<br>density %{y:.3f}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+            fig.add_vline(
+                x=float(vals.mean()),
+                line={"color": colors[name], "dash": "dash", "width": 2},
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text=f"{kernel} similarity", range=[lo - size, hi + size])
+    fig.update_yaxes(title_text="density", row=1, col=1)
+    fig.update_layout(
+        barmode="overlay",
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={"orientation": "h", "y": -0.25, "x": 0.5, "xanchor": "center"},
+    )
+    return fig

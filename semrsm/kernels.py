@@ -1,0 +1,80 @@
+"""Kernels from inner products and norms.
+
+Every kernel of the paper is a function of ``<R_i, R_j>`` and the two squared
+Frobenius norms, and the norms do not change under a permutation of positions.
+So one matrix of (matched or identity) inner products serves all kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KERNELS = ("linear", "cosine", "rbf")
+
+
+def check_kernels(kernel: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Normalise a kernel name or list of names; raise ValueError for unknown ones."""
+    names = [kernel] if isinstance(kernel, str) else list(kernel)
+    if not names:
+        raise ValueError(f"kernel: give at least one of {KERNELS}")
+    for name in names:
+        if name not in KERNELS:
+            raise ValueError(f"kernel: unknown kernel {name!r}; choose one of {KERNELS}")
+    return names
+
+
+def squared_distances(inner: np.ndarray) -> np.ndarray:
+    """``‖R_i − P R_j‖² = ‖R_i‖² + ‖R_j‖² − 2⟨R_i, P R_j⟩`` from an inner-product matrix.
+
+    ``inner`` is (N, N) with the squared norms on its diagonal. Clipped at 0 against rounding.
+    """
+    sq = np.diag(inner)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * inner
+    np.maximum(d2, 0.0, out=d2)
+    np.fill_diagonal(d2, 0.0)
+    return d2
+
+
+def median_sigma2(d2: np.ndarray) -> float:
+    """Median heuristic: median of the non-zero off-diagonal squared distances (1.0 if none)."""
+    n = d2.shape[0]
+    off = d2[~np.eye(n, dtype=bool)]
+    off = off[off > 0]
+    return float(np.median(off)) if off.size else 1.0
+
+
+def kernel_from_inner(inner: np.ndarray, kernel: str, sigma2: float | None = None) -> np.ndarray:
+    """Turn an (N, N) inner-product matrix (squared norms on the diagonal) into an RSM.
+
+    Parameters
+    ----------
+    inner : ndarray (N, N) float64, symmetric, ``inner[i, i] = ‖R_i‖²``.
+    kernel : "linear", "cosine" or "rbf".
+    sigma2 : RBF bandwidth σ²; None uses the median heuristic on this matrix's distances.
+
+    Returns
+    -------
+    rsm : ndarray (N, N) float64. Zero-norm representations never give NaN: cosine
+        similarity with a zero representation is 0, and 1 between two zero representations
+        (they are identical), so the diagonal is always 1 for cosine and RBF.
+    """
+    check_kernels(kernel)
+    inner = np.asarray(inner, dtype=np.float64)
+    if kernel == "linear":
+        out = inner.copy()
+    elif kernel == "cosine":
+        norms = np.sqrt(np.maximum(np.diag(inner), 0.0))
+        denom = norms[:, None] * norms[None, :]
+        zero = denom == 0
+        out = np.divide(inner, denom, out=np.zeros_like(inner), where=~zero)
+        both_zero = (norms[:, None] == 0) & (norms[None, :] == 0)
+        out[both_zero] = 1.0
+        np.clip(out, -1.0, 1.0, out=out)
+        np.fill_diagonal(out, 1.0)
+    else:
+        d2 = squared_distances(inner)
+        s2 = median_sigma2(d2) if sigma2 is None else float(sigma2)
+        if not s2 > 0:
+            raise ValueError(f"rbf: sigma2 must be positive, got {s2}")
+        out = np.exp(-d2 / (2.0 * s2))
+    return 0.5 * (out + out.T)

@@ -1,0 +1,217 @@
+"""RSMs over a set of images: spatio-semantic (identity alignment) and semantic (matched).
+
+Flow: validated tokens → pairs ``i < j`` in memory-bounded chunks → cost matrices
+(``torch.bmm`` on the device) → one assignment per pair (CPU numba auction, or the
+batched GPU solver) → matched inner products → every requested kernel.
+One assignment serves all kernels (DESIGN §1), so asking for several kernels solves once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from semrsm.costs import default_chunk_pairs, iter_cost_chunks, pair_indices
+from semrsm.kernels import check_kernels, kernel_from_inner
+from semrsm.matching import check_matcher, solve_batch
+from semrsm.tokens import ArrayLike, validate_tokens
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SemanticResult:
+    """A semantic RSM with its descriptors and (optionally) the matchings behind it.
+
+    Attributes
+    ----------
+    rsm : (N, N) float64 ndarray, or a dict kernel → ndarray when several kernels were asked.
+    inner : (N, N) float64 matched inner products ``⟨R_i, P*_ij R_j⟩`` (diagonal ``‖R_i‖²``).
+    pairs : (P, 2) int64, the solved pairs ``i < j``.
+    perms : (P, S) int32 or None; ``perms[p, s]`` is the position of image ``pairs[p, 1]``
+        matched to position ``s`` of image ``pairs[p, 0]``.
+    kernels, matcher, params : what was computed; ``sigma2`` the RBF bandwidth used per kernel.
+    seconds : wall time of the whole call.
+    """
+
+    rsm: np.ndarray | dict[str, np.ndarray]
+    inner: np.ndarray
+    pairs: np.ndarray
+    perms: np.ndarray | None
+    kernels: list[str]
+    matcher: str
+    params: dict[str, Any]
+    sigma2: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def perm(self, i: int, j: int) -> np.ndarray:
+        """Permutation matching image ``j``'s positions to image ``i``'s: ``R_j[perm[s]] ↔ R_i[s]``."""
+        if self.perms is None:
+            raise ValueError("matchings were not kept; call semantic_rsm(..., return_matchings=True)")
+        if i == j:
+            return np.arange(self.perms.shape[1])
+        a, b = (i, j) if i < j else (j, i)
+        n = self.inner.shape[0]
+        if not (0 <= a < n and 0 <= b < n):
+            raise ValueError(f"pair ({i}, {j}) out of range for {n} images")
+        p = a * n - a * (a + 1) // 2 + (b - a - 1)  # row-major index of (a, b) among i < j
+        perm = self.perms[p].astype(np.int64)
+        return perm if i < j else np.argsort(perm)
+
+
+def resolve_device(device: str | torch.device, tokens: ArrayLike | None = None) -> torch.device:
+    """``"auto"`` → the tokens' CUDA device if they are on one, else CUDA when present, else CPU.
+
+    Raises ValueError for a CUDA request on a machine without a usable GPU.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        if isinstance(tokens, torch.Tensor) and tokens.is_cuda:
+            return tokens.device
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device in ("gpu",):
+        device = "cuda"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r}: no CUDA GPU is available here; use device='cpu' or 'auto'"
+        )
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device: unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from err
+
+
+def _finish(inner: np.ndarray, kernels: list[str], sigma2: float | None):
+    rsms = {k: kernel_from_inner(inner, k, sigma2) for k in kernels}
+    s2 = {}
+    if "rbf" in kernels:
+        from semrsm.kernels import median_sigma2, squared_distances
+
+        s2["rbf"] = float(sigma2) if sigma2 is not None else median_sigma2(squared_distances(inner))
+    return rsms, s2
+
+
+def spatial_rsm(
+    tokens: ArrayLike,
+    kernel: str | Sequence[str] = "cosine",
+    *,
+    device: str | torch.device = "auto",
+    sigma2: float | None = None,
+) -> np.ndarray | dict[str, np.ndarray]:
+    """Spatio-semantic (classic) RSM: ``k(vec(R_i), vec(R_j))``.
+
+    Parameters
+    ----------
+    tokens : (N, S, C) or (N, C, H, W) numpy array or torch tensor (any device), N ≥ 1.
+    kernel : "linear", "cosine", "rbf", or a list of them.
+    device : where the Gram matrix is computed ("auto", "cpu", "cuda").
+    sigma2 : RBF bandwidth; None uses the median heuristic (DESIGN §1).
+
+    Returns
+    -------
+    (N, N) float64 ndarray, or a dict kernel → ndarray when ``kernel`` is a list.
+
+    Raises
+    ------
+    ValueError
+        Unknown kernel, wrong rank, an empty set, mismatched shapes, NaN/inf.
+    """
+    kernels = check_kernels(kernel)
+    dev = resolve_device(device, tokens)
+    t = validate_tokens(tokens, device=dev)
+    flat = t.reshape(t.shape[0], -1).to(torch.float64)
+    inner = (flat @ flat.T).cpu().numpy()
+    rsms, _ = _finish(inner, kernels, sigma2)
+    return rsms[kernel] if isinstance(kernel, str) else rsms
+
+
+def semantic_rsm(
+    tokens: ArrayLike,
+    kernel: str | Sequence[str] = "cosine",
+    matcher: str = "exact",
+    *,
+    device: str | torch.device = "auto",
+    progress: Progress | None = None,
+    return_matchings: bool = False,
+    return_result: bool = False,
+    chunk_pairs: int | None = None,
+    sigma2: float | None = None,
+    **matcher_params: Any,
+) -> np.ndarray | dict[str, np.ndarray] | SemanticResult:
+    """Semantic RSM: ``s(i, j) = k(R_i, P* R_j)`` with ``P*`` the best spatial permutation.
+
+    Parameters
+    ----------
+    tokens : (N, S, C) or (N, C, H, W) numpy array or torch tensor (any device), N ≥ 1.
+        float64 input is matched in float64 (the exact path); other dtypes in float32 products
+        and a float64 solver.
+    kernel : "linear", "cosine", "rbf", or a list of them (solved once for all).
+    matcher : "exact" (default), "batch_optimal", "topk_greedy", "greedy", "identity"
+        (see :data:`semrsm.matching.MATCHERS`); ``**matcher_params`` its parameters,
+        e.g. ``window=128`` for batch_optimal, ``k=32`` for topk_greedy.
+    device : "auto" (CUDA when present), "cpu" or "cuda": where products and, on CUDA,
+        the assignments run.
+    progress : called as ``progress(done_pairs, total_pairs)`` after each chunk.
+    return_matchings : keep the permutation of every pair (P × S int32, P = N(N−1)/2: about
+        400 MB at N = 1024, S = 196) and return a :class:`SemanticResult`.
+    return_result : return a :class:`SemanticResult` (without matchings unless asked).
+    chunk_pairs : pairs per chunk; default from the memory budget — a chunk needs about
+        ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, capped at 192 MiB on CPU and at
+        min(2 GiB, free/4) on CUDA.
+    sigma2 : RBF bandwidth; None uses the median heuristic over the matched distances.
+
+    Returns
+    -------
+    (N, N) float64 ndarray, a dict kernel → ndarray when ``kernel`` is a list, or a
+    :class:`SemanticResult` with ``return_matchings``/``return_result``.
+
+    Raises
+    ------
+    ValueError
+        Unknown kernel/matcher/parameter, wrong rank, an empty set, mismatched shapes,
+        NaN/inf features, or ``device="cuda"`` without a GPU.
+    """
+    started = time.perf_counter()
+    kernels = check_kernels(kernel)
+    params = check_matcher(matcher, matcher_params)
+    dev = resolve_device(device, tokens)
+    t = validate_tokens(tokens, device=dev)
+    n, s, c = t.shape
+    if dev.type == "cpu" and t.dtype != torch.float64 and t.dtype != torch.float32:
+        t = t.to(torch.float32)
+    sq = t.to(torch.float64).pow(2).sum(dim=(1, 2)).cpu().numpy()
+    inner = np.diag(sq)
+    pairs = pair_indices(n)
+    perms_all = np.empty((len(pairs), s), dtype=np.int32) if return_matchings else None
+    token_norms = t.norm(dim=2) if matcher in ("batch_optimal", "topk_greedy") else None
+    if chunk_pairs is None:
+        chunk_pairs = default_chunk_pairs(s, c, dev, t.element_size())
+    total = len(pairs)
+    if progress is not None:
+        progress(0, total)
+    for start, stop, costs in iter_cost_chunks(t, pairs, chunk_pairs):
+        idx = pairs[start:stop]
+        rn = cn = None
+        if token_norms is not None:
+            rn, cn = token_norms[idx[:, 0]], token_norms[idx[:, 1]]
+        perms, values = solve_batch(costs, matcher, row_norms=rn, col_norms=cn, **params)
+        inner[idx[:, 0], idx[:, 1]] = values
+        inner[idx[:, 1], idx[:, 0]] = values
+        if perms_all is not None:
+            perms_all[start:stop] = perms
+        if progress is not None:
+            progress(stop, total)
+    rsms, s2 = _finish(inner, kernels, sigma2)
+    out = rsms[kernel] if isinstance(kernel, str) else rsms
+    if not (return_matchings or return_result):
+        return out
+    return SemanticResult(
+        rsm=out, inner=inner, pairs=pairs, perms=perms_all, kernels=kernels, matcher=matcher,
+        params=params, sigma2=s2, seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,108 @@
+"""Token layouts and input validation: everything the math needs is ``(N, S, C)``.
+
+``N`` images, ``S`` spatial positions (tokens), ``C`` channels. CNN feature maps
+``(N, C, H, W)`` become ``(N, H*W, C)`` in row-major grid order, so token ``s`` sits at
+grid cell ``(s // W, s % W)``. Token sequences ``(N, T, D)`` are kept as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+ArrayLike = Any  # numpy array, torch tensor, or a sequence of per-image arrays
+
+
+def _as_tensor(x: ArrayLike) -> torch.Tensor:
+    """Convert numpy / torch / a list of per-image arrays to one tensor (no copy when possible)."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        if x.dtype == object:
+            raise ValueError("tokens: got an object array; pass a numeric (N, S, C) or (N, C, H, W) array")
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if isinstance(x, Sequence) and not isinstance(x, (str, bytes)):
+        if len(x) == 0:
+            raise ValueError("tokens: the image set is empty; pass at least one image's features")
+        items = [_as_tensor(item) for item in x]
+        shapes = {tuple(t.shape) for t in items}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"tokens: images have different feature shapes {sorted(shapes)}; every image must "
+                "give the same number of positions S and channels C (same model, layer and input size)"
+            )
+        return torch.stack(items)
+    raise ValueError(f"tokens: expected a numpy array or torch tensor, got {type(x).__name__}")
+
+
+def to_tokens(x: ArrayLike) -> np.ndarray | torch.Tensor:
+    """Bring features into the token layout ``(N, S, C)``.
+
+    Parameters
+    ----------
+    x : ndarray or Tensor, shape (N, C, H, W) or (N, T, D); or a sequence of per-image
+        arrays of shape (C, H, W) or (T, D).
+        4-D input is a CNN feature map and becomes ``(N, H*W, C)`` (row-major grid);
+        3-D input is already a token sequence and is returned unchanged.
+
+    Returns
+    -------
+    tokens : same kind as the input (numpy stays numpy, a tensor stays on its device),
+        shape (N, S, C), dtype unchanged.
+
+    Raises
+    ------
+    ValueError
+        Wrong rank, an empty set, zero positions or channels, or images of different shapes.
+    """
+    is_numpy = isinstance(x, np.ndarray) or (
+        not isinstance(x, torch.Tensor) and isinstance(x, Sequence) and len(x) > 0
+        and isinstance(x[0], np.ndarray)
+    )
+    t = _as_tensor(x)
+    if t.ndim == 4:
+        n, c, h, w = t.shape
+        t = t.reshape(n, c, h * w).transpose(1, 2)
+    elif t.ndim != 3:
+        raise ValueError(
+            f"tokens: expected shape (N, C, H, W) for a CNN feature map or (N, T, D) for tokens, "
+            f"got {t.ndim}-D shape {tuple(t.shape)}; for a single image add a leading axis (x[None])"
+        )
+    n, s, c = t.shape
+    if n == 0:
+        raise ValueError("tokens: the image set is empty (N = 0); pass at least one image")
+    if s == 0 or c == 0:
+        raise ValueError(f"tokens: shape {tuple(t.shape)} has no positions or no channels")
+    if is_numpy:
+        return np.ascontiguousarray(t.numpy())
+    return t
+
+
+def validate_tokens(x: ArrayLike, *, device: torch.device | None = None) -> torch.Tensor:
+    """Return features as a finite floating ``(N, S, C)`` tensor on ``device``.
+
+    Integer and half inputs become float32; float64 stays float64 (the exact path).
+
+    Raises
+    ------
+    ValueError
+        As :func:`to_tokens`, plus NaN or inf values (naming the first bad image).
+    """
+    t = to_tokens(x)
+    if isinstance(t, np.ndarray):
+        t = torch.from_numpy(t)
+    if not torch.is_floating_point(t) or t.dtype in (torch.float16, torch.bfloat16):
+        t = t.to(torch.float32)
+    if device is not None:
+        t = t.to(device)
+    finite = torch.isfinite(t).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten().tolist()
+        raise ValueError(
+            f"tokens: features of {len(bad)} image(s) contain NaN or inf (first: image {bad[0]}); "
+            "check the model's weights and the inputs, or drop those images"
+        )
+    return t.contiguous()
