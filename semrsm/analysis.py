@@ -641,6 +641,7 @@ def explain_pair(
     matcher: str = "exact",
     *,
     grid: tuple[int, int] | None = None,
+    perm: np.ndarray | None = None,
     **matcher_params: Any,
 ) -> PairExplanation:
     """Match one pair of images and collect what the token-matching view shows.
@@ -650,6 +651,8 @@ def explain_pair(
     a, b : ndarray or Tensor (S, C), tokens of two images from the same layer.
     matcher : a matcher name of :func:`semrsm.matching.solve_batch`.
     grid : (H, W) with ``H * W == S``, or None when the tokens have no grid.
+    perm : ndarray (S,) int or None; the matcher's permutation when it is already known
+        (for example the one behind a cached RSM), so the view shows exactly that matching.
     **matcher_params : passed to the matcher (``k``, ``window``, ...).
 
     Returns
@@ -676,8 +679,11 @@ def explain_pair(
         "row_norms": np.linalg.norm(aa, axis=1)[None],
         "col_norms": np.linalg.norm(bb, axis=1)[None],
     }
-    perms, _ = solve_batch(inner[None], matcher=matcher, **norms, **matcher_params)
-    perm = np.asarray(perms[0], dtype=np.int64)
+    if perm is None:
+        perms, _ = solve_batch(inner[None], matcher=matcher, **norms, **matcher_params)
+        perm = np.asarray(perms[0], dtype=np.int64)
+    else:
+        perm = _check_perm(perm, s)
     if matcher == "exact":
         exact_perm = perm
     else:
@@ -715,11 +721,18 @@ def _token_array(x: Any) -> Any:
     return x.tokens if hasattr(x, "tokens") and hasattr(x, "grid") else x
 
 
-def _as_rsm_pair(x: Any) -> RSMPair | None:
+def _as_rsm_pair(x: Any, kernel: str) -> RSMPair | None:
     if isinstance(x, RSMPair):
         return x
     if isinstance(x, Mapping) and {"spatial", "semantic"} <= set(x):
-        return RSMPair(np.asarray(x["spatial"], float), np.asarray(x["semantic"], float))
+        # semrsm.explorer.layer_rsms gives {"spatial": {kernel: rsm}, "semantic": {...}}
+        sp, se = x["spatial"], x["semantic"]
+        if isinstance(sp, Mapping) or isinstance(se, Mapping):
+            try:
+                sp, se = sp[kernel], se[kernel]
+            except KeyError as exc:
+                raise AnalysisError(f"precomputed RSMs lack the kernel {kernel!r}") from exc
+        return RSMPair(np.asarray(sp, float), np.asarray(se, float))
     if isinstance(x, tuple) and len(x) == 2 and all(np.ndim(m) == 2 for m in x):
         return RSMPair(np.asarray(x[0], float), np.asarray(x[1], float))
     return None
@@ -752,7 +765,8 @@ def layer_rsms(
     ----------
     layers : mapping layer name -> tokens (ndarray/Tensor (N, S, C) or a
         ``semrsm.layers.Tokens``) or already computed RSMs (an :class:`RSMPair`, a tuple
-        ``(spatial, semantic)`` or a dict with those keys). Precomputed entries are used as
+        ``(spatial, semantic)``, a dict with those keys, or an entry of
+        :func:`semrsm.explorer.layer_rsms` whose values map kernel -> RSM). Precomputed entries are used as
         they are, so a caller with a cache passes its RSMs and nothing is recomputed.
     kernel : "linear", "cosine" or "rbf".
     matcher : matcher for the semantic RSM.
@@ -775,7 +789,7 @@ def layer_rsms(
     out: dict[str, RSMPair] = {}
     names = list(layers)
     for step, name in enumerate(names):
-        pair = _as_rsm_pair(layers[name])
+        pair = _as_rsm_pair(layers[name], kernel)
         if pair is None:
             tok = _token_array(layers[name])
             spatial = semrsm.spatial_rsm(tok, kernel=kernel)
@@ -808,8 +822,9 @@ def crop_overlaps(meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     meta : mapping with ``offsets`` (N pairs ``(dy, dx)``, top-left corners in source
-        pixels), ``sources`` (N source names) and ``crop_size`` (side length, or ``(h, w)``,
-        in source pixels).
+        pixels), ``sources`` (N source indices or names) and ``crop_size`` (square side in
+        source pixels, or ``(h, w)``, or a list with one side per source when
+        ``sources`` are indices), optionally ``crop_sizes`` (one side per source).
 
     Returns
     -------
@@ -825,21 +840,36 @@ def crop_overlaps(meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     missing = [key for key in ("offsets", "sources", "crop_size") if key not in meta]
     if missing:
         raise AnalysisError(
-            f"translation: the image set's meta lacks {missing}; use a crops set such as 'crops:astronaut'"
+            f"translation: the image set's meta lacks {missing}; use a crops set such as "
+            "'crops:astronaut'"
         )
     off = np.asarray(meta["offsets"], dtype=np.float64).reshape(-1, 2)
     sources = list(meta["sources"])
-    if len(sources) != off.shape[0]:
-        raise AnalysisError(f"translation: {off.shape[0]} offsets but {len(sources)} sources")
-    size = meta["crop_size"]
-    h, w = (float(size), float(size)) if np.ndim(size) == 0 else (float(size[0]), float(size[1]))
-    if not (h > 0 and w > 0):
-        raise AnalysisError(f"translation: crop_size must be positive, got {size}")
-    oy = np.clip(h - np.abs(off[:, None, 0] - off[None, :, 0]), 0, None)
-    ox = np.clip(w - np.abs(off[:, None, 1] - off[None, :, 1]), 0, None)
+    n = off.shape[0]
+    if len(sources) != n:
+        raise AnalysisError(f"translation: {n} offsets but {len(sources)} sources")
     codes = np.unique(np.array([str(s) for s in sources]), return_inverse=True)[1]
     same = codes[:, None] == codes[None, :]
-    overlap = np.where(same, oy * ox / (h * w), 0.0)
+    per_source = meta.get("crop_sizes")
+    size = meta["crop_size"]
+    if per_source is None and np.ndim(size) == 1 and len(size) != 2:
+        per_source = size
+    if per_source is not None:
+        # one square side per source; sources are indices into that list
+        try:
+            side = np.array([float(per_source[int(s)]) for s in sources])
+        except (IndexError, TypeError, ValueError) as exc:
+            raise AnalysisError(f"translation: crop sizes do not fit the sources: {exc}") from exc
+        h = w = side
+    elif np.ndim(size) == 0:
+        h = w = np.full(n, float(size))
+    else:
+        h, w = np.full(n, float(size[0])), np.full(n, float(size[1]))
+    if not (np.all(h > 0) and np.all(w > 0)):
+        raise AnalysisError(f"translation: crop sizes must be positive, got {size}")
+    oy = np.clip(h[:, None] - np.abs(off[:, None, 0] - off[None, :, 0]), 0, None)
+    ox = np.clip(w[:, None] - np.abs(off[:, None, 1] - off[None, :, 1]), 0, None)
+    overlap = np.where(same, oy * ox / (h[:, None] * w[:, None]), 0.0)
     return overlap, same
 
 
@@ -914,7 +944,11 @@ def translation_analysis(
     if not keep.any():
         raise AnalysisError("translation: needs at least two crops of the same source image")
     rsms = layer_rsms(layers, kernel, matcher, progress=progress, device=device, **matcher_params)
-    sources = [str(s) for s in meta["sources"]]
+    names = meta.get("source_names")
+    sources = [
+        str(names[int(s)]) if names is not None and isinstance(s, (int, np.integer)) else str(s)
+        for s in meta["sources"]
+    ]
     rows, summary = [], []
     for name, pair in rsms.items():
         if pair.spatial.shape[0] != n:

@@ -415,35 +415,65 @@ class Cache:
         Parameters
         ----------
         name : str
-            The file's name as the user gave it (only its base name is kept).
+            The file's name as the user gave it; only a short alphanumeric extension is
+            kept (some readers, such as checkpoint loaders, go by the extension), never
+            a path.
         data : bytes
             Its content.
 
         Returns
         -------
         str
-            The SHA-256 of ``data``; read the file back with
-            :meth:`read_upload`. Identical content is stored once.
+            The SHA-256 of ``data``; read the file back with :meth:`read_upload` or
+            locate it with :meth:`upload_path`. Identical content is stored once.
         """
         digest = hashlib.sha256(bytes(data)).hexdigest()
-        path = self.uploads_dir / digest
-        if not path.is_file():
-            fd, tmp = tempfile.mkstemp(dir=self.uploads_dir, prefix=".up.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                if exc.errno in _DISK_FULL:
-                    self._warn(
-                        f"No space left in {self.root} to keep the upload {Path(name).name!r}; "
-                        "free some space or set SEMRSM_CACHE_DIR to another disk."
-                    )
-                    raise
-                raise
+        if self._find_upload(digest) is not None:
+            return digest
+        ext = Path(str(name).replace("\\", "/")).suffix.lower()
+        if not re.fullmatch(r"\.[a-z0-9]{1,12}", ext):
+            ext = ""
+        path = self.uploads_dir / f"{digest}{ext}"
+        fd, tmp = tempfile.mkstemp(dir=self.uploads_dir, prefix=".up.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if exc.errno in _DISK_FULL:
+                self._warn(
+                    f"No space left in {self.root} to keep the upload {Path(name).name!r}; "
+                    "free some space or set SEMRSM_CACHE_DIR to another disk."
+                )
+            raise
         return digest
+
+    def _find_upload(self, digest: str) -> Path | None:
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"upload ids are SHA-256 hex digests, got {digest!r}")
+        for p in self.uploads_dir.glob(f"{digest}*"):
+            if p.is_file() and (p.name == digest or p.name[64] == "."):
+                return p
+        return None
+
+    def upload_path(self, digest: str) -> Path:
+        """The file of an upload stored with :meth:`store_upload` (inside the cache folder).
+
+        Raises
+        ------
+        ValueError
+            If ``digest`` is not a SHA-256 hex digest.
+        FileNotFoundError
+            If no such upload is stored (upload the file again).
+        """
+        path = self._find_upload(digest)
+        if path is None:
+            raise FileNotFoundError(f"no upload {digest[:12]}... in {self.uploads_dir}; upload it again")
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return path
 
     def read_upload(self, digest: str) -> bytes:
         """Return the content of an upload stored with :meth:`store_upload`.
@@ -455,13 +485,7 @@ class Cache:
         FileNotFoundError
             If no such upload is stored (upload the file again).
         """
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise ValueError(f"upload ids are SHA-256 hex digests, got {digest!r}")
-        path = self.uploads_dir / digest
-        data = path.read_bytes()
-        with contextlib.suppress(OSError):
-            os.utime(path)
-        return data
+        return self.upload_path(digest).read_bytes()
 
     # ------------------------------------------------------------------ misc
     def _count(self, name: str) -> None:

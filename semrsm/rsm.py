@@ -162,7 +162,7 @@ def semantic_rsm(
         400 MB at N = 1024, S = 196) and return a :class:`SemanticResult`.
     return_result : return a :class:`SemanticResult` (without matchings unless asked).
     chunk_pairs : pairs per chunk; default from the memory budget — a chunk needs about
-        ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, capped at 192 MiB on CPU and at
+        ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, capped at 64 MiB on CPU and at
         min(2 GiB, free/4) on CUDA.
     sigma2 : RBF bandwidth; None uses the median heuristic over the matched distances.
 

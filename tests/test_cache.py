@@ -242,3 +242,12 @@ def test_location_from_environment(tmp_path, monkeypatch):
     assert cache.max_bytes == 12345
     with pytest.raises(ValueError):
         Cache(tmp_path, max_bytes=0)
+
+
+def test_upload_keeps_only_a_safe_extension(tmp_path):
+    cache = Cache(tmp_path)
+    d1 = cache.store_upload("weights.SafeTensors", b"abc")
+    assert cache.upload_path(d1).name == f"{d1}.safetensors"
+    d2 = cache.store_upload("x.p/../ng", b"def")  # no usable extension: none kept
+    assert cache.upload_path(d2).name == d2
+    assert cache.upload_path(d2).parent == cache.uploads_dir

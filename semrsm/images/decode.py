@@ -58,8 +58,10 @@ def decode_image(data: bytes, name: str = "", *, max_pixels: int = MAX_PIXELS) -
     if not data:
         raise ImageError(f"{label}empty file")
     if len(data) > MAX_FILE_BYTES:
-        raise ImageError(f"{label}file is {len(data) / 2**20:.0f} MiB, above the limit of "
-                         f"{MAX_FILE_BYTES / 2**20:.0f} MiB")
+        raise ImageError(
+            f"{label}file is {len(data) / 2**20:.0f} MiB, above the limit of "
+            f"{MAX_FILE_BYTES / 2**20:.0f} MiB"
+        )
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error.
@@ -71,9 +73,14 @@ def decode_image(data: bytes, name: str = "", *, max_pixels: int = MAX_PIXELS) -
     except ImageError:
         raise
     except UnidentifiedImageError:
+        fmt = _sniff(data)
+        if fmt:  # the signature says image, the content does not decode
+            raise ImageError(f"{label}truncated or corrupt {fmt} data") from None
         raise ImageError(f"{label}not an image (format not recognised)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{label}too large, refused as a possible decompression bomb ({err})") from None
+        raise ImageError(
+            f"{label}too large, refused as a possible decompression bomb ({err})"
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as err:
         raise ImageError(f"{label}truncated or corrupt image data ({err})") from None
     except MemoryError:
@@ -88,6 +95,26 @@ def decode_image(data: bytes, name: str = "", *, max_pixels: int = MAX_PIXELS) -
         return to_rgb(img)
     except Exception as err:  # noqa: BLE001
         raise ImageError(f"{label}unsupported pixel format {img.mode!r} ({err})") from None
+
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _sniff(data: bytes) -> str | None:
+    for magic, fmt in _SIGNATURES:
+        if data.startswith(magic):
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return None
 
 
 def _check_size(img: Image.Image, max_pixels: int, label: str) -> None:

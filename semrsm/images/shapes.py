@@ -62,8 +62,15 @@ def make_shapes(
     ValueError
         Arguments out of range.
     """
-    n, seed, image_size, k = (_as_int(v, name) for v, name in (
-        (n, "n"), (seed, "seed"), (image_size, "image_size"), (objects_per_image, "objects_per_image")))
+    n, seed, image_size, k = (
+        _as_int(v, name)
+        for v, name in (
+            (n, "n"),
+            (seed, "seed"),
+            (image_size, "image_size"),
+            (objects_per_image, "objects_per_image"),
+        )
+    )
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if seed < 0:
@@ -118,12 +125,14 @@ def _render(rng: np.random.Generator, size: int, k: int) -> tuple[Image.Image, l
         canvas = canvas * (1.0 - alpha[..., None]) + shade * alpha[..., None]
         ys, xs = np.nonzero(alpha > 0.25)
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-        objects.append({
-            "class": cls,
-            "box": box,
-            "center": (float(center[0]), float(center[1])),
-            "radius": float(radius),
-        })
+        objects.append(
+            {
+                "class": cls,
+                "box": box,
+                "center": (float(center[0]), float(center[1])),
+                "radius": float(radius),
+            }
+        )
     canvas += rng.normal(0.0, 0.02, size=canvas.shape)  # sensor-like noise over everything
     pixels = np.clip(np.rint(canvas * 255.0), 0, 255).astype(np.uint8)
     return Image.fromarray(pixels, "RGB"), objects
@@ -148,10 +157,15 @@ def _background(rng: np.random.Generator, size: int, base: np.ndarray) -> np.nda
         weight = ((np.floor(u * cells) + np.floor(v * cells)) % 2) * rng.uniform(0.25, 0.5)
     else:  # smooth blobs: coarse noise upsampled
         coarse = rng.uniform(0.0, 1.0, size=(int(rng.integers(3, 8)),) * 2)
-        weight = np.asarray(
-            Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC),
-            dtype=np.float64,
-        ) / 255.0
+        weight = (
+            np.asarray(
+                Image.fromarray((coarse * 255).astype(np.uint8)).resize(
+                    (size, size), Image.BICUBIC
+                ),
+                dtype=np.float64,
+            )
+            / 255.0
+        )
     canvas = base * (1.0 - weight[..., None]) + other * weight[..., None]
     return canvas + rng.normal(0.0, 0.02, size=(size, size, 3))
 
@@ -164,8 +178,10 @@ def _place(rng: np.random.Generator, size: int, radii: list[float]) -> list[tupl
         best, best_gap = None, -math.inf
         for _ in range(60):
             c = (rng.uniform(lo, hi), rng.uniform(lo, hi))
-            gap = min((math.dist(c, o) - radius - r for o, r in zip(centers, radii, strict=False)),
-                      default=math.inf)
+            gap = min(
+                (math.dist(c, o) - radius - r for o, r in zip(centers, radii, strict=False)),
+                default=math.inf,
+            )
             if gap > best_gap:
                 best, best_gap = c, gap
             if gap >= 2.0:
@@ -186,7 +202,9 @@ def _contrasting_colour(rng: np.random.Generator, base: np.ndarray) -> np.ndarra
     return best
 
 
-def _mask(cls: str, size: int, center: tuple[float, float], radius: float, angle: float) -> np.ndarray:
+def _mask(
+    cls: str, size: int, center: tuple[float, float], radius: float, angle: float
+) -> np.ndarray:
     """Anti-aliased alpha in [0, 1] of one object, shape ``(size, size)``."""
     s = _SUPERSAMPLE
     big = Image.new("L", (size * s, size * s), 0)
@@ -195,12 +213,18 @@ def _mask(cls: str, size: int, center: tuple[float, float], radius: float, angle
 
     def poly(points: list[tuple[float, float]], fill: int = 255) -> None:
         ca, sa = math.cos(angle), math.sin(angle)
-        draw.polygon([(cx + r * (x * ca - y * sa), cy + r * (x * sa + y * ca)) for x, y in points],
-                     fill=fill)
+        draw.polygon(
+            [(cx + r * (x * ca - y * sa), cy + r * (x * sa + y * ca)) for x, y in points], fill=fill
+        )
 
     def regular(count: int, rad: float = 1.0, phase: float = 0.0) -> list[tuple[float, float]]:
-        return [(rad * math.cos(phase + 2 * math.pi * j / count),
-                 rad * math.sin(phase + 2 * math.pi * j / count)) for j in range(count)]
+        return [
+            (
+                rad * math.cos(phase + 2 * math.pi * j / count),
+                rad * math.sin(phase + 2 * math.pi * j / count),
+            )
+            for j in range(count)
+        ]
 
     def disc(x: float, y: float, rad: float, fill: int = 255) -> None:
         draw.ellipse([x - rad, y - rad, x + rad, y + rad], fill=fill)
@@ -218,8 +242,22 @@ def _mask(cls: str, size: int, center: tuple[float, float], radius: float, angle
         poly([p for pair in zip(outer, inner, strict=True) for p in pair])
     elif cls == "cross":
         w = 0.32
-        poly([(w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w), (-w, -w), (-w, -1), (w, -1), (w, -w),
-              (1, -w), (1, w), (w, w)])
+        poly(
+            [
+                (w, 1),
+                (-w, 1),
+                (-w, w),
+                (-1, w),
+                (-1, -w),
+                (-w, -w),
+                (-w, -1),
+                (w, -1),
+                (w, -w),
+                (1, -w),
+                (1, w),
+                (w, w),
+            ]
+        )
     elif cls == "ring":
         disc(cx, cy, r)
         disc(cx, cy, 0.55 * r, fill=0)

@@ -8,6 +8,7 @@ their parameters and defaults.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,11 @@ import torch
 
 from semrsm.matching.approximate import batch_optimal_batch, greedy_batch, topk_greedy_batch
 from semrsm.matching.exact import DEFAULT_RTOL, exact_batch
+
+# numba's default (workqueue) threading layer must not be entered from two threads at once,
+# and a Streamlit server runs each browser session in its own thread: serialise the parallel
+# CPU solves (each one already uses every core).
+_CPU_SOLVER_LOCK = threading.Lock()
 
 MATCHERS: dict[str, dict[str, Any]] = {
     "exact": {
@@ -97,6 +103,12 @@ def solve_batch(
     if isinstance(col_norms, torch.Tensor):
         col_norms = col_norms.detach().cpu().numpy()
     costs = np.ascontiguousarray(costs, dtype=np.float64)
+    with _CPU_SOLVER_LOCK:
+        return _solve_cpu(costs, matcher, row_norms, col_norms, params)
+
+
+def _solve_cpu(costs: np.ndarray, matcher: str, row_norms: np.ndarray | None,
+               col_norms: np.ndarray | None, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     b, s, _ = costs.shape
     if matcher == "exact":
         perms, values, _ = exact_batch(costs, rtol=params["rtol"])

@@ -18,20 +18,36 @@ import numpy as np
 from semrsm.matching.exact import DEFAULT_RTOL, auction_solve
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _sift_down(keys: np.ndarray, vals: np.ndarray, size: int, pos: int) -> None:
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            return
+        if child + 1 < size and keys[child + 1] > keys[child]:
+            child += 1
+        if keys[child] <= keys[pos]:
+            return
+        keys[pos], keys[child] = keys[child], keys[pos]
+        vals[pos], vals[child] = vals[child], vals[pos]
+        pos = child
+
+
 @nb.njit(cache=True, nogil=True)
 def greedy_solve(a: np.ndarray, rows: np.ndarray, cols: np.ndarray, row2col: np.ndarray) -> None:
     """Global greedy on the sub-matrix ``a[rows][:, cols]``; writes ``row2col[rows[i]] = cols[j]``.
 
-    Lazy evaluation: each row keeps the best value over the columns that were free when it was
-    computed. Columns only disappear, so a stale value is an upper bound of the row's true best;
-    picking the row with the highest bound and re-evaluating it when its column is gone
-    therefore always takes the global maximum of the remaining entries.
+    Lazy evaluation with a max-heap of rows: each row's key is its best value over the columns
+    that were free when it was computed. Columns only disappear, so a stale key is an upper
+    bound of the row's true best; popping the highest key and re-evaluating the row when its
+    column is gone therefore always takes the global maximum of the remaining entries.
+    O(S² + R·S) for R re-evaluations instead of sorting all S² entries.
     """
     m = rows.shape[0]
     col_free = np.ones(m, dtype=np.bool_)
-    row_free = np.ones(m, dtype=np.bool_)
-    best_val = np.empty(m)
     best_col = np.empty(m, dtype=np.int64)
+    keys = np.empty(m)
+    heap_rows = np.empty(m, dtype=np.int64)
     for i in range(m):
         bv = -np.inf
         bc = 0
@@ -40,33 +56,34 @@ def greedy_solve(a: np.ndarray, rows: np.ndarray, cols: np.ndarray, row2col: np.
             if v > bv:
                 bv = v
                 bc = j
-        best_val[i] = bv
+        keys[i] = bv
+        heap_rows[i] = i
         best_col[i] = bc
-    assigned = 0
-    while assigned < m:
-        r = -1
-        rv = -np.inf
-        for i in range(m):
-            if row_free[i] and (r < 0 or best_val[i] > rv):
-                rv = best_val[i]
-                r = i
+    size = m
+    for pos in range(m // 2 - 1, -1, -1):
+        _sift_down(keys, heap_rows, size, pos)
+    while size > 0:
+        r = heap_rows[0]
         c = best_col[r]
         if col_free[c]:
-            row_free[r] = False
             col_free[c] = False
             row2col[rows[r]] = cols[c]
-            assigned += 1
+            size -= 1
+            keys[0] = keys[size]
+            heap_rows[0] = heap_rows[size]
         else:
             bv = -np.inf
             bc = -1
+            ar = rows[r]
             for j in range(m):
                 if col_free[j]:
-                    v = a[rows[r], cols[j]]
+                    v = a[ar, cols[j]]
                     if bc < 0 or v > bv:
                         bv = v
                         bc = j
-            best_val[r] = bv
             best_col[r] = bc
+            keys[0] = bv
+        _sift_down(keys, heap_rows, size, 0)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -21,7 +21,9 @@ Exact matcher: a Jacobi auction with ε-scaling (Bertsekas), batched over proble
   the problem is done and leaves the active set; otherwise ε shrinks by ``theta``, rows whose
   slack exceeds the new ε are unassigned (the rest keep their columns and all prices are
   kept) and the next phase starts. ε never goes below ``rtol · scale / S``, where ε-CS
-  alone implies the certificate, so the loop ends.
+  alone implies the certificate, so the loop ends. Late phases first try to certify with
+  prices tightened by a few batched Bellman-Ford passes (zero gap iff the assignment is
+  already optimal), which saves the last ε phases.
 * Prices, bids and the certificate are float64; float32 costs are read in float32 and cast
   row by row, so the certified problem is exactly the float32 one.
 * Problems still uncertified after ``max_rounds`` bidding rounds (not seen on real features;
@@ -35,11 +37,9 @@ with the batched auction), ``identity``.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
-import numpy as np
 import torch
 
 DEFAULT_RTOL = 1e-10
@@ -106,6 +106,8 @@ class _Auction:
         max_rounds: int,
         max_active: int,
         work_bytes: int,
+        refine_iters: int = 64,
+        refine_below: float = 1e-4,
     ) -> None:
         self.c3 = costs
         self.B, self.S, _ = costs.shape
@@ -114,6 +116,8 @@ class _Auction:
         self.rtol, self.theta, self.eps0 = rtol, theta, eps0
         self.check_every, self.max_rounds, self.max_active = check_every, max_rounds, max_active
         self.work_bytes = work_bytes
+        self.refine_iters = refine_iters
+        self.refine_below = refine_below
         n = self.B * self.S
         self.sink = n
         i64, f64 = torch.int64, torch.float64
@@ -125,7 +129,7 @@ class _Auction:
         self.eps = torch.zeros(self.B, dtype=f64, device=self.dev)
         self.eps_min = torch.zeros(self.B, dtype=f64, device=self.dev)
         self.target = torch.zeros(self.B, dtype=f64, device=self.dev)
-        self.rounds = torch.zeros(self.B, dtype=i64, device=self.dev)
+        self.finish_round = torch.zeros(self.B, dtype=i64, device=self.dev)
         self.perms = torch.empty((self.B, self.S), dtype=i64, device=self.dev)
         self.values = torch.zeros(self.B, dtype=f64, device=self.dev)
         self.gaps = torch.zeros(self.B, dtype=f64, device=self.dev)
@@ -140,8 +144,10 @@ class _Auction:
         # rows of (K, S) float64 a bidding chunk may hold (two such temporaries live at once)
         self.k_cap = max(1, work_bytes // (16 * self.S + 64))
         # problems per dense (n, S, S) float64 chunk of the certificate
-        self.p_cap = max(1, work_bytes // (24 * self.S * self.S + 1))
+        self.p_cap = max(1, work_bytes // (32 * self.S * self.S + 1))
         self.arS = torch.arange(self.S, device=self.dev)
+        self.count_bids = False  # diagnostics only: costs a host sync per round
+        self.stats["bids"] = 0
 
     # -- setup ---------------------------------------------------------------------------
     def init_problems(self) -> torch.Tensor:
@@ -190,6 +196,8 @@ class _Auction:
             0, torch.where(cand, col, sink), torch.where(cand, k, -1), reduce="amax"
         )
         won = cand & (self.win[col] == k)
+        if self.count_bids:
+            self.stats["bids"] += int(valid.sum())
         tcol = torch.where(won, col, sink)
         old = torch.where(won, self.owner[col], -1)  # evicted owner (flat row) or −1
         self.owner.scatter_(0, tcol, r)
@@ -213,15 +221,23 @@ class _Auction:
         done = []
         for lo in range(0, len(ids), self.p_cap):
             g = ids[lo : lo + self.p_cap]
-            c = self.c3[g].to(torch.float64)  # (n, S, S)
+            w = self.c3[g].to(torch.float64)  # (n, S, S)
             a = self.assign[:-1].view(self.B, S)[g]  # (n, S) local columns
             p = self.prices[:-1].view(self.B, S)[g]
-            own_c = c.gather(2, a[:, :, None])[:, :, 0]
-            c -= p[:, None, :]
-            u = c.amax(dim=2)
-            slack = u - (own_c - p.gather(1, a))
+            own_c = w.gather(2, a[:, :, None])[:, :, 0]
+            w -= own_c[:, :, None]  # w_ij = c_ij - c_iπ(i): row i's gain from moving to j
+            slack = (w - p[:, None, :]).amax(dim=2) + p.gather(1, a)
             gap = slack.clamp(min=0).sum(dim=1)
             ok = gap <= self.target[g]
+            if self.refine_iters:
+                # only worth trying once ε is small enough for the assignment to be optimal
+                late = self.eps[g] * S <= self.refine_below * self.target[g] / self.rtol
+                sub = (~ok & late).nonzero()[:, 0]
+                if len(sub):
+                    gap_r = self.refined_gap(w[sub], a[sub], p[sub])
+                    better = gap_r <= self.target[g[sub]]
+                    gap[sub] = torch.where(better, gap_r, gap[sub])
+                    ok[sub] = better
             self.perms[g] = a
             self.values[g] = own_c.sum(dim=1)
             self.gaps[g] = gap
@@ -236,6 +252,25 @@ class _Auction:
             self.owner[cols] = -1
         self.stats["phases"] += len(ids)
         return torch.cat(done) if done else ids[:0]
+
+    def refined_gap(self, w: torch.Tensor, a: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Duality gap of assignment ``a`` after tightening the prices ``p`` (Bellman-Ford).
+
+        The assignment is optimal iff prices with zero slack exist, i.e. ``p_j ≥ p_π(i) +
+        w_ij`` for all i, j (no positive cycle in the residual graph). Relaxing
+        ``p_j ← max(p_j, max_i (w_ij + p_π(i)))`` from the auction's ε-CS prices reaches such
+        prices in a few dense max-plus passes when the assignment is optimal; the gap is then
+        0 up to rounding. For a suboptimal assignment the prices keep rising and the gap
+        stays large. Any prices give a valid bound (weak duality), so this only ever helps.
+        """
+        for it in range(self.refine_iters):
+            q = p.gather(1, a)  # price of each row's own column
+            new = torch.maximum(p, (w + q[:, :, None]).amax(dim=1))
+            if it % 8 == 7 and torch.equal(new, p):
+                break
+            p = new
+        slack = (w - p[:, None, :]).amax(dim=2) + p.gather(1, a)
+        return slack.clamp(min=0).sum(dim=1)
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> None:
@@ -257,6 +292,7 @@ class _Auction:
             keep = torch.ones(len(active), dtype=torch.bool, device=self.dev)
             if len(finished):
                 cert = self.phase_end(finished)
+                self.finish_round[cert] = total_rounds - start_round[cert]
                 keep &= ~torch.isin(active, cert)
             over = (total_rounds - start_round[active]) > self.max_rounds
             if bool(over.any()):
@@ -290,12 +326,13 @@ def solve_exact_torch(
     costs: torch.Tensor,
     *,
     rtol: float = DEFAULT_RTOL,
-    theta: float = 6.0,
-    eps0: float = 0.05,
+    theta: float = 7.0,
+    eps0: float = 0.02,
     check_every: int = 8,
     max_rounds: int | None = None,
     max_active: int | None = None,
     work_bytes: int | None = None,
+    refine_iters: int = 64,
     stats: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Certified-optimal assignments of a batch of dense cost matrices (maximisation).
@@ -315,6 +352,8 @@ def solve_exact_torch(
         replaced by waiting ones.
     work_bytes : budget for temporaries (bidding rows and certificate chunks); default
         a quarter of the free CUDA memory (at most 8 GiB), 256 MiB on the CPU.
+    refine_iters : Bellman-Ford price-tightening passes tried at the end of late ε phases
+        (0 disables); certifies an already optimal assignment without further phases.
     stats : optional dict, filled with ``problems``, ``rounds`` (bidding rounds),
         ``checks``, ``phases``, ``trivial`` (constant matrices), ``fallback`` (problems
         solved by scipy), ``max_gap_rel`` (largest certified gap / scale) and ``seconds``.
@@ -349,8 +388,15 @@ def solve_exact_torch(
     if int(check_every) < 1:
         raise GPUMatcherError(f"check_every must be a positive integer, got {check_every}")
     b, s, _ = costs.shape
-    st: dict[str, Any] = {"problems": b, "rounds": 0, "checks": 0, "phases": 0,
-                          "trivial": 0, "fallback": 0, "max_gap_rel": 0.0}
+    st: dict[str, Any] = {
+        "problems": b,
+        "rounds": 0,
+        "checks": 0,
+        "phases": 0,
+        "trivial": 0,
+        "fallback": 0,
+        "max_gap_rel": 0.0,
+    }
     if b == 0 or s <= 1:
         perms = torch.zeros((b, s), dtype=torch.int64, device=costs.device)
         values = _gather_values(costs, perms)
@@ -363,8 +409,17 @@ def solve_exact_torch(
             raise GPUMatcherError(f"max_active must be a positive integer, got {max_active}")
         if work_bytes is None:
             work_bytes = _default_work_bytes(costs.device)
-        auc = _Auction(costs, rtol, float(theta), float(eps0), int(check_every),
-                       int(max_rounds), int(max_active), int(work_bytes))
+        auc = _Auction(
+            costs,
+            rtol,
+            float(theta),
+            float(eps0),
+            int(check_every),
+            int(max_rounds),
+            int(max_active),
+            int(work_bytes),
+            max(0, int(refine_iters)),
+        )
         auc.run()
         perms, values = auc.perms, auc.values
         st.update(auc.stats)
@@ -374,3 +429,308 @@ def solve_exact_torch(
     if stats is not None:
         stats.update(st)
     return perms, values
+
+
+# --------------------------------------------------------------------------------------
+# greedy: rounds of mutually-best pairs
+# --------------------------------------------------------------------------------------
+
+
+def _greedy_chunk(c: torch.Tensor) -> torch.Tensor:
+    """Global greedy permutations of (n, S, S) costs; (n, S) int64.
+
+    Each round fixes every pair (i, j) that is the maximum of its row *and* its column among
+    the remaining entries. The global greedy order takes each such pair too (no larger entry
+    can remove its row or column first), and the largest remaining entry is always such a
+    pair, so the rounds reproduce the global greedy result exactly when there are no ties
+    (with ties: the lowest-index tie-break, still a greedy order). The working matrix is
+    compacted to the free rows/columns whenever they shrink by a quarter, so late rounds
+    are cheap.
+    """
+    n, S, _ = c.shape
+    dev = c.device
+    w = c.clone()
+    rid = torch.arange(S, device=dev).expand(n, S).clone()  # original row of each w row
+    cid = rid.clone()
+    perm = torch.full((n, S + 1), -1, dtype=torch.int64, device=dev)
+    while True:
+        m = w.shape[1]
+        ar = torch.arange(m, device=dev)
+        rv, rj = w.max(dim=2)
+        ci = w.argmax(dim=1)
+        rowvalid = rv > _NEG_INF
+        mutual = rowvalid & (ci.gather(1, rj) == ar)
+        perm.scatter_(1, torch.where(mutual, rid, S), cid.gather(1, rj))
+        rowfree = rowvalid & ~mutual
+        colkill = torch.zeros((n, m + 1), dtype=torch.bool, device=dev)
+        colkill.scatter_(1, torch.where(mutual, rj, m), True)
+        colfree = (cid >= 0) & ~colkill[:, :m]
+        nfree = int(rowfree.sum(dim=1).max())
+        if nfree == 0:
+            break
+        if nfree <= 0.75 * m:
+            order_r = torch.argsort((~rowfree).to(torch.int8), dim=1, stable=True)[:, :nfree]
+            order_c = torch.argsort((~colfree).to(torch.int8), dim=1, stable=True)[:, :nfree]
+            w = w.gather(1, order_r[:, :, None].expand(n, nfree, m))
+            w = w.gather(2, order_c[:, None, :].expand(n, nfree, nfree))
+            rid = torch.where(rowfree.gather(1, order_r), rid.gather(1, order_r), -1)
+            cid = torch.where(colfree.gather(1, order_c), cid.gather(1, order_c), -1)
+            w.masked_fill_((rid < 0)[:, :, None] | (cid < 0)[:, None, :], _NEG_INF)
+        else:
+            rid = torch.where(rowfree, rid, -1)
+            cid = torch.where(colfree, cid, -1)
+            w.masked_fill_(~rowfree[:, :, None] | ~colfree[:, None, :], _NEG_INF)
+    return perm[:, :S].contiguous()
+
+
+def greedy_torch(costs: torch.Tensor, *, work_bytes: int | None = None) -> torch.Tensor:
+    """Global greedy permutations of a batch (repeatedly take the largest remaining entry).
+
+    Parameters
+    ----------
+    costs : torch.Tensor (B, S, S) float32/float64, any device.
+    work_bytes : budget for temporaries (a working copy of a chunk of problems and its
+        reductions); default as :func:`solve_exact_torch`.
+
+    Returns
+    -------
+    perms : (B, S) int64 on ``costs.device``.
+    """
+    costs = _check_costs(costs)
+    b, s, _ = costs.shape
+    if b == 0 or s <= 1:
+        return torch.zeros((b, s), dtype=torch.int64, device=costs.device)
+    if work_bytes is None:
+        work_bytes = _default_work_bytes(costs.device)
+    per = 3 * s * s * costs.element_size() + 64 * s
+    step = max(1, int(work_bytes) // per)
+    return torch.cat([_greedy_chunk(costs[lo : lo + step]) for lo in range(0, b, step)])
+
+
+# --------------------------------------------------------------------------------------
+# norm-sorted windows: batch_optimal, topk_greedy
+# --------------------------------------------------------------------------------------
+
+
+def _norm_order(norms: Any, proxy: torch.Tensor, name: str) -> torch.Tensor:
+    """Positions by descending norm (stable, as the CPU matchers); (B, S) int64."""
+    if norms is not None:
+        norms = torch.as_tensor(norms, device=proxy.device)
+        if tuple(norms.shape) != tuple(proxy.shape):
+            raise GPUMatcherError(
+                f"{name}: expected shape {tuple(proxy.shape)} (B, S), got {tuple(norms.shape)}"
+            )
+        proxy = norms
+    return torch.sort(proxy.to(torch.float64), dim=1, descending=True, stable=True).indices
+
+
+def _orders(
+    costs: torch.Tensor, row_norms: Any, col_norms: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # Without token norms, sort by each token's best inner product with the other side
+    # (row maximum for rows, column maximum for columns): high-norm tokens have the largest.
+    ro = _norm_order(row_norms, costs.amax(dim=2), "row_norms")
+    co = _norm_order(col_norms, costs.amax(dim=1), "col_norms")
+    return ro, co
+
+
+def _sub(costs: torch.Tensor, ro: torch.Tensor, co: torch.Tensor) -> torch.Tensor:
+    """costs[b][ro[b]][:, co[b]] for every b: (B, m, k)."""
+    b, s, _ = costs.shape
+    x = costs.gather(1, ro[:, :, None].expand(b, ro.shape[1], s))
+    return x.gather(2, co[:, None, :].expand(b, ro.shape[1], co.shape[1]))
+
+
+def _exact_blocks(
+    costs: torch.Tensor,
+    ro: torch.Tensor,
+    co: torch.Tensor,
+    perm: torch.Tensor,
+    exact_params: dict,
+    stats: dict,
+) -> None:
+    """Solve costs[b][ro[b]][:, co[b]] exactly for all b; write into perm (B, S)."""
+    if ro.shape[1] == 0:
+        return
+    st: dict = {}
+    loc, _ = solve_exact_torch(_sub(costs, ro, co), stats=st, **exact_params)
+    perm.scatter_(1, ro, co.gather(1, loc))
+    stats["fallback"] = stats.get("fallback", 0) + st.get("fallback", 0)
+
+
+def batch_optimal_torch(
+    costs: torch.Tensor,
+    *,
+    window: int = 128,
+    row_norms: torch.Tensor | None = None,
+    col_norms: torch.Tensor | None = None,
+    stats: dict | None = None,
+    **exact_params: Any,
+) -> torch.Tensor:
+    """Batch-Optimal permutations: norm-sorted tokens, exact within consecutive windows.
+
+    Parameters
+    ----------
+    costs : torch.Tensor (B, S, S) float32/float64, any device.
+    window : tokens per window (≥ 1). All windows of all problems of the same size are
+        solved as one batch by :func:`solve_exact_torch`.
+    row_norms, col_norms : (B, S) token norms of the two sides. If omitted, a proxy is
+        used: each row's maximum over its columns and each column's maximum over its rows
+        (high-norm tokens have the largest inner products).
+    stats : optional dict; ``fallback`` counts windows solved by scipy.
+    **exact_params : passed to :func:`solve_exact_torch` (``rtol``, ...).
+
+    Returns
+    -------
+    perms : (B, S) int64 on ``costs.device``.
+    """
+    costs = _check_costs(costs)
+    if int(window) < 1:
+        raise GPUMatcherError(f"batch_optimal: window must be a positive integer, got {window}")
+    b, s, _ = costs.shape
+    perm = torch.zeros((b, s), dtype=torch.int64, device=costs.device)
+    st: dict = {"fallback": 0}
+    if b and s:
+        ro, co = _orders(costs, row_norms, col_norms)
+        window = min(int(window), s)
+        full = s // window * window
+        if full:
+            # (B, nwin, window) -> one batch of B * nwin windows
+            nw = full // window
+            rw = ro[:, :full].reshape(b * nw, window)
+            cw = co[:, :full].reshape(b * nw, window)
+            src = costs.repeat_interleave(nw, dim=0) if nw > 1 else costs
+            sub_perm = torch.empty((b * nw, s), dtype=torch.int64, device=costs.device)
+            _exact_blocks(src, rw, cw, sub_perm, exact_params, st)
+            perm.scatter_(1, ro[:, :full], sub_perm.gather(1, rw).reshape(b, full))
+        if full < s:
+            _exact_blocks(costs, ro[:, full:], co[:, full:], perm, exact_params, st)
+    if stats is not None:
+        stats.update(st)
+    return perm
+
+
+def topk_greedy_torch(
+    costs: torch.Tensor,
+    *,
+    k: int = 32,
+    row_norms: torch.Tensor | None = None,
+    col_norms: torch.Tensor | None = None,
+    stats: dict | None = None,
+    **exact_params: Any,
+) -> torch.Tensor:
+    """TopK-Greedy permutations: exact among the ``k`` highest-norm tokens, greedy after.
+
+    Parameters as :func:`batch_optimal_torch` (``k`` ≥ 0 instead of ``window``).
+
+    Returns
+    -------
+    perms : (B, S) int64 on ``costs.device``.
+    """
+    costs = _check_costs(costs)
+    if int(k) < 0:
+        raise GPUMatcherError(f"topk_greedy: k must be a non-negative integer, got {k}")
+    b, s, _ = costs.shape
+    perm = torch.zeros((b, s), dtype=torch.int64, device=costs.device)
+    st: dict = {"fallback": 0}
+    if b and s:
+        k = min(int(k), s)
+        ro, co = _orders(costs, row_norms, col_norms)
+        _exact_blocks(costs, ro[:, :k], co[:, :k], perm, exact_params, st)
+        if k < s:
+            loc = greedy_torch(_sub(costs, ro[:, k:], co[:, k:]))
+            perm.scatter_(1, ro[:, k:], co[:, k:].gather(1, loc))
+    if stats is not None:
+        stats.update(st)
+    return perm
+
+
+# --------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------
+
+
+def solve_batch_torch(
+    costs: torch.Tensor,
+    matcher: str = "exact",
+    *,
+    row_norms: torch.Tensor | None = None,
+    col_norms: torch.Tensor | None = None,
+    stats: dict | None = None,
+    **params: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve a batch of maximisation assignment problems with torch ops (CUDA or CPU).
+
+    Parameters
+    ----------
+    costs : torch.Tensor (B, S, S) float32 or float64 on any device;
+        ``costs[b, s, t] = <a_s, b_t>``.
+    matcher : one of ``"exact"``, ``"greedy"``, ``"batch_optimal"`` (param ``window``,
+        default 128), ``"topk_greedy"`` (param ``k``, default 32), ``"identity"``.
+    row_norms, col_norms : (B, S) token norms, used by ``batch_optimal``/``topk_greedy``
+        to sort tokens; without them the row/column maxima of ``costs`` stand in.
+    stats : optional dict filled with solver diagnostics (see :func:`solve_exact_torch`);
+        ``stats["fallback"]`` counts problems handed to scipy.
+    **params : matcher parameters; ``exact`` takes ``rtol`` (alias ``tol``) and the tuning
+        parameters of :func:`solve_exact_torch`.
+
+    Returns
+    -------
+    perms : (B, S) int64 on ``costs.device``; ``perms[b, s]`` = column matched to row ``s``.
+    values : (B,) float64 on ``costs.device``; ``Σ_s costs[b, s, perms[b, s]]``, summed in
+        float64.
+
+    Raises
+    ------
+    ValueError (GPUMatcherError)
+        Unknown matcher or parameter, bad shape/dtype, NaN/inf.
+
+    Notes
+    -----
+    Memory: the cost tensor, O(B·S) solver state and a bounded budget of temporaries
+    (``work_bytes``, default a quarter of the free CUDA memory, at most 8 GiB).
+    """
+    if "tol" in params:
+        params["rtol"] = params.pop("tol")
+    if matcher not in GPU_MATCHERS:
+        raise GPUMatcherError(f"matcher: unknown matcher {matcher!r}; choose one of {GPU_MATCHERS}")
+    costs = _check_costs(costs)
+    b, s, _ = costs.shape
+    st: dict = {"fallback": 0}
+    try:
+        if matcher == "exact":
+            perms, values = solve_exact_torch(costs, stats=st, **params)
+            if stats is not None:
+                stats.update(st)
+            return perms, values
+        if matcher == "identity":
+            if params:
+                raise TypeError(f"unexpected parameters {sorted(params)}")
+            perms = torch.arange(s, device=costs.device).expand(b, s).contiguous()
+        elif matcher == "greedy":
+            perms = greedy_torch(costs, **params)
+        elif matcher == "batch_optimal":
+            perms = batch_optimal_torch(
+                costs, row_norms=row_norms, col_norms=col_norms, stats=st, **params
+            )
+        else:
+            perms = topk_greedy_torch(
+                costs, row_norms=row_norms, col_norms=col_norms, stats=st, **params
+            )
+    except TypeError as e:  # unknown keyword
+        raise GPUMatcherError(f"matcher {matcher!r}: {e}") from None
+    if stats is not None:
+        stats.update(st)
+    return perms, _gather_values(costs, perms)
+
+
+__all__ = [
+    "DEFAULT_RTOL",
+    "GPUMatcherError",
+    "GPU_MATCHERS",
+    "batch_optimal_torch",
+    "greedy_torch",
+    "solve_batch_torch",
+    "solve_exact_torch",
+    "topk_greedy_torch",
+]

@@ -1,0 +1,344 @@
+"""Analyses page: the paper's four analyses on the model chosen in the sidebar."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages._sidebar import (
+    current_result,
+    get_cache,
+    get_model,
+    show_error,
+    status_line,
+    streamlit_progress,
+)
+from semrsm.analysis import (
+    DEFAULT_MATCHERS,
+    compare_matchers,
+    layer_cka,
+    output_agreement,
+    translation_analysis,
+)
+from semrsm.explorer import estimate_seconds, layer_rsms, load_images
+from semrsm.figures.analyses import (
+    agreement_figure,
+    cka_heatmap_figure,
+    cka_line_figure,
+    matcher_figure,
+    translation_figure,
+    translation_summary_figure,
+)
+from semrsm.images import PHOTO_FILES
+
+#: layers with more positions than this are not selected by default (matching grows as S³)
+DEFAULT_MAX_TOKENS = 256
+
+st.title("Analyses")
+st.markdown(
+    "The paper's four experiments, on the model and layer chosen in the sidebar. "
+    "**Translation**: do shifted crops of one photo look alike? **Layers**: where do the two "
+    "RSMs agree? **Output agreement**: which RSM follows the model's predictions? "
+    "**Matchers**: how close do the fast approximate matchings come to the optimum? Each "
+    "analysis runs when you press its button; results already computed come from the cache."
+)
+
+result = current_result()
+if result is None:
+    st.stop()
+st.caption(status_line(result))
+config = result.config
+kernel = result.kernel
+layer_info = {li.name: li for li in result.layers}
+layer_names = list(layer_info)
+
+
+def _fmt_layer(name: str) -> str:
+    li = layer_info[name]
+    return f"{name} ({li.grid[0]}×{li.grid[1]} = {li.num_tokens} positions)"
+
+
+def _default_layers() -> list[str]:
+    small = [n for n in layer_names if layer_info[n].num_tokens <= DEFAULT_MAX_TOKENS]
+    return small or layer_names[-1:]
+
+
+def _estimate(n_images: int, layers: list[str]) -> float:
+    return sum(
+        estimate_seconds(n_images, layer_info[name].num_tokens, matcher=config.matcher)["total"]
+        for name in layers
+    )
+
+
+def _stored(name: str, params: tuple):
+    """The result of analysis ``name`` if it was computed for exactly these parameters."""
+    entry = st.session_state.get(f"an_{name}")
+    return entry[1] if entry is not None and entry[0] == params else None
+
+
+def _store(name: str, params: tuple, value) -> None:
+    st.session_state[f"an_{name}"] = (params, value)
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+tab_tr, tab_layers, tab_out, tab_match = st.tabs(
+    ["Translation", "Layers (CKA)", "Output agreement", "Matchers"]
+)
+
+# ----------------------------------------------------------------------------- translation
+with tab_tr:
+    st.markdown(
+        "Crops of the same photo, shifted against each other, show the same things at "
+        "different places. The classic RSM only rewards content at the same position, so the "
+        "less two crops overlap, the less similar it finds them; the semantic RSM pairs the "
+        "positions first and keeps them similar. This runs on its own set of crops, whatever "
+        "the sidebar's image set."
+    )
+    current = result.meta.get("source_names") if result.meta.get("offsets") else None
+    c1, c2 = st.columns([3, 1])
+    photos = c1.multiselect(
+        "photos to crop",
+        list(PHOTO_FILES),
+        default=list(current or ["astronaut", "coffee"]),
+        key="an_tr_photos",
+    )
+    per = c2.slider("crops per photo", 4, 16, 9, key="an_tr_per")
+    tr_layers = st.multiselect(
+        "layers",
+        layer_names,
+        default=_default_layers(),
+        key="an_tr_layers",
+        format_func=_fmt_layer,
+    )
+    params = (config, tuple(photos), per, tuple(tr_layers))
+    if photos and tr_layers:
+        st.caption(
+            f"{len(photos) * per} crops · about {_estimate(len(photos) * per, tr_layers):.0f} s "
+            "when nothing is cached yet"
+        )
+    run = st.button(
+        "Run the translation analysis",
+        key="an_tr_run",
+        type="primary",
+        disabled=not photos or not tr_layers,
+    )
+    if run:
+        try:
+            cfg = config.replace(images=f"crops:{','.join(photos)}:{per}", layer=None)
+            cache = get_cache()
+            model = get_model(config)
+            images = load_images(cfg, cache)
+            with streamlit_progress("translation: RSMs per layer") as progress:
+                rs = layer_rsms(
+                    cfg, cache, tr_layers, model=model, images=images, progress=progress
+                )
+            res = translation_analysis(images, rs, kernel=kernel)
+            _store("translation", params, (res, list(images.names)))
+        except Exception as err:  # noqa: BLE001 - shown as a message; the app keeps running
+            show_error(err)
+    stored = _stored("translation", params)
+    if stored is not None:
+        res, crop_names = stored
+        summ = res.summary
+        pick = st.selectbox(
+            "layer shown", list(summ["layer"]), key="an_tr_layer_shown", format_func=_fmt_layer
+        )
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(
+            translation_figure(res.pairs, pick, names=crop_names, kernel=kernel),
+            key="an_tr_scatter",
+        )
+        c2.plotly_chart(translation_summary_figure(summ, kernel=kernel), key="an_tr_summary")
+        row = summ[summ["layer"] == pick].iloc[0]
+        st.markdown(
+            f"In **{pick}**, same-source crops have a mean {kernel} similarity of "
+            f"**{row['mean_semantic']:.3f}** under the semantic RSM and "
+            f"**{row['mean_spatial']:.3f}** under the classic one (gap "
+            f"{row['mean_gap']:+.3f}). From no overlap to full overlap the classic similarity "
+            f"changes by {_fmt(row['slope_spatial'])} along its fitted line, the semantic one by "
+            f"{_fmt(row['slope_semantic'])}: the flatter the line, the less the RSM cares where "
+            "things are."
+        )
+        with st.expander("numbers per layer"):
+            st.dataframe(summ.round(4), hide_index=True)
+
+# ----------------------------------------------------------------------------- layers
+with tab_layers:
+    st.markdown(
+        "Linear CKA measures how alike two RSMs are (1: the same up to scale). Early layers "
+        "have many positions, and matching them changes the similarities a lot; deeper layers "
+        "have few positions left, so the two RSMs should agree more and the CKA rise towards 1. "
+        "This uses the sidebar's image set."
+    )
+    cka_layers = st.multiselect(
+        "layers",
+        layer_names,
+        default=_default_layers(),
+        key="an_cka_layers",
+        format_func=_fmt_layer,
+    )
+    params = (config, tuple(cka_layers))
+    if cka_layers:
+        st.caption(f"about {_estimate(result.n, cka_layers):.0f} s when nothing is cached yet")
+    if st.button(
+        "Run the layer analysis", key="an_cka_run", type="primary", disabled=len(cka_layers) < 1
+    ):
+        try:
+            cache = get_cache()
+            with streamlit_progress("layers: RSMs per layer") as progress:
+                rs = layer_rsms(
+                    config, cache, cka_layers, model=get_model(config), progress=progress
+                )
+            _store("cka", params, layer_cka(rs, kernel=kernel))
+        except Exception as err:  # noqa: BLE001
+            show_error(err)
+    cka = _stored("cka", params)
+    if cka is not None:
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(
+            cka_line_figure(
+                cka.layers, cka.diagonal, tokens=[layer_info[n].num_tokens for n in cka.layers]
+            ),
+            key="an_cka_line",
+        )
+        c2.plotly_chart(cka_heatmap_figure(cka.layers, cka.semantic_vs_spatial), key="an_cka_heat")
+        st.caption(
+            "Right: CKA between the semantic RSM of one layer (row) and the classic RSM of "
+            "another (column); the diagonal is the curve on the left."
+        )
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "layer": cka.layers,
+                    "positions S": [layer_info[n].num_tokens for n in cka.layers],
+                    "CKA(semantic, classic)": np.round(cka.diagonal, 4),
+                }
+            ),
+            hide_index=True,
+        )
+
+# ----------------------------------------------------------------------------- output agreement
+with tab_out:
+    st.markdown(
+        "Two images the model classifies alike have a small Jensen-Shannon divergence (JSD, in "
+        "bits, 0 to 1) between their predicted class probabilities. An RSM that agrees with the "
+        "model's output calls such pairs similar, so its similarity correlates *negatively* "
+        "with the JSD; the paper finds the semantic RSM's correlation the stronger one."
+    )
+    if result.proba is None:
+        st.info("This model has no classification head, so there are no predictions to compare.")
+    else:
+        try:
+            ag = {
+                "classic (spatio-semantic)": output_agreement(result.spatial_rsm, result.proba),
+                "semantic": output_agreement(result.semantic_rsm, result.proba),
+            }
+        except ValueError as err:
+            show_error(err)
+            ag = None
+        if ag is not None:
+            st.plotly_chart(agreement_figure(ag, kernel=kernel), key="an_out_fig")
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "RSM": title,
+                            "Pearson r": round(a["pearson_r"], 4),
+                            "p (Pearson)": f"{a['pearson_p']:.2g}",
+                            "Spearman ρ": round(a["spearman_r"], 4),
+                            "p (Spearman)": f"{a['spearman_p']:.2g}",
+                            "pairs": a["n_pairs"],
+                        }
+                        for title, a in ag.items()
+                    ]
+                ),
+                hide_index=True,
+            )
+            sp, se = (a["spearman_r"] for a in ag.values())
+            if not (math.isnan(sp) or math.isnan(se)):
+                better = "semantic" if se < sp else "classic"
+                st.markdown(
+                    f"Here the **{better}** RSM agrees more with the predictions "
+                    f"(Spearman ρ {se:.3f} semantic against {sp:.3f} classic; more negative is "
+                    "better)."
+                )
+
+# ----------------------------------------------------------------------------- matchers
+with tab_match:
+    st.markdown(
+        "The optimal matching costs O(S³) per pair. Approximate matchers are faster; this "
+        "compares, on the current layer's tokens, the matched inner product each reaches with "
+        "the optimal one (ratio 1 = optimal) and the time of the assignments alone."
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    chosen = c1.multiselect(
+        "matchers",
+        [*DEFAULT_MATCHERS, "identity"],
+        default=list(DEFAULT_MATCHERS),
+        key="an_m_matchers",
+    )
+    s_tok = result.tokens.shape[1]
+    window = int(
+        c2.number_input(
+            "batch-optimal window", 2, 4096, min(128, max(2, s_tok // 4)), key="an_m_window"
+        )
+    )
+    topk = int(
+        c3.number_input("top-k greedy k", 1, 4096, min(32, max(1, s_tok // 8)), key="an_m_k")
+    )
+    total_pairs = result.n * (result.n - 1) // 2
+    max_pairs = c4.slider(
+        "pairs (random subset)",
+        1,
+        max(1, total_pairs),
+        min(500, max(1, total_pairs)),
+        key="an_m_pairs",
+    )
+    specs = []
+    for m in chosen:
+        if m == "batch_optimal":
+            specs.append((m, {"window": window}))
+        elif m == "topk_greedy":
+            specs.append((m, {"k": topk}))
+        else:
+            specs.append((m, {}))
+    params = (result.key, tuple((m, tuple(p.items())) for m, p in specs), max_pairs, kernel)
+    if st.button("Compare the matchers", key="an_m_run", type="primary", disabled=not specs):
+        try:
+            with streamlit_progress("matchers") as progress:
+                table = compare_matchers(
+                    result.tokens,
+                    specs,
+                    kernel=kernel,
+                    max_pairs=max_pairs,
+                    progress=lambda d, t: progress("matchers compared", d, t),
+                )
+            _store("matchers", params, table)
+        except Exception as err:  # noqa: BLE001
+            show_error(err)
+    table = _stored("matchers", params)
+    if table is not None:
+        st.plotly_chart(matcher_figure(table), key="an_m_fig")
+        show = table[
+            [
+                "matcher",
+                "ratio_mean",
+                "ratio_min",
+                "frac_optimal",
+                "seconds",
+                "pairs_per_second",
+                "speedup",
+                "n_pairs",
+            ]
+        ].copy()
+        st.dataframe(show.round(5), hide_index=True)
+        st.caption(
+            f"{int(table['n_pairs'].iloc[0])} pairs of layer {result.layer.name} "
+            f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive."
+        )

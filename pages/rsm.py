@@ -1,0 +1,188 @@
+"""RSM page: the classic and the semantic RSM side by side, their difference, histograms."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE, current_result, status_line
+from semrsm.explorer import explain_pair, summarize
+from semrsm.figures.rsm import difference_heatmap, rsm_heatmaps, similarity_histograms
+
+st.title("Similarity matrices: classic vs semantic")
+st.markdown(
+    "A network turns each image into a grid of **tokens**, one feature vector per position "
+    "of the chosen layer. A representational similarity matrix (RSM) scores every pair of "
+    "images: the **classic** (spatio-semantic) RSM compares the two grids position by "
+    "position, the **semantic** RSM first pairs up the positions of the two images as well as "
+    "possible, so it asks *what* is in the images, not *where*. Try an early layer or the "
+    "*translated crops* image set to see them disagree, and click a cell to inspect that pair."
+)
+
+result = current_result()
+if result is None:
+    st.stop()
+
+st.caption(status_line(result))
+if result.skipped:
+    st.warning(
+        f"{len(result.skipped)} file(s) could not be used and were skipped:\n\n"
+        + "\n".join(f"- **{name}**: {why}" for name, why in result.skipped[:20])
+        + ("\n- …" if len(result.skipped) > 20 else "")
+    )
+
+kernel = result.kernel
+spatial, semantic = result.spatial_rsm, result.semantic_rsm
+summary = summarize(result)
+
+# ----------------------------------------------------------------------------- numbers
+if result.labels is not None and summary.get("n_same", 0) > 0:
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("same label · classic", f"{summary['same_spatial']:.3f}",
+              help="mean similarity of pairs with the same label (off-diagonal)")
+    c2.metric("same label · semantic", f"{summary['same_semantic']:.3f}",
+              delta=f"{summary['same_gap']:+.3f} from matching")
+    c3.metric("different label · classic", f"{summary['diff_spatial']:.3f}")
+    c4.metric("different label · semantic", f"{summary['diff_semantic']:.3f}",
+              delta=f"{summary['diff_gap']:+.3f} from matching", delta_color="off")
+else:
+    c1, c2, c3 = st.columns(3)
+    c1.metric("mean · classic", f"{summary['mean_spatial']:.3f}")
+    c2.metric("mean · semantic", f"{summary['mean_semantic']:.3f}",
+              delta=f"{summary['mean_gap']:+.3f} from matching")
+    c3.metric("pairs improved by matching", f"{summary['frac_improved']:.0%}")
+
+# ----------------------------------------------------------------------------- heatmaps
+fig = rsm_heatmaps(spatial, semantic, result.names, result.labels, kernel=kernel, selectable=True)
+event = st.plotly_chart(
+    fig, key="rsm_heatmaps", on_select="rerun", selection_mode="points",
+    config={"displaylogo": False},
+)
+
+
+def _picked_pair(ev) -> tuple[int, int] | None:
+    """(i, j) of a clicked cell, from the selection layer's customdata or the cell position."""
+    try:
+        points = ev.selection.points
+    except (AttributeError, KeyError):
+        return None
+    order = fig.layout.meta["order"]
+    for p in points:
+        cd = p.get("customdata")
+        if isinstance(cd, (list, tuple)) and len(cd) == 2:
+            return int(cd[0]), int(cd[1])
+        if "x" in p and "y" in p:
+            return int(order[int(round(p["y"]))]), int(order[int(round(p["x"]))])
+    return None
+
+
+def _open_pair(pair: tuple[int, int]) -> None:
+    st.session_state[SELECTED_PAIR_KEY] = pair
+    if TOKEN_PAGE.is_file():
+        st.switch_page("pages/token_matching.py")
+
+
+pair = _picked_pair(event)
+if pair is not None and pair != st.session_state.get("rsm_last_click"):
+    st.session_state["rsm_last_click"] = pair  # act on a click once, not on every rerun
+    _open_pair(pair)
+
+with st.expander("Open a pair in the token-matching view", expanded=pair is not None):
+    labels = result.labels
+    names = [f"#{k} {n}" + (f" ({labels[k]})" if labels else "") for k, n in enumerate(result.names)]
+    current = st.session_state.get(SELECTED_PAIR_KEY, (0, 1))
+    pc1, pc2, pc3 = st.columns([3, 3, 2])
+    i = pc1.selectbox("first image", range(result.n), index=min(current[0], result.n - 1),
+                      format_func=names.__getitem__, key="rsm_pair_i")
+    j = pc2.selectbox("second image", range(result.n), index=min(current[1], result.n - 1),
+                      format_func=names.__getitem__, key="rsm_pair_j")
+    pc3.markdown(
+        f"classic **{spatial[i, j]:.3f}**  \nsemantic **{semantic[i, j]:.3f}**"
+    )
+    if TOKEN_PAGE.is_file():
+        if st.button("Open in token matching", key="rsm_open_pair"):
+            _open_pair((int(i), int(j)))
+    else:
+        st.session_state[SELECTED_PAIR_KEY] = (int(i), int(j))
+        st.caption("The token-matching view will show how the positions of these two are paired.")
+
+# ----------------------------------------------------------------------------- explanation
+ex = explain_pair(result)
+n_i, n_j = result.names[ex["i"]], result.names[ex["j"]]
+moved = (
+    f"the content sits {abs(ex['offset'][0])} px lower/higher and {abs(ex['offset'][1])} px "
+    "further left/right in one crop than in the other"
+    if ex.get("offset")
+    else "their shared content is at different places"
+)
+extra = ""
+if result.labels is not None and summary.get("n_same", 0) > 0:
+    extra = (
+        f" Over all {summary['n_same']} same-label pairs the matching adds "
+        f"{summary['same_gap']:+.3f} on average, over different-label pairs "
+        f"{summary['diff_gap']:+.3f}."
+    )
+st.subheader("Why a moved copy looks different to the classic RSM")
+c_img, c_txt = st.columns([1, 3])
+c_img.image([result.thumbnails[ex["i"]], result.thumbnails[ex["j"]]], caption=[n_i, n_j], width=96)
+c_txt.markdown(
+    f"Take **{n_i}** and **{n_j}** ({ex['reason']}): {moved}. "
+    f"The classic RSM compares position 1 of one with position 1 of the other, position 2 "
+    f"with position 2, and so on over the {ex['grid'][0]}×{ex['grid'][1]} grid of layer "
+    f"`{result.layer.name}`; where the content has moved, the positions it compares hold "
+    f"different things, and the {kernel} similarity is only **{ex['spatial']:.3f}**. "
+    f"The semantic RSM may pair each position with any position of the other image: the "
+    f"best pairing moves {ex['moved']:.0%} of the positions, by {ex['mean_shift']:.1f} grid "
+    f"cells on average, and the similarity rises to **{ex['semantic']:.3f}**.{extra} "
+    "In deep layers with few positions both RSMs agree more closely."
+)
+
+# ----------------------------------------------------------------------------- difference
+st.subheader("Where the matching matters")
+d1, d2 = st.columns(2)
+fig_diff = difference_heatmap(spatial, semantic, result.names, result.labels, kernel=kernel, height=440)
+d1.plotly_chart(fig_diff, key="rsm_difference", config={"displaylogo": False})
+fig_hist = similarity_histograms(spatial, semantic, result.labels, kernel=kernel, height=440)
+d2.plotly_chart(fig_hist, key="rsm_histograms", config={"displaylogo": False})
+d2.caption(
+    "Off-diagonal similarities, each pair once"
+    + (", split into pairs with the same label and pairs with different labels; "
+       "dashed lines mark the means." if result.labels is not None else ".")
+)
+
+# ----------------------------------------------------------------------------- downloads
+st.subheader("Downloads")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60]
+
+
+stem = _slug(f"semrsm_{result.model_name}_{result.layer.name}_{kernel}_{result.config.matcher}")
+cols = st.columns(4)
+cols[0].download_button(
+    "Bundle (.npz)", data=result.bundle_npz, file_name=f"{stem}.npz",
+    mime="application/octet-stream", on_click="ignore", key="dl_bundle",
+    help="Both RSMs with image names, labels, model, layer, kernel and matcher "
+    "(numpy.load(path, allow_pickle=False)); see the README for rsatoolbox.",
+)
+for col, which, title in ((cols[1], "spatial", "classic"), (cols[2], "semantic", "semantic")):
+    col.download_button(
+        f"{title} RSM (.npy)", data=lambda w=which: result.rsm_npy(w),
+        file_name=f"{stem}_{which}.npy", mime="application/octet-stream", on_click="ignore",
+        key=f"dl_{which}_npy",
+    )
+    col.download_button(
+        f"{title} RSM (.csv)", data=lambda w=which: result.rsm_csv(w),
+        file_name=f"{stem}_{which}.csv", mime="text/csv", on_click="ignore",
+        key=f"dl_{which}_csv",
+    )
+with cols[3]:
+    for key, f, title in (("heatmaps", fig, "Heatmaps"), ("difference", fig_diff, "Difference"),
+                          ("histograms", fig_hist, "Histograms")):
+        st.download_button(
+            f"{title} (.html)", data=lambda f=f: f.to_html(include_plotlyjs=True, full_html=True),
+            file_name=f"{stem}_{key}.html", mime="text/html", on_click="ignore",
+            key=f"dl_fig_{key}",
+        )

@@ -1,0 +1,264 @@
+"""Token-matching page: which positions of two images the matching pairs up, and why the
+semantic similarity is what it is."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pages._sidebar import SELECTED_PAIR_KEY, current_result, status_line
+from semrsm.analysis import explain_pair, token_alternatives
+from semrsm.figures.matching import (
+    alternatives_figure,
+    contribution_maps_figure,
+    contribution_range,
+    inner_product_figure,
+    matching_overlay,
+)
+
+#: the S x S matrix is drawn up to this many positions (beyond, it is too heavy for a browser)
+MAX_MATRIX_TOKENS = 400
+DISPLAY_PX = 320
+
+st.title("Token matching")
+st.markdown(
+    "A layer describes each image as a grid of **tokens**, one feature vector per position. "
+    "The classic RSM compares token *s* of one image only with token *s* of the other; the "
+    "semantic RSM first pairs every token with its best partner anywhere in the other image "
+    "(the optimal matching). Pick two images (or click a cell on the RSM page) to see the "
+    "pairs, how much each contributes, and where the extra similarity comes from."
+)
+
+result = current_result()
+if result is None:
+    st.stop()
+st.caption(status_line(result))
+
+n = result.n
+if n < 2:
+    st.info("This view needs at least two images.")
+    st.stop()
+labels = result.labels
+names = [f"#{k} {nm}" + (f" ({labels[k]})" if labels else "") for k, nm in enumerate(result.names)]
+h, w = result.grid
+s_tokens = h * w
+config = result.config
+
+# a pair chosen elsewhere (the RSM page) wins over this page's previous choice, once
+picked = st.session_state.get(SELECTED_PAIR_KEY)
+if (
+    isinstance(picked, (tuple, list))
+    and len(picked) == 2
+    and tuple(picked) != st.session_state.get("tm_seen_pair")
+):
+    st.session_state["tm_seen_pair"] = tuple(picked)
+    st.session_state["tm_i"] = min(int(picked[0]), n - 1)
+    st.session_state["tm_j"] = min(int(picked[1]), n - 1)
+if st.session_state.get("tm_i") not in range(n):
+    st.session_state["tm_i"] = 0
+if st.session_state.get("tm_j") not in range(n):
+    st.session_state["tm_j"] = 1
+
+c1, c2, c3 = st.columns([3, 3, 2])
+i = c1.selectbox("first image (a)", range(n), key="tm_i", format_func=names.__getitem__)
+j = c2.selectbox("second image (b)", range(n), key="tm_j", format_func=names.__getitem__)
+top_n = c3.slider(
+    "matches to draw",
+    0,
+    s_tokens,
+    min(30, s_tokens),
+    key="tm_lines",
+    help="The strongest pairs (largest contribution) are drawn first.",
+)
+st.session_state[SELECTED_PAIR_KEY] = (int(i), int(j))
+st.session_state["tm_seen_pair"] = (int(i), int(j))
+
+perm_cached, _ = result.matching(int(i), int(j))
+tok = result.tokens
+ex = explain_pair(tok[i], tok[j], config.matcher, grid=(h, w), perm=perm_cached, **config.params)
+crange = contribution_range(ex.inner)
+img_a, img_b = result.model_view(int(i)), result.model_view(int(j))
+kern = result.kernel
+
+m1, m2, m3 = st.columns(3)
+m1.metric(f"classic ({kern})", f"{result.spatial_rsm[i, j]:.4f}")
+m2.metric(
+    f"semantic ({kern})",
+    f"{result.semantic_rsm[i, j]:.4f}",
+    delta=f"{result.semantic_rsm[i, j] - result.spatial_rsm[i, j]:+.4f}",
+)
+moved = float(np.mean(ex.perm != np.arange(s_tokens)))
+m3.metric("tokens matched elsewhere", f"{moved:.0%}")
+if config.matcher != "exact":
+    ratio = ex.ratio_to_optimal
+    st.info(
+        f"The **{config.matcher}** matcher reaches **{ratio:.2%}** of the optimal matched inner "
+        f"product for this pair (Σ = {ex.value:.4g} against the optimum {ex.exact_value:.4g}, "
+        f"a gap of {ex.gap_to_optimal:.3g})."
+        if np.isfinite(ratio)
+        else f"The **{config.matcher}** matcher gives Σ = {ex.value:.4g}; the optimum is "
+        f"{ex.exact_value:.4g}."
+    )
+if i == j:
+    st.caption("Both sides are the same image: every token is matched to itself.")
+
+# ----------------------------------------------------------------------------- focus token
+order = np.argsort(-ex.contributions, kind="stable")
+if st.session_state.get("tm_focus") not in range(s_tokens):
+    st.session_state["tm_focus"] = int(order[0])
+
+
+def _on_overlay_select() -> None:
+    """A click on a match centre focuses that token (runs before the widgets are drawn)."""
+    state = st.session_state.get("tm_overlay")
+    try:
+        points = state.selection.points
+    except (AttributeError, KeyError):
+        return
+    for p in points:
+        cd = p.get("customdata")
+        idx = cd[0] if isinstance(cd, (list, tuple)) else cd
+        if isinstance(idx, (int, float)) and 0 <= int(idx) < s_tokens:
+            st.session_state["tm_focus"] = int(idx)
+            return
+
+
+def _cell(s: int) -> str:
+    r, c = divmod(int(s), w)
+    return f"row {r}, col {c}"
+
+
+st.subheader("The matching")
+focus = st.session_state["tm_focus"]
+alt_pos, alt_val = token_alternatives(ex.inner, focus, top=6)
+fig = matching_overlay(
+    img_a,
+    img_b,
+    (h, w),
+    ex.perm,
+    ex.contributions,
+    top_n=top_n,
+    names=(result.names[i], result.names[j]),
+    display=DISPLAY_PX,
+    focus=focus,
+    alternatives=alt_pos.tolist(),
+    crange=crange,
+)
+st.plotly_chart(
+    fig,
+    key="tm_overlay",
+    on_select=_on_overlay_select,
+    selection_mode="points",
+    config={"displaylogo": False},
+)
+st.caption(
+    f"Each line joins token centres the matching pairs up, coloured by its contribution "
+    f"⟨a_s, b_π(s)⟩ (the inner product of the two feature vectors); the {top_n} strongest of "
+    f"{s_tokens} are drawn. The cyan boxes show the focused token and its partner, the yellow "
+    "dashed boxes its next-best candidates. Click a dot to focus its token."
+)
+
+fc1, fc2 = st.columns([1, 2])
+with fc1:
+    st.selectbox(
+        "focus token of image a",
+        range(s_tokens),
+        key="tm_focus",
+        format_func=_cell,
+    )
+    partner = int(ex.perm[focus])
+    rank = int(np.sum(ex.inner[focus] > ex.inner[focus, partner])) + 1
+    st.markdown(
+        f"Token **{_cell(focus)}** of a is matched to **{_cell(partner)}** of b, contributing "
+        f"**{ex.contributions[focus]:.4g}**. Its same-position partner would give "
+        f"{ex.identity_contributions[focus]:.4g}. The partner is its no. {rank} candidate: "
+        "a token cannot always get its favourite, because every token of b is used once."
+    )
+with fc2:
+    st.plotly_chart(
+        alternatives_figure(alt_pos, alt_val, partner, grid_w=w),
+        key="tm_alts",
+        config={"displayModeBar": False},
+    )
+
+st.subheader("Where the similarity comes from")
+st.markdown(
+    "Each token's contribution drawn on the image: top row with the identity alignment "
+    "(what the classic RSM adds up), bottom row with the matching (what the semantic RSM adds "
+    "up). On image b the bottom row shows each token's contribution to the pair it belongs to."
+)
+st.plotly_chart(
+    contribution_maps_figure(
+        img_a,
+        img_b,
+        ex.maps("identity"),
+        ex.maps("matched"),
+        matched_label=f"{config.matcher} matching (semantic)",
+        crange=crange,
+    ),
+    key="tm_maps",
+    config={"displaylogo": False},
+)
+
+# ----------------------------------------------------------------------------- how it works
+st.subheader("How it works")
+st.markdown(
+    f"Put the {s_tokens} tokens of each image in rows: the matrix below holds the inner product "
+    "of every token of a (rows) with every token of b (columns). The **classic** similarity adds "
+    "up the diagonal (token s with token s). The **semantic** similarity picks one entry in every "
+    "row and every column so that the sum is as large as possible: a linear assignment problem, "
+    "solved exactly by the Hungarian/auction method. Any other choice, the diagonal included, "
+    "sums to less, which is why the semantic RSM is never below the classic one."
+)
+if s_tokens <= MAX_MATRIX_TOKENS:
+    st.plotly_chart(
+        inner_product_figure(
+            ex.inner,
+            ex.exact_perm,
+            None if config.matcher == "exact" else ex.perm,
+            matcher=config.matcher,
+            grid_w=w,
+            crange=crange,
+        ),
+        key="tm_matrix",
+        config={"displaylogo": False},
+    )
+else:
+    st.info(
+        f"This layer has {s_tokens} positions, so the matrix has {s_tokens**2:,} entries, too many "
+        "to draw here. Pick a deeper layer in the sidebar to see it."
+    )
+
+s1, s2 = st.columns(2)
+s1.metric("Σ along the diagonal (identity)", f"{ex.identity_value:.5g}")
+s2.metric(
+    f"Σ along the {'optimal' if config.matcher == 'exact' else config.matcher} assignment",
+    f"{ex.value:.5g}",
+    delta=f"{ex.value - ex.identity_value:+.5g}",
+)
+sig = result.sigma2 or {}
+k = ex.kernels(sig.get("spatial"), sig.get("semantic"))
+na, nb = np.sqrt(ex.norm_a_sq), np.sqrt(ex.norm_b_sq)
+st.markdown(
+    "From the sum Σ to each kernel's value (the norms do not depend on the matching):\n\n"
+    f"* **linear** = Σ\n"
+    f"* **cosine** = Σ / (‖a‖ ‖b‖), with ‖a‖ = {na:.4g}, ‖b‖ = {nb:.4g}\n"
+    "* **RBF** = exp(−(‖a‖² + ‖b‖² − 2 Σ) / (2σ²)), σ² the median squared distance over the set "
+    "(for the semantic RSM, of the matched distances)"
+)
+rows = []
+for kernel, label in (("linear", "linear"), ("cosine", "cosine"), ("rbf", "RBF")):
+    row = {"kernel": label}
+    for kind, rsms, col in (
+        ("spatial", result.spatial, "classic (identity)"),
+        ("semantic", result.semantic, "semantic (matching)"),
+    ):
+        val = k[kind].get(kernel)
+        row[col] = "—" if val is None else f"{val:.5g}"
+        row[f"{col}: in the RSM"] = f"{rsms[kernel][i, j]:.5g}"
+    rows.append(row)
+st.dataframe(rows, hide_index=True)
+st.caption(
+    "The values computed here from the two sums match the RSM entries (up to rounding; "
+    "on a GPU the features are multiplied in single precision)."
+)

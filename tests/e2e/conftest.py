@@ -1,0 +1,150 @@
+"""Fixtures for the real-browser tests: the app served by ``streamlit run`` on a free
+loopback port with a temporary cache, and Debian's chromium driven by playwright.
+
+Screenshots go to ``artifacts/screenshots/`` (kept by CI). The tests are skipped, with
+the reason, when chromium or playwright is missing (CI installs both).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STARTUP_TIMEOUT_S = 90
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """Start ``streamlit run app.py`` on a free loopback port; yield its URL."""
+    port = _free_port()
+    cache_dir = tmp_path_factory.mktemp("semrsm-cache")
+    log_path = tmp_path_factory.mktemp("streamlit-log") / "streamlit.log"
+    env = {
+        **os.environ,
+        "SEMRSM_CACHE_DIR": str(cache_dir),
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "2",
+    }
+    env.pop("SEMRSM_DATA_ROOT", None)
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]
+    log = open(log_path, "wb")  # noqa: SIM115 - closed in the teardown below
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not _healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.close()
+            pytest.fail(f"streamlit did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.5)
+    try:
+        yield url
+    finally:
+        # Only the process group started above.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        log.close()
+        tail = log_path.read_text(errors="replace")[-3000:]
+        if "Traceback" in tail:
+            print("streamlit server log (tail):\n" + tail)
+
+
+@pytest.fixture(scope="session")
+def browser_context(tmp_path_factory):
+    """A chromium context with a fresh user-data dir (Debian chromium, no downloads)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    user_data = tmp_path_factory.mktemp("chromium-profile")
+    pw = sync_api.sync_playwright().start()
+    try:
+        context = pw.chromium.launch_persistent_context(
+            str(user_data),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 1000},
+            device_scale_factor=1,
+        )
+    except Exception as err:  # noqa: BLE001
+        pw.stop()
+        pytest.skip(f"chromium could not start: {err}")
+    try:
+        yield context
+    finally:
+        context.close()
+        pw.stop()
+
+
+@pytest.fixture()
+def page(browser_context):
+    """A fresh tab."""
+    tab = browser_context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """The folder CI keeps: ``artifacts/screenshots/``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/e2e" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+

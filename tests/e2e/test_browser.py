@@ -1,0 +1,93 @@
+"""End to end in a real browser: the app opens on its offline default with both heatmaps,
+the neighbours page shows the gallery and the neighbours, a click on a thumbnail changes
+the query, and no page ever shows an exception. Screenshots: artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
+
+CHART = '[data-testid="stPlotlyChart"]'
+
+
+def wait_idle(page, timeout_s: float = 180.0, quiet_s: float = 1.5) -> None:
+    """Wait until the script is not running (no status widget) for ``quiet_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = None
+    while time.monotonic() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the app was still running after {timeout_s} s")
+
+
+def assert_no_exception(page, where: str) -> None:
+    exc = page.locator('[data-testid="stException"]')
+    if exc.count():
+        raise AssertionError(f"exception shown on {where}: {exc.first.inner_text()[:2000]}")
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    if errors.count():
+        raise AssertionError(f"error shown on {where}: {errors.first.inner_text()[:2000]}")
+
+
+def test_rsm_and_neighbours_pages(page, app_url, screenshots):
+    page.goto(app_url, wait_until="domcontentloaded")
+    # both heatmaps of the default configuration (one figure with two heatmap panels)
+    heatmaps = page.locator(f"{CHART} .js-plotly-plot").first
+    heatmaps.wait_for(state="visible", timeout=180_000)
+    page.wait_for_function(
+        """() => {
+            const chart = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+            return chart && chart.querySelectorAll('g.hm image').length >= 2;
+        }""",
+        timeout=120_000,
+    )
+    wait_idle(page)
+    assert_no_exception(page, "the RSM page")
+    assert page.get_by_text("Similarity matrices: classic vs semantic").count() == 1
+    assert page.locator(CHART).count() >= 3  # heatmaps, difference, histograms
+    titles = page.locator(f"{CHART} .js-plotly-plot").first.inner_text()
+    assert "spatio-semantic" in titles and "semantic (optimal matching)" in titles
+    page.screenshot(path=str(screenshots / "rsm_page.png"), full_page=True)
+    heatmaps.screenshot(path=str(screenshots / "rsm_heatmaps.png"))
+
+    # neighbours page through the navigation
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Nearest neighbours").click()
+    page.get_by_text("Choose a query").wait_for(timeout=120_000)
+    page.wait_for_function(
+        """() => document.querySelectorAll('[data-testid="stPlotlyChart"]').length >= 2
+             && document.querySelectorAll('[data-testid="stPlotlyChart"] .layer-below image').length >= 24""",
+        timeout=120_000,
+    )
+    wait_idle(page)
+    assert_no_exception(page, "the neighbours page")
+    heading = page.get_by_text(re.compile(r"^Top \d+ neighbours of ")).first
+    before = heading.inner_text()
+    assert "classic (spatio-semantic)" in page.locator(CHART).nth(1).inner_text()
+    page.screenshot(path=str(screenshots / "neighbours_page.png"), full_page=True)
+
+    # a click on another thumbnail makes it the query
+    gallery = page.locator(f"{CHART} .js-plotly-plot").first
+    box = gallery.locator(".nsewdrag").first.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * 0.28, box["y"] + 30)
+    page.wait_for_function(
+        """(before) => {
+            const h = [...document.querySelectorAll('h3')].find(e => e.innerText.startsWith('Top '));
+            return h && h.innerText !== before;
+        }""",
+        arg=before,
+        timeout=60_000,
+    )
+    wait_idle(page)
+    assert_no_exception(page, "the neighbours page after a click")
+    page.screenshot(path=str(screenshots / "neighbours_after_click.png"), full_page=True)

@@ -1,0 +1,122 @@
+"""AppTest for the issue-5 pages: token matching, embedding, analyses (offline default:
+demo-resnet on ``shapes:32``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+SELECTED_PAIR_KEY = "semrsm_selected_pair"  # pages._sidebar.SELECTED_PAIR_KEY
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache_dir(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SEMRSM_CACHE_DIR", str(tmp_path_factory.mktemp("semrsm-cache")))
+    yield
+    mp.undo()
+
+
+def _open(page: str, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(f"pages/{page}")
+    at.run()
+    _no_errors(at)
+    return at
+
+
+def _no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def test_token_matching_default_and_pair_from_rsm_page():
+    at = _open("token_matching.py", **{SELECTED_PAIR_KEY: (2, 5)})
+    assert at.title[0].value == "Token matching"
+    assert at.selectbox(key="tm_i").value == 2 and at.selectbox(key="tm_j").value == 5
+    # overlay, alternatives, contribution maps, S x S matrix
+    assert _charts(at) == 4
+    labels = [m.label for m in at.metric]
+    assert "Σ along the diagonal (identity)" in labels
+    metric = {m.label: m.value for m in at.metric}
+    classic, semantic = (
+        float(v) for k, v in metric.items() if k.startswith(("classic", "semantic"))
+    )
+    assert semantic >= classic - 1e-6  # exact matcher: never below the classic value
+    # the kernel table reproduces the RSM entries
+    table = at.dataframe[0].value
+    for col in ("classic (identity)", "semantic (matching)"):
+        for got, want in zip(table[col], table[f"{col}: in the RSM"], strict=True):
+            assert float(got) == pytest.approx(float(want), rel=1e-3, abs=1e-4)
+
+    at.slider(key="tm_lines").set_value(5).run()
+    _no_errors(at)
+    at.selectbox(key="tm_j").set_value(7).run()
+    _no_errors(at)
+    assert at.session_state[SELECTED_PAIR_KEY] == (2, 7)
+
+
+def test_token_matching_approximate_matcher_reports_distance_to_optimum():
+    at = _open("token_matching.py")
+    at.sidebar.selectbox(key="sb_matcher").set_value("greedy").run()
+    _no_errors(at)
+    info = " ".join(i.value for i in at.info)
+    assert "greedy" in info and "of the optimal" in info
+
+
+def test_token_matching_on_a_vit():
+    at = _open("token_matching.py")
+    at.sidebar.selectbox(key="sb_model_choice").set_value("demo-vit").run()
+    _no_errors(at)
+    assert _charts(at) == 4
+    assert at.title[0].value == "Token matching"
+
+
+def test_embedding_page_maps_and_fallback():
+    at = _open("embedding.py")
+    assert at.title[0].value == "Embedding"
+    assert _charts(at) == 1
+    assert any("UMAP" in c.value for c in at.caption)
+    at.selectbox(key="emb_method").set_value("mds").run()
+    _no_errors(at)
+    assert any("Classical MDS" in c.value for c in at.caption)
+
+
+def test_analyses_page_runs_each_analysis():
+    at = _open("analyses.py")
+    assert at.title[0].value == "Analyses"
+    assert _charts(at) == 1  # output agreement is computed at once
+    out = at.dataframe[0].value
+    assert list(out["RSM"]) == ["classic (spatio-semantic)", "semantic"]
+
+    at.button(key="an_m_run").click().run()
+    _no_errors(at)
+    assert _charts(at) == 2
+    ratios = at.dataframe[1].value
+    assert ratios["ratio_mean"].iloc[0] == pytest.approx(1.0)  # the exact reference row
+    assert (ratios["ratio_mean"] <= 1 + 1e-9).all()
+
+    at.multiselect(key="an_cka_layers").set_value(["layer3", "layer4"]).run()
+    at.button(key="an_cka_run").click().run()
+    _no_errors(at)
+    assert _charts(at) == 4
+
+    at.multiselect(key="an_tr_photos").set_value(["astronaut"]).run()
+    at.slider(key="an_tr_per").set_value(4).run()
+    at.multiselect(key="an_tr_layers").set_value(["layer3", "layer4"]).run()
+    at.button(key="an_tr_run").click().run()
+    _no_errors(at)
+    assert _charts(at) == 6
+    assert any("same-source crops have a mean" in m.value for m in at.markdown)

@@ -1,0 +1,219 @@
+"""AppTest of every page of the explorer: the default state, a changed layer, uploads with a
+corrupt file among good ones, an unknown model name; plus the sidebar's behaviour
+(values kept across pages, long runs behind a button, no GPU option without a GPU).
+
+All tests share one temporary cache folder, so later tests reuse what earlier ones
+computed, as two browser sessions of the real app would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+PAGES = ["pages/rsm.py", "pages/neighbours.py"]
+TIMEOUT = 240
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache_dir(tmp_path_factory):
+    old = {k: os.environ.get(k) for k in ("SEMRSM_CACHE_DIR", "SEMRSM_DATA_ROOT")}
+    os.environ["SEMRSM_CACHE_DIR"] = str(tmp_path_factory.mktemp("app-cache"))
+    os.environ.pop("SEMRSM_DATA_ROOT", None)
+    torch.set_num_threads(2)
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    if page != PAGES[0]:
+        at.switch_page(page).run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def array_len(value) -> int:
+    """Length of a figure array, plain JSON or plotly's typed-array encoding."""
+    if isinstance(value, dict) and "shape" in value:
+        return int(str(value["shape"]).split(",")[0])
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        import numpy as np
+
+        return len(np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]))
+    return len(value)
+
+
+def caption_text(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_default_state(page):
+    at = open_page(page)
+    assert_clean(at)
+    layer = at.selectbox(key="sb_layer").value
+    assert layer, "a default layer is picked"
+    assert f"`{layer}`" in caption_text(at) and "32 images" in caption_text(at)
+    assert at.selectbox(key="sb_model_choice").value == "demo-resnet"
+    assert at.title[0].value  # every page opens with a title ...
+    assert len(at.markdown[0].value.split()) > 40  # ... and a plain-language introduction
+    figs = charts(at)
+    if page == "pages/rsm.py":
+        assert len(figs) == 3
+        heat = [t for t in figs[0]["data"] if t["type"] == "heatmap"]
+        assert len(heat) == 2 and array_len(heat[0]["z"]) == 32
+        assert {m.label for m in at.metric} >= {"same label · classic", "same label · semantic"}
+        assert any("Why a moved copy" in s.value for s in at.subheader)
+        assert len(at.get("download_button")) == 8  # bundle, 2×npy, 2×csv, 3 figures
+    else:
+        assert len(figs) == 3  # gallery, neighbours, retrieval
+        assert len(figs[0]["layout"]["images"]) == 32
+        assert [t["name"] for t in figs[1]["data"]] == ["classic (spatio-semantic)", "semantic"]
+        bars = figs[2]["data"]
+        assert [b["x"] for b in bars][0] == ["precision@5", "F1@1", "mAP"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_changed_layer(page):
+    at = open_page(page)
+    box = at.selectbox(key="sb_layer")
+    other = [o for o in box.options if not o.startswith(box.value + " ")]
+    # the deepest other layer with the fewest positions keeps the test fast
+    choice = other[-1].split(" — ")[0]
+    box.set_value(choice).run()
+    assert_clean(at)
+    assert at.selectbox(key="sb_layer").value == choice
+    assert f"`{choice}`" in caption_text(at)
+    assert charts(at)
+
+
+def _png(color) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (48, 48), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_upload_with_a_corrupt_file(page):
+    at = open_page(page)
+    at.selectbox(key="sb_source").set_value("uploads").run()
+    assert_clean(at)
+    assert any("Upload a few images" in i.value for i in at.info)
+    files = [
+        ("red_1.png", _png((220, 30, 30)), "image/png"),
+        ("red_2.png", _png((200, 40, 20)), "image/png"),
+        ("blue_1.png", _png((20, 30, 220)), "image/png"),
+        ("broken.png", b"\x89PNG\r\n\x1a\n this is not an image", "image/png"),
+        ("blue_2.png", _png((30, 20, 200)), "image/png"),
+    ]
+    at.file_uploader(key="sb_uploads").set_value(files).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "4 images" in caption_text(at)
+    if page == "pages/rsm.py":
+        (warning,) = at.warning
+        assert "broken.png" in warning.value and "skipped" in warning.value
+        assert len(charts(at)) == 3
+    else:
+        assert any("need labels" in i.value for i in at.info)  # no labels yet
+        at.checkbox(key="sb_upload_labels").check().run()
+        assert_clean(at)
+        assert len(charts(at)) == 3  # now with retrieval scores for red vs blue
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_unknown_model_name(page):
+    at = open_page(page)
+    at.selectbox(key="sb_model_choice").set_value("Other timm model…").run()
+    at.text_input(key="sb_model_custom").input("no_such_model_xyz").run()
+    assert not at.exception, [e.value for e in at.exception]
+    (err,) = at.error
+    assert "could not be loaded" in err.value and "no_such_model_xyz" in err.value
+    assert not charts(at)
+    # the app keeps running: back to a demo model, everything is drawn again
+    at.selectbox(key="sb_model_choice").set_value("demo-resnet").run()
+    assert_clean(at)
+    assert charts(at)
+
+
+def test_sidebar_values_travel_between_pages():
+    at = open_page(PAGES[0])
+    at.radio(key="sb_kernel").set_value("linear").run()
+    at.selectbox(key="sb_matcher").set_value("greedy").run()
+    assert_clean(at)
+    at.switch_page(PAGES[1]).run()
+    assert_clean(at)
+    assert at.radio(key="sb_kernel").value == "linear"
+    assert "linear kernel · greedy matcher" in caption_text(at)
+    at.switch_page(PAGES[0]).run()
+    assert at.selectbox(key="sb_matcher").value == "greedy"
+
+
+def test_neighbours_query_and_k():
+    at = open_page(PAGES[1])
+    heading = [s.value for s in at.subheader if s.value.startswith("Top ")][0]
+    at.selectbox(key="nn_query").set_value(5).run()
+    at.slider(key="nn_k").set_value(3).run()
+    assert_clean(at)
+    new = [s.value for s in at.subheader if s.value.startswith("Top ")][0]
+    assert new != heading and new.startswith("Top 3 neighbours of ")
+    fig = charts(at)[1]
+    assert all(array_len(t["customdata"]) == 3 for t in fig["data"])
+
+
+def test_pair_picker_selects_a_pair_for_the_token_view():
+    at = open_page(PAGES[0])
+    at.selectbox(key="rsm_pair_i").set_value(3).run()
+    at.selectbox(key="rsm_pair_j").set_value(9).run()
+    assert_clean(at)
+    if (ROOT / "pages" / "token_matching.py").is_file():
+        at.button(key="rsm_open_pair").click().run()
+    assert tuple(at.session_state["semrsm_selected_pair"]) == (3, 9)
+
+
+def test_long_run_waits_for_a_click():
+    at = open_page(PAGES[0])
+    box = at.selectbox(key="sb_layer")
+    first = box.options[0].split(" — ")[0]  # the stem: most positions
+    at.slider(key="sb_shapes_n").set_value(256)
+    box.set_value(first).run()
+    assert not at.exception
+    assert any("pairs" in i.value and "about" in i.value for i in at.info)
+    assert at.button(key="semrsm_compute_long").label.startswith("Compute")
+    assert not charts(at)  # nothing was computed
+
+
+def test_device_choices():
+    at = open_page(PAGES[0])
+    options = at.radio(key="sb_device").options
+    if torch.cuda.is_available():
+        assert options == ["auto", "CPU", "GPU"]
+    else:
+        assert options == ["auto", "CPU"]
+        assert "GPU: not available" in caption_text(at)

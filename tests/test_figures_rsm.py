@@ -1,0 +1,190 @@
+"""Tests for the pure plotly builders of the RSM and neighbours pages."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from PIL import Image
+
+from semrsm.figures.neighbours import (
+    gallery_figure,
+    image_to_data_uri,
+    make_thumbnails,
+    neighbours_figure,
+    retrieval_figure,
+)
+from semrsm.figures.rsm import (
+    difference_heatmap,
+    label_order,
+    off_diagonal_groups,
+    rsm_heatmaps,
+    similarity_histograms,
+)
+
+
+@pytest.fixture()
+def data():
+    rng = np.random.default_rng(0)
+    n = 7
+    x = rng.normal(size=(n, 5))
+    spatial = np.corrcoef(x)
+    semantic = np.minimum(1.0, spatial + np.abs(rng.normal(scale=0.1, size=(n, n))))
+    semantic = (semantic + semantic.T) / 2
+    np.fill_diagonal(semantic, 1.0)
+    names = [f"img{k}" for k in range(n)]
+    labels = ["dog", "cat", "dog", "bird", "cat", "dog", "bird"]
+    return spatial, semantic, names, labels
+
+
+def test_label_order_groups_labels_stably():
+    order = label_order(["b", "a", "b", "a", "c"])
+    assert order.tolist() == [1, 3, 0, 2, 4]
+    assert label_order(None, 3).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError):
+        label_order(None)
+    with pytest.raises(ValueError):
+        label_order(["a"], 2)
+
+
+def test_heatmaps_share_scale_and_follow_label_order(data):
+    spatial, semantic, names, labels = data
+    fig = rsm_heatmaps(spatial, semantic, names, labels, kernel="cosine")
+    heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert [t.name for t in heat] == ["spatio-semantic", "semantic"]
+    assert all(t.coloraxis == "coloraxis" for t in heat)
+    ca = fig.layout.coloraxis
+    assert ca.cmin == pytest.approx(min(spatial.min(), semantic.min()))
+    assert ca.cmax == pytest.approx(max(spatial.max(), semantic.max()))
+    order = label_order(labels)
+    z = np.asarray(heat[1].z)
+    np.testing.assert_allclose(z, semantic[np.ix_(order, order)])
+    # hover of cell (row 0, column 2) names both images with their labels
+    cd = np.asarray(heat[0].customdata)
+    assert cd[0, 2, 0] == f"{names[order[0]]} ({labels[order[0]]})"
+    assert cd[0, 2, 1] == f"{names[order[2]]} ({labels[order[2]]})"
+    assert "%{z" in heat[0].hovertemplate
+    # one separator per label boundary, horizontal and vertical, in both panels
+    assert len(fig.layout.shapes) == 2 * 2 * (len(set(labels)) - 1)
+    assert list(fig.layout.meta["order"]) == order.tolist()
+
+
+def test_selection_layer_carries_original_indices(data):
+    spatial, semantic, names, labels = data
+    fig = rsm_heatmaps(spatial, semantic, names, labels, selectable=True)
+    layers = [t for t in fig.data if isinstance(t, (go.Scatter, go.Scattergl))]
+    assert len(layers) == 2
+    order = label_order(labels)
+    sel = layers[1]
+    for x, y, (i, j), text in zip(sel.x, sel.y, sel.customdata, sel.hovertext, strict=True):
+        assert (i, j) == (order[y], order[x])
+        assert f"{semantic[i, j]:.4f}" in text
+    assert fig.layout.clickmode == "event+select"
+
+
+def test_difference_heatmap_is_centred(data):
+    spatial, semantic, names, labels = data
+    fig = difference_heatmap(spatial, semantic, names, labels)
+    (hm,) = fig.data
+    order = label_order(labels)
+    np.testing.assert_allclose(np.asarray(hm.z), (semantic - spatial)[np.ix_(order, order)])
+    assert hm.zmid == 0 and hm.zmin == -hm.zmax
+
+
+def test_histograms_split_every_pair_once(data):
+    spatial, semantic, names, labels = data
+    n = len(names)
+    groups = off_diagonal_groups(spatial, labels)
+    assert groups["same label"].size + groups["different label"].size == n * (n - 1) // 2
+    assert groups["same label"].size == 3 + 1 + 1  # dog: 3 pairs, cat: 1, bird: 1
+    fig = similarity_histograms(spatial, semantic, labels)
+    hists = [t for t in fig.data if isinstance(t, go.Histogram)]
+    assert len(hists) == 4
+    assert sum(len(t.x) for t in hists) == 2 * n * (n - 1) // 2
+    assert {t.legendgroup for t in hists} == {"same label", "different label"}
+    no_labels = similarity_histograms(spatial, semantic, None)
+    assert [t.legendgroup for t in no_labels.data if isinstance(t, go.Histogram)] == [
+        "all pairs", "all pairs"
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda s, r, n, lab: rsm_heatmaps(s, r[:3, :3], n, lab),
+        lambda s, r, n, lab: rsm_heatmaps(s, r, n[:3], lab),
+        lambda s, r, n, lab: rsm_heatmaps(s, r, n, lab[:2]),
+        lambda s, r, n, lab: difference_heatmap(s[:, :3], r, n, lab),
+        lambda s, r, n, lab: similarity_histograms(s[:1, :1], r[:1, :1], None),
+    ],
+)
+def test_bad_inputs_raise_value_error(data, bad):
+    with pytest.raises(ValueError):
+        bad(*data)
+
+
+def _images(n):
+    rng = np.random.default_rng(1)
+    return [Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)) for _ in range(n)]
+
+
+def test_thumbnails_and_data_uris():
+    thumbs = make_thumbnails(_images(3), size=32)
+    assert all(t.size == (32, 32) and t.mode == "RGB" for t in thumbs)
+    uri = image_to_data_uri(thumbs[0])
+    assert uri.startswith("data:image/png;base64,")
+    back = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert back.size == (32, 32)
+    with pytest.raises(ValueError):
+        make_thumbnails(_images(1), size=4)
+
+
+def test_gallery_marks_the_query_and_indexes_images():
+    thumbs = make_thumbnails(_images(10), size=32)
+    names = [f"n{k}" for k in range(10)]
+    fig = gallery_figure(thumbs, names, ["a"] * 10, selected=7, columns=4)
+    assert len(fig.layout.images) == 10
+    (trace,) = fig.data
+    assert list(trace.customdata) == list(range(10))
+    assert (trace.x[7], trace.y[7]) == (3, 1)
+    (rect,) = fig.layout.shapes
+    assert rect.x0 < 3 < rect.x1 and rect.y0 < 1 < rect.y1
+    with pytest.raises(ValueError):
+        gallery_figure(thumbs, names[:3])
+    with pytest.raises(ValueError):
+        gallery_figure(thumbs, names, selected=10)
+
+
+def test_neighbours_figure_rows_and_frames():
+    thumbs = make_thumbnails(_images(6), size=32)
+    names = [f"n{k}" for k in range(6)]
+    labels = ["a", "a", "b", "b", "a", "b"]
+    rows = {
+        "classic": (np.array([2, 1]), np.array([0.9, 0.8])),
+        "semantic": (np.array([1, 4]), np.array([0.95, 0.9])),
+    }
+    fig = neighbours_figure(thumbs, names, labels, 0, rows, kernel="cosine")
+    assert len(fig.layout.images) == 2 * (1 + 2)
+    assert [t.name for t in fig.data] == ["classic", "semantic"]
+    colors = [s.line.color for s in fig.layout.shapes]
+    # query frames (2) + classic: different, same + semantic: same, same
+    assert colors.count("#1b9e77") == 3 and colors.count("#d95f02") == 1
+    captions = " ".join(a.text for a in fig.layout.annotations)
+    assert "cosine 0.950" in captions
+    with pytest.raises(ValueError):
+        neighbours_figure(thumbs, names, labels, 9, rows)
+    with pytest.raises(ValueError):
+        neighbours_figure(thumbs, names, labels, 0, {"x": (np.array([7]), np.array([1.0]))})
+
+
+def test_retrieval_figure_groups_metrics():
+    m = {"precision_at_k": 0.5, "f1_at_1": 0.25, "mean_average_precision": 0.4, "k": 3}
+    fig = retrieval_figure({"classic": m, "semantic": {**m, "f1_at_1": 0.75}})
+    assert [t.name for t in fig.data] == ["classic", "semantic"]
+    assert list(fig.data[0].x) == ["precision@3", "F1@1", "mAP"]
+    assert list(fig.data[1].y) == [0.5, 0.75, 0.4]
+    with pytest.raises(ValueError):
+        retrieval_figure({})

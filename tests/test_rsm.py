@@ -1,0 +1,194 @@
+"""RSMs: the properties of DESIGN §1, layouts, dtypes, devices, chunks, progress, bad input."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import semrsm
+from semrsm import rsm as rsm_module
+
+KERNELS = ["linear", "cosine", "rbf"]
+
+
+@pytest.fixture
+def feats(rng):
+    return np.maximum(rng.normal(size=(7, 6, 3, 3)), 0.0)  # (N, C, H, W), ReLU-like
+
+
+def brute_semantic_linear(tokens):
+    n, s, _ = tokens.shape
+    out = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            m = tokens[i] @ tokens[j].T
+            out[i, j] = max(m[np.arange(s), list(p)].sum() for p in itertools.permutations(range(s)))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_semantic_equals_brute_force_all_kernels(seed):
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(5, 6, 4))
+    inner = brute_semantic_linear(t)
+    got = semrsm.semantic_rsm(t, kernel=KERNELS, matcher="exact")
+    np.testing.assert_allclose(got["linear"], inner, rtol=1e-10, atol=1e-12)
+    norms = np.sqrt(np.diag(inner))
+    np.testing.assert_allclose(got["cosine"], inner / np.outer(norms, norms), rtol=1e-9)
+    d2 = np.maximum(np.diag(inner)[:, None] + np.diag(inner)[None] - 2 * inner, 0)
+    np.fill_diagonal(d2, 0)
+    sigma2 = np.median(d2[~np.eye(5, dtype=bool)])
+    np.testing.assert_allclose(got["rbf"], np.exp(-d2 / (2 * sigma2)), rtol=1e-8)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_identity_matcher_reproduces_spatial_rsm(feats, kernel):
+    sem = semrsm.semantic_rsm(feats, kernel=kernel, matcher="identity")
+    np.testing.assert_allclose(sem, semrsm.spatial_rsm(feats, kernel=kernel), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_semantic_at_least_spatial(feats, kernel):
+    sigma2 = 5.0 if kernel == "rbf" else None  # with a common bandwidth; the median heuristic
+    sem = semrsm.semantic_rsm(feats, kernel=kernel, sigma2=sigma2)  # picks one per RSM
+    spa = semrsm.spatial_rsm(feats, kernel=kernel, sigma2=sigma2)
+    assert np.all(sem >= spa - 1e-10)
+    assert np.any(sem > spa + 1e-6)  # and the matching actually gains somewhere
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_invariant_to_permuting_any_image(feats, kernel, rng):
+    tokens = semrsm.to_tokens(feats)
+    shuffled = tokens.copy()
+    for i in range(len(shuffled)):
+        shuffled[i] = shuffled[i][rng.permutation(tokens.shape[1])]
+    np.testing.assert_allclose(
+        semrsm.semantic_rsm(shuffled, kernel=kernel), semrsm.semantic_rsm(tokens, kernel=kernel),
+        rtol=1e-9, atol=1e-12,
+    )
+    assert not np.allclose(semrsm.spatial_rsm(shuffled, kernel=kernel),
+                           semrsm.spatial_rsm(tokens, kernel=kernel))
+
+
+def test_cyclic_shift_has_cosine_one(rng):
+    fmap = rng.random((1, 8, 5, 5))
+    shifted = np.roll(fmap, shift=(2, 3), axis=(2, 3))
+    x = np.concatenate([fmap, shifted])
+    assert semrsm.semantic_rsm(x, kernel="cosine")[0, 1] == pytest.approx(1.0, abs=1e-12)
+    assert semrsm.spatial_rsm(x, kernel="cosine")[0, 1] < 0.95
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_symmetric_with_expected_diagonal(feats, kernel):
+    for r in (semrsm.semantic_rsm(feats, kernel=kernel), semrsm.spatial_rsm(feats, kernel=kernel)):
+        assert np.array_equal(r, r.T)
+        diag = (feats ** 2).sum(axis=(1, 2, 3)) if kernel == "linear" else np.ones(len(feats))
+        np.testing.assert_allclose(np.diag(r), diag, rtol=1e-12)
+
+
+def test_layouts_dtypes_and_tensor_inputs(feats):
+    ref = semrsm.semantic_rsm(feats.astype(np.float64))
+    tokens = semrsm.to_tokens(feats)
+    assert tokens.shape == (7, 9, 6)
+    np.testing.assert_allclose(semrsm.semantic_rsm(tokens), ref, rtol=1e-12)
+    np.testing.assert_allclose(semrsm.semantic_rsm(feats.astype(np.float32)), ref, rtol=1e-5)
+    np.testing.assert_allclose(semrsm.semantic_rsm(torch.from_numpy(feats)), ref, rtol=1e-12)
+    np.testing.assert_allclose(semrsm.semantic_rsm(torch.from_numpy(tokens).float()), ref, rtol=1e-5)
+    out = semrsm.semantic_rsm(feats.astype(np.float32))
+    assert out.dtype == np.float64 and out.shape == (7, 7)
+
+
+def test_to_tokens_layouts(rng):
+    x = rng.random((2, 3, 4, 5))
+    t = semrsm.to_tokens(x)
+    assert t.shape == (2, 20, 3)
+    assert t[1, 4 * 5 - 1, 2] == x[1, 2, 3, 4]  # row-major grid: s = y * W + x
+    assert t[0, 1 * 5 + 2, 0] == x[0, 0, 1, 2]
+    seq = rng.random((2, 7, 3))
+    assert semrsm.to_tokens(seq) is not None and np.array_equal(semrsm.to_tokens(seq), seq)
+    tt = semrsm.to_tokens(torch.from_numpy(x))
+    assert isinstance(tt, torch.Tensor) and tuple(tt.shape) == (2, 20, 3)
+
+
+def test_chunking_and_progress_do_not_change_results(feats):
+    calls = []
+    full = semrsm.semantic_rsm(feats, kernel="linear")
+    chunked = semrsm.semantic_rsm(feats, kernel="linear", chunk_pairs=4,
+                                  progress=lambda d, t: calls.append((d, t)))
+    np.testing.assert_allclose(chunked, full, rtol=1e-12)
+    total = 7 * 6 // 2
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) == 2 + (total - 1) // 4
+
+
+def test_several_kernels_solve_assignments_once(feats, monkeypatch):
+    counted = []
+    real = rsm_module.solve_batch
+
+    def counting(costs, *args, **kwargs):
+        counted.append(len(costs))
+        return real(costs, *args, **kwargs)
+
+    monkeypatch.setattr(rsm_module, "solve_batch", counting)
+    out = semrsm.semantic_rsm(feats, kernel=KERNELS)
+    assert set(out) == set(KERNELS)
+    assert sum(counted) == 7 * 6 // 2  # each unordered pair solved exactly once
+
+
+def test_return_matchings_reproduce_values(feats):
+    res = semrsm.semantic_rsm(feats, kernel="linear", return_matchings=True)
+    tokens = semrsm.to_tokens(feats)
+    assert res.perms.shape == (21, 9)
+    for i, j in [(0, 1), (3, 5), (6, 2), (4, 4)]:
+        perm = res.perm(i, j)
+        value = float((tokens[i] * tokens[j][perm]).sum())
+        assert value == pytest.approx(res.rsm[i, j], rel=1e-12)
+
+
+def test_zero_tokens_give_finite_values(rng):
+    x = rng.random((4, 5, 6))
+    x[1] = 0.0
+    x[2, :3] = 0.0  # some zero tokens
+    for kernel in KERNELS:
+        for r in (semrsm.semantic_rsm(x, kernel=kernel), semrsm.spatial_rsm(x, kernel=kernel)):
+            assert np.all(np.isfinite(r))
+    cos = semrsm.semantic_rsm(x, kernel="cosine")
+    assert cos[1, 1] == 1.0 and cos[0, 1] == 0.0
+
+
+def test_single_image(rng):
+    r = semrsm.semantic_rsm(rng.random((1, 4, 3)), kernel=KERNELS)
+    assert all(v.shape == (1, 1) and v[0, 0] > 0 for v in r.values())
+
+
+def test_approximate_matchers_between_identity_and_exact(feats):
+    exact = semrsm.semantic_rsm(feats, kernel="linear")
+    for matcher, params in [("greedy", {}), ("topk_greedy", {"k": 3}), ("batch_optimal", {"window": 3})]:
+        approx = semrsm.semantic_rsm(feats, kernel="linear", matcher=matcher, **params)
+        assert np.all(approx <= exact + 1e-10)
+
+
+@pytest.mark.parametrize("call,msg", [
+    (lambda: semrsm.semantic_rsm(np.zeros((2, 3, 4)), kernel="laplace"), "unknown kernel"),
+    (lambda: semrsm.semantic_rsm(np.zeros((2, 3, 4)), matcher="hungarian"), "unknown matcher"),
+    (lambda: semrsm.semantic_rsm(np.zeros((2, 3, 4)), matcher="exact", window=3), "unknown"),
+    (lambda: semrsm.semantic_rsm(np.zeros((3, 4))), "expected shape"),
+    (lambda: semrsm.semantic_rsm(np.zeros((2, 3, 4, 5, 6))), "expected shape"),
+    (lambda: semrsm.semantic_rsm(np.zeros((0, 3, 4))), "empty"),
+    (lambda: semrsm.semantic_rsm([]), "empty"),
+    (lambda: semrsm.semantic_rsm([np.zeros((3, 4)), np.zeros((5, 4))]), "different feature shapes"),
+    (lambda: semrsm.semantic_rsm(np.array([[[np.inf]]])), "NaN or inf"),
+    (lambda: semrsm.spatial_rsm(np.full((2, 3, 4), np.nan)), "NaN or inf"),
+    (lambda: semrsm.semantic_rsm(np.zeros((2, 3, 4)), kernel=[]), "at least one"),
+    (lambda: semrsm.semantic_rsm(np.zeros((2, 3, 4)), device="tpu"), "device"),
+])
+def test_bad_input_raises_value_error(call, msg):
+    with pytest.raises(ValueError, match=msg):
+        call()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without GPU")
+def test_cuda_request_without_gpu_is_clear():
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        semrsm.semantic_rsm(np.zeros((2, 3, 4)), device="cuda")
