@@ -55,7 +55,6 @@ from streamlit.errors import StreamlitAPIException
 
 from semrsm.cache import Cache, default_cache_dir
 from semrsm.explorer import (
-    LONG_RUN_SECONDS,
     ComputeError,
     ExplorerConfig,
     ExplorerError,
@@ -149,6 +148,20 @@ def get_model(config: ExplorerConfig):
         As :func:`semrsm.explorer.load_model` (errors are not cached).
     """
     return _model(config.model.strip(), config.weights, config.checkpoint, config.device)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _builtin_images(spec: str, seed: int):
+    # Built-in sets are pure functions of (spec, seed): generate them once per process.
+    return load_images(ExplorerConfig(images=spec, seed=seed), get_cache())
+
+
+def _images(config: ExplorerConfig, cache: Cache):
+    """The image set of ``config``; built-in sets are shared by all sessions (read only),
+    uploads and server folders are read each time (a folder may change)."""
+    if config.images.partition(":")[0] in ("shapes", "photos", "crops"):
+        return _builtin_images(config.images, config.seed)
+    return load_images(config, cache)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -283,8 +296,13 @@ def _image_section(cache: Cache) -> tuple[str, tuple[tuple[str, str], ...], int,
     labels_from_names = False
     if source == "shapes":
         n = sb.slider("Images", 8, 256, step=4, key="sb_shapes_n")
-        k = sb.slider("Objects per image", 1, 3, key="sb_shapes_k",
-                      help="With several objects the label is the largest object's class.")
+        k = sb.slider(
+            "Objects per image",
+            1,
+            3,
+            key="sb_shapes_k",
+            help="With several objects the label is the largest object's class.",
+        )
         seed = int(sb.number_input("Seed", 0, 10_000, key="sb_seed"))
         spec = f"shapes:{n}" + (f":{k}" if k > 1 else "")
     elif source == "photos":
@@ -295,8 +313,12 @@ def _image_section(cache: Cache) -> tuple[str, tuple[tuple[str, str], ...], int,
         spec = f"crops:{','.join(photos)}:{per}" if photos else "crops:astronaut"
     elif source == "uploads":
         sb.file_uploader(
-            "Images", type=IMAGE_TYPES, accept_multiple_files=True, key="sb_uploads",
-            on_change=_keep_uploads, args=(cache,),
+            "Images",
+            type=IMAGE_TYPES,
+            accept_multiple_files=True,
+            key="sb_uploads",
+            on_change=_keep_uploads,
+            args=(cache,),
             help="Stored only inside the app's cache folder. Files that do not decode are "
             "listed and skipped.",
         )
@@ -316,6 +338,30 @@ def _image_section(cache: Cache) -> tuple[str, tuple[tuple[str, str], ...], int,
     return spec, uploads, seed, labels_from_names
 
 
+def _ensure_navigation() -> None:
+    """Leave Streamlit's legacy ``pages/`` folder mode if this run is in it.
+
+    A ``pages/`` folder next to the entrypoint makes Streamlit run a requested page
+    script directly, without ``app.py``, until some session has called
+    ``st.navigation`` (for example the first visit after a server start opening
+    ``/neighbours``; ``AppTest`` on every rerun). The docs say ``st.navigation``
+    turns that mode off for all sessions; this does it at once and reruns, so
+    ``app.py`` registers the pages and runs the requested one. (Under ``AppTest``
+    there is no rerun: it would reset on every run anyway.)
+    """
+    try:
+        from streamlit import config as st_config
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without these internals: nothing to do
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        # AppTest resets the mode before every run, and a rerun would drop button clicks;
+        # there the page simply runs on (it draws its own sidebar either way).
+        if not st_config.get_option("global.appTest"):
+            st.rerun()
+
+
 def render_sidebar() -> ExplorerConfig:
     """Draw the sidebar (once per run) and return its configuration.
 
@@ -330,6 +376,7 @@ def render_sidebar() -> ExplorerConfig:
         then shows the error on the page); also stored under
         ``st.session_state[CONFIG_KEY]``.
     """
+    _ensure_navigation()
     cache = get_cache()
     sb = st.sidebar
     try:
@@ -345,7 +392,9 @@ def render_sidebar() -> ExplorerConfig:
         if st.session_state["sb_model_choice"] not in choices:
             st.session_state["sb_model_choice"] = choices[0]
         choice = sb.selectbox(
-            "Model", choices, key="sb_model_choice",
+            "Model",
+            choices,
+            key="sb_model_choice",
             help="Demo models run offline. Popular timm models need pretrained weights "
             "(downloaded by timm when online, or from its local cache); 'Other' takes any "
             "timm name.",
@@ -377,7 +426,10 @@ def render_sidebar() -> ExplorerConfig:
         if st.session_state.get("sb_layer") not in by_name:
             st.session_state["sb_layer"] = default_layer(layers).name
         layer = sb.selectbox(
-            "Layer", list(by_name), key="sb_layer", format_func=lambda n: _fmt_layer(by_name[n]),
+            "Layer",
+            list(by_name),
+            key="sb_layer",
+            format_func=lambda n: _fmt_layer(by_name[n]),
             help="Channels × height × width of the feature map; tokens = positions S. "
             "Early layers have many positions: slower exact matching, bigger effect.",
         )
@@ -386,12 +438,20 @@ def render_sidebar() -> ExplorerConfig:
 
     if st.session_state.get("sb_kernel") not in KERNELS:
         st.session_state["sb_kernel"] = "cosine"
-    kernel = sb.radio("Kernel", list(KERNELS), key="sb_kernel", horizontal=True,
-                      help="All three are computed at once; this picks the one shown.")
+    kernel = sb.radio(
+        "Kernel",
+        list(KERNELS),
+        key="sb_kernel",
+        horizontal=True,
+        help="All three are computed at once; this picks the one shown.",
+    )
     if st.session_state.get("sb_matcher") not in MATCHERS:
         st.session_state["sb_matcher"] = "exact"
     matcher = sb.selectbox(
-        "Matcher", list(MATCHERS), key="sb_matcher", format_func=MATCHER_LABELS.get,
+        "Matcher",
+        list(MATCHERS),
+        key="sb_matcher",
+        format_func=MATCHER_LABELS.get,
         help="How the positions of two images are paired. 'exact' is optimal; the others "
         "are faster approximations (the paper recommends batch-optimal for large layers).",
     )
@@ -403,7 +463,10 @@ def render_sidebar() -> ExplorerConfig:
         k = sb.number_input("k (exact among the k largest tokens)", 1, 4096, key="sb_topk")
         params = (("k", int(k)),)
     sb.radio(
-        "Device", devices, key="sb_device", horizontal=True,
+        "Device",
+        devices,
+        key="sb_device",
+        horizontal=True,
         format_func={"auto": "auto", "cpu": "CPU", "cuda": "GPU"}.get,
     )
     if not cuda:
@@ -500,7 +563,7 @@ def current_result() -> ExplorerResult | None:
     cache = get_cache()
     try:
         model = get_model(config)
-        images = load_images(config, cache)
+        images = _images(config, cache)
         run = plan(config, cache, model=model, images=images)
         confirmed: set = st.session_state.setdefault(_CONFIRMED_KEY, set())
         if run.is_long and run.rsm_key not in confirmed:
@@ -512,12 +575,21 @@ def current_result() -> ExplorerResult | None:
                 f"matching {_fmt_seconds(est['match'])}). A deeper layer, fewer images or the "
                 "batch-optimal matcher is faster."
             )
-            if st.button(f"Compute (about {_fmt_seconds(run.seconds)})", type="primary",
-                         key="semrsm_compute_long"):
+            if st.button(
+                f"Compute (about {_fmt_seconds(run.seconds)})",
+                type="primary",
+                key="semrsm_compute_long",
+            ):
                 confirmed.add(run.rsm_key)
             else:
                 return None
-        with streamlit_progress() as progress:
+        label = (
+            ""
+            if run.tokens_cached and run.rsm_cached
+            else f"Computing {int(run.estimate['pairs']):,} pairs of {run.layer.num_tokens} "
+            f"positions on the {run.device.upper()}: about {_fmt_seconds(max(1.0, run.seconds))}"
+        )
+        with streamlit_progress(label) as progress:
             result = compute(config, cache, progress=progress, model=model, images=images)
     except Exception as err:  # noqa: BLE001 - every failure becomes a message, never a crash
         show_error(err)
@@ -548,3 +620,7 @@ def status_line(result: ExplorerResult) -> str:
         + (f" ({params})" if params else "")
         + f" · {source}"
     )
+
+
+if __name__ == "__main__":  # run as a page (legacy mode): hand over to app.py's navigation
+    _ensure_navigation()

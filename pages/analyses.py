@@ -83,6 +83,17 @@ def _store(name: str, params: tuple, value) -> None:
     st.session_state[f"an_{name}"] = (params, value)
 
 
+def _request(name: str) -> None:
+    """Button callback: remember the request in the session state. A callback runs before
+    the script, and the flag survives a rerun that the shared UI may trigger before this
+    page's code runs (a plain button's True would be lost in that rerun)."""
+    st.session_state[f"an_request_{name}"] = True
+
+
+def _requested(name: str) -> bool:
+    return bool(st.session_state.pop(f"an_request_{name}", False))
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -122,13 +133,15 @@ with tab_tr:
             f"{len(photos) * per} crops · about {_estimate(len(photos) * per, tr_layers):.0f} s "
             "when nothing is cached yet"
         )
-    run = st.button(
+    st.button(
         "Run the translation analysis",
         key="an_tr_run",
         type="primary",
         disabled=not photos or not tr_layers,
+        on_click=_request,
+        args=("translation",),
     )
-    if run:
+    if _requested("translation") and photos and tr_layers:
         try:
             cfg = config.replace(images=f"crops:{','.join(photos)}:{per}", layer=None)
             cache = get_cache()
@@ -186,9 +199,15 @@ with tab_layers:
     params = (config, tuple(cka_layers))
     if cka_layers:
         st.caption(f"about {_estimate(result.n, cka_layers):.0f} s when nothing is cached yet")
-    if st.button(
-        "Run the layer analysis", key="an_cka_run", type="primary", disabled=len(cka_layers) < 1
-    ):
+    st.button(
+        "Run the layer analysis",
+        key="an_cka_run",
+        type="primary",
+        disabled=len(cka_layers) < 1,
+        on_click=_request,
+        args=("cka",),
+    )
+    if _requested("cka") and cka_layers:
         try:
             cache = get_cache()
             with streamlit_progress("layers: RSMs per layer") as progress:
@@ -309,7 +328,15 @@ with tab_match:
         else:
             specs.append((m, {}))
     params = (result.key, tuple((m, tuple(p.items())) for m, p in specs), max_pairs, kernel)
-    if st.button("Compare the matchers", key="an_m_run", type="primary", disabled=not specs):
+    st.button(
+        "Compare the matchers",
+        key="an_m_run",
+        type="primary",
+        disabled=not specs,
+        on_click=_request,
+        args=("matchers",),
+    )
+    if _requested("matchers") and specs:
         try:
             with streamlit_progress("matchers") as progress:
                 table = compare_matchers(

@@ -48,30 +48,36 @@ def _on_gallery_select() -> None:
 
 st.subheader("Choose a query")
 c_q, c_k = st.columns([3, 1])
-query = c_q.selectbox("query image (or click a thumbnail)", range(n), key="nn_query",
-                      format_func=names.__getitem__)
+query = c_q.selectbox(
+    "query image (or click a thumbnail)", range(n), key="nn_query", format_func=names.__getitem__
+)
 k = c_k.slider("neighbours (k)", 1, min(12, n - 1), min(5, n - 1), key="nn_k") if n > 2 else 1
 gallery = gallery_figure(result.thumbnails, result.names, labels, selected=query, columns=16)
 st.plotly_chart(
-    gallery, key="nn_gallery", on_select=_on_gallery_select, selection_mode="points",
+    gallery,
+    key="nn_gallery",
+    on_select=_on_gallery_select,
+    selection_mode="points",
     config={"displayModeBar": False},
 )
 if gallery.layout.meta["shown"] < n:
-    st.caption(f"The gallery shows the first {gallery.layout.meta['shown']} of {n} images; "
-               "pick the others in the list above.")
+    st.caption(
+        f"The gallery shows the first {gallery.layout.meta['shown']} of {n} images; "
+        "pick the others in the list above."
+    )
 
 st.subheader(f"Top {k} neighbours of {result.names[query]}")
 rows = {
     "classic (spatio-semantic)": nearest_neighbours(result.spatial_rsm, query, k),
     "semantic": nearest_neighbours(result.semantic_rsm, query, k),
 }
-fig_nn = neighbours_figure(result.thumbnails, result.names, labels, query, rows, kernel=result.kernel)
+fig_nn = neighbours_figure(
+    result.thumbnails, result.names, labels, query, rows, kernel=result.kernel
+)
 st.plotly_chart(fig_nn, key="nn_neighbours", config={"displayModeBar": False})
 if labels is not None:
     hits = {t: sum(labels[j] == labels[query] for j in idx) for t, (idx, _) in rows.items()}
-    st.markdown(
-        " · ".join(f"{t}: **{h}/{k}** of class *{labels[query]}*" for t, h in hits.items())
-    )
+    st.markdown(" · ".join(f"{t}: **{h}/{k}** of class *{labels[query]}*" for t, h in hits.items()))
 with st.expander("as a table"):
     table = []
     for rank in range(k):
@@ -107,8 +113,10 @@ else:
         f"Top-1 accuracy: classic **{m_c['f1_at_1']:.1%}**, semantic **{m_s['f1_at_1']:.1%}**."
     )
     if m_s["n_queries_without_relevant"]:
-        r2.caption(f"{m_s['n_queries_without_relevant']} image(s) are alone in their class "
-                   "and are left out of mAP.")
+        r2.caption(
+            f"{m_s['n_queries_without_relevant']} image(s) are alone in their class "
+            "and are left out of mAP."
+        )
 
 
 def _slug(text: str) -> str:
@@ -120,13 +128,17 @@ dl1, dl2 = st.columns(2)
 dl1.download_button(
     "Neighbours figure (.html)",
     data=lambda: fig_nn.to_html(include_plotlyjs=True, full_html=True),
-    file_name=f"{stem}_neighbours_{query}.html", mime="text/html", on_click="ignore",
+    file_name=f"{stem}_neighbours_{query}.html",
+    mime="text/html",
+    on_click="ignore",
     key="dl_nn_fig",
 )
 if fig_ret is not None:
     dl2.download_button(
         "Retrieval figure (.html)",
         data=lambda: fig_ret.to_html(include_plotlyjs=True, full_html=True),
-        file_name=f"{stem}_retrieval.html", mime="text/html", on_click="ignore",
+        file_name=f"{stem}_retrieval.html",
+        mime="text/html",
+        on_click="ignore",
         key="dl_nn_retrieval",
     )

@@ -39,24 +39,40 @@ summary = summarize(result)
 # ----------------------------------------------------------------------------- numbers
 if result.labels is not None and summary.get("n_same", 0) > 0:
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("same label · classic", f"{summary['same_spatial']:.3f}",
-              help="mean similarity of pairs with the same label (off-diagonal)")
-    c2.metric("same label · semantic", f"{summary['same_semantic']:.3f}",
-              delta=f"{summary['same_gap']:+.3f} from matching")
+    c1.metric(
+        "same label · classic",
+        f"{summary['same_spatial']:.3f}",
+        help="mean similarity of pairs with the same label (off-diagonal)",
+    )
+    c2.metric(
+        "same label · semantic",
+        f"{summary['same_semantic']:.3f}",
+        delta=f"{summary['same_gap']:+.3f} from matching",
+    )
     c3.metric("different label · classic", f"{summary['diff_spatial']:.3f}")
-    c4.metric("different label · semantic", f"{summary['diff_semantic']:.3f}",
-              delta=f"{summary['diff_gap']:+.3f} from matching", delta_color="off")
+    c4.metric(
+        "different label · semantic",
+        f"{summary['diff_semantic']:.3f}",
+        delta=f"{summary['diff_gap']:+.3f} from matching",
+        delta_color="off",
+    )
 else:
     c1, c2, c3 = st.columns(3)
     c1.metric("mean · classic", f"{summary['mean_spatial']:.3f}")
-    c2.metric("mean · semantic", f"{summary['mean_semantic']:.3f}",
-              delta=f"{summary['mean_gap']:+.3f} from matching")
+    c2.metric(
+        "mean · semantic",
+        f"{summary['mean_semantic']:.3f}",
+        delta=f"{summary['mean_gap']:+.3f} from matching",
+    )
     c3.metric("pairs improved by matching", f"{summary['frac_improved']:.0%}")
 
 # ----------------------------------------------------------------------------- heatmaps
 fig = rsm_heatmaps(spatial, semantic, result.names, result.labels, kernel=kernel, selectable=True)
 event = st.plotly_chart(
-    fig, key="rsm_heatmaps", on_select="rerun", selection_mode="points",
+    fig,
+    key="rsm_heatmaps",
+    on_select="rerun",
+    selection_mode="points",
     config={"displaylogo": False},
 )
 
@@ -90,16 +106,26 @@ if pair is not None and pair != st.session_state.get("rsm_last_click"):
 
 with st.expander("Open a pair in the token-matching view", expanded=pair is not None):
     labels = result.labels
-    names = [f"#{k} {n}" + (f" ({labels[k]})" if labels else "") for k, n in enumerate(result.names)]
+    names = [
+        f"#{k} {n}" + (f" ({labels[k]})" if labels else "") for k, n in enumerate(result.names)
+    ]
     current = st.session_state.get(SELECTED_PAIR_KEY, (0, 1))
     pc1, pc2, pc3 = st.columns([3, 3, 2])
-    i = pc1.selectbox("first image", range(result.n), index=min(current[0], result.n - 1),
-                      format_func=names.__getitem__, key="rsm_pair_i")
-    j = pc2.selectbox("second image", range(result.n), index=min(current[1], result.n - 1),
-                      format_func=names.__getitem__, key="rsm_pair_j")
-    pc3.markdown(
-        f"classic **{spatial[i, j]:.3f}**  \nsemantic **{semantic[i, j]:.3f}**"
+    i = pc1.selectbox(
+        "first image",
+        range(result.n),
+        index=min(current[0], result.n - 1),
+        format_func=names.__getitem__,
+        key="rsm_pair_i",
     )
+    j = pc2.selectbox(
+        "second image",
+        range(result.n),
+        index=min(current[1], result.n - 1),
+        format_func=names.__getitem__,
+        key="rsm_pair_j",
+    )
+    pc3.markdown(f"classic **{spatial[i, j]:.3f}**  \nsemantic **{semantic[i, j]:.3f}**")
     if TOKEN_PAGE.is_file():
         if st.button("Open in token matching", key="rsm_open_pair"):
             _open_pair((int(i), int(j)))
@@ -110,12 +136,16 @@ with st.expander("Open a pair in the token-matching view", expanded=pair is not 
 # ----------------------------------------------------------------------------- explanation
 ex = explain_pair(result)
 n_i, n_j = result.names[ex["i"]], result.names[ex["j"]]
-moved = (
-    f"the content sits {abs(ex['offset'][0])} px lower/higher and {abs(ex['offset'][1])} px "
-    "further left/right in one crop than in the other"
-    if ex.get("offset")
-    else "their shared content is at different places"
-)
+if ex.get("offset"):
+    dy, dx = ex["offset"]
+    parts = [f"{abs(dy)} px {'lower' if dy > 0 else 'higher'}"] if dy else []
+    parts += [f"{abs(dx)} px further {'right' if dx > 0 else 'left'}"] if dx else []
+    moved = (
+        f"{n_j} was cut {' and '.join(parts) or 'at the same place'} in the photo than {n_i}, "
+        "so the same content sits at different positions in the two"
+    )
+else:
+    moved = "their shared content sits at different places"
 extra = ""
 if result.labels is not None and summary.get("n_same", 0) > 0:
     extra = (
@@ -124,8 +154,8 @@ if result.labels is not None and summary.get("n_same", 0) > 0:
         f"{summary['diff_gap']:+.3f}."
     )
 st.subheader("Why a moved copy looks different to the classic RSM")
-c_img, c_txt = st.columns([1, 3])
-c_img.image([result.thumbnails[ex["i"]], result.thumbnails[ex["j"]]], caption=[n_i, n_j], width=96)
+c_img, c_txt = st.columns([1, 2])
+c_img.image([result.images[ex["i"]], result.images[ex["j"]]], caption=[n_i, n_j], width=150)
 c_txt.markdown(
     f"Take **{n_i}** and **{n_j}** ({ex['reason']}): {moved}. "
     f"The classic RSM compares position 1 of one with position 1 of the other, position 2 "
@@ -141,14 +171,20 @@ c_txt.markdown(
 # ----------------------------------------------------------------------------- difference
 st.subheader("Where the matching matters")
 d1, d2 = st.columns(2)
-fig_diff = difference_heatmap(spatial, semantic, result.names, result.labels, kernel=kernel, height=440)
+fig_diff = difference_heatmap(
+    spatial, semantic, result.names, result.labels, kernel=kernel, height=440
+)
 d1.plotly_chart(fig_diff, key="rsm_difference", config={"displaylogo": False})
 fig_hist = similarity_histograms(spatial, semantic, result.labels, kernel=kernel, height=440)
 d2.plotly_chart(fig_hist, key="rsm_histograms", config={"displaylogo": False})
 d2.caption(
     "Off-diagonal similarities, each pair once"
-    + (", split into pairs with the same label and pairs with different labels; "
-       "dashed lines mark the means." if result.labels is not None else ".")
+    + (
+        ", split into pairs with the same label and pairs with different labels; "
+        "dashed lines mark the means."
+        if result.labels is not None
+        else "."
+    )
 )
 
 # ----------------------------------------------------------------------------- downloads
@@ -162,27 +198,43 @@ def _slug(text: str) -> str:
 stem = _slug(f"semrsm_{result.model_name}_{result.layer.name}_{kernel}_{result.config.matcher}")
 cols = st.columns(4)
 cols[0].download_button(
-    "Bundle (.npz)", data=result.bundle_npz, file_name=f"{stem}.npz",
-    mime="application/octet-stream", on_click="ignore", key="dl_bundle",
+    "Bundle (.npz)",
+    data=result.bundle_npz,
+    file_name=f"{stem}.npz",
+    mime="application/octet-stream",
+    on_click="ignore",
+    key="dl_bundle",
     help="Both RSMs with image names, labels, model, layer, kernel and matcher "
     "(numpy.load(path, allow_pickle=False)); see the README for rsatoolbox.",
 )
 for col, which, title in ((cols[1], "spatial", "classic"), (cols[2], "semantic", "semantic")):
     col.download_button(
-        f"{title} RSM (.npy)", data=lambda w=which: result.rsm_npy(w),
-        file_name=f"{stem}_{which}.npy", mime="application/octet-stream", on_click="ignore",
+        f"{title} RSM (.npy)",
+        data=lambda w=which: result.rsm_npy(w),
+        file_name=f"{stem}_{which}.npy",
+        mime="application/octet-stream",
+        on_click="ignore",
         key=f"dl_{which}_npy",
     )
     col.download_button(
-        f"{title} RSM (.csv)", data=lambda w=which: result.rsm_csv(w),
-        file_name=f"{stem}_{which}.csv", mime="text/csv", on_click="ignore",
+        f"{title} RSM (.csv)",
+        data=lambda w=which: result.rsm_csv(w),
+        file_name=f"{stem}_{which}.csv",
+        mime="text/csv",
+        on_click="ignore",
         key=f"dl_{which}_csv",
     )
 with cols[3]:
-    for key, f, title in (("heatmaps", fig, "Heatmaps"), ("difference", fig_diff, "Difference"),
-                          ("histograms", fig_hist, "Histograms")):
+    for key, f, title in (
+        ("heatmaps", fig, "Heatmaps"),
+        ("difference", fig_diff, "Difference"),
+        ("histograms", fig_hist, "Histograms"),
+    ):
         st.download_button(
-            f"{title} (.html)", data=lambda f=f: f.to_html(include_plotlyjs=True, full_html=True),
-            file_name=f"{stem}_{key}.html", mime="text/html", on_click="ignore",
+            f"{title} (.html)",
+            data=lambda f=f: f.to_html(include_plotlyjs=True, full_html=True),
+            file_name=f"{stem}_{key}.html",
+            mime="text/html",
+            on_click="ignore",
             key=f"dl_fig_{key}",
         )

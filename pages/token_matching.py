@@ -8,6 +8,7 @@ import streamlit as st
 
 from pages._sidebar import SELECTED_PAIR_KEY, current_result, status_line
 from semrsm.analysis import explain_pair, token_alternatives
+from semrsm.explorer import explain_pair as suggested_pair
 from semrsm.figures.matching import (
     alternatives_figure,
     contribution_maps_figure,
@@ -54,10 +55,14 @@ if (
     st.session_state["tm_seen_pair"] = tuple(picked)
     st.session_state["tm_i"] = min(int(picked[0]), n - 1)
     st.session_state["tm_j"] = min(int(picked[1]), n - 1)
-if st.session_state.get("tm_i") not in range(n):
-    st.session_state["tm_i"] = 0
-if st.session_state.get("tm_j") not in range(n):
-    st.session_state["tm_j"] = 1
+if st.session_state.get("tm_i") not in range(n) or st.session_state.get("tm_j") not in range(n):
+    # first visit: a pair that shows the point (two crops far apart, or the same-label
+    # pair that gains most from the matching)
+    try:
+        tip = suggested_pair(result)
+        st.session_state["tm_i"], st.session_state["tm_j"] = int(tip["i"]), int(tip["j"])
+    except ValueError:
+        st.session_state["tm_i"], st.session_state["tm_j"] = 0, 1
 
 c1, c2, c3 = st.columns([3, 3, 2])
 i = c1.selectbox("first image (a)", range(n), key="tm_i", format_func=names.__getitem__)
@@ -147,6 +152,7 @@ fig = matching_overlay(
 st.plotly_chart(
     fig,
     key="tm_overlay",
+    width="content",
     on_select=_on_overlay_select,
     selection_mode="points",
     config={"displaylogo": False},
@@ -197,6 +203,7 @@ st.plotly_chart(
         crange=crange,
     ),
     key="tm_maps",
+    width="content",
     config={"displaylogo": False},
 )
 
@@ -221,6 +228,7 @@ if s_tokens <= MAX_MATRIX_TOKENS:
             crange=crange,
         ),
         key="tm_matrix",
+        width="content",
         config={"displaylogo": False},
     )
 else:

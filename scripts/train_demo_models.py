@@ -8,7 +8,7 @@ weights go to ``assets/<name>.safetensors`` with the results in
 ``assets/demo_models.json``.
 
     python scripts/train_demo_models.py                 # both models, CPU
-    python scripts/train_demo_models.py --models demo-vit --epochs-vit 8
+    python scripts/train_demo_models.py --models demo-vit    # one model only
 """
 
 from __future__ import annotations
@@ -187,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-size", type=int, default=20000)
     p.add_argument("--epochs-resnet", type=int, default=4)
-    p.add_argument("--epochs-vit", type=int, default=6)
+    p.add_argument("--epochs-vit", type=int, default=12)
     p.add_argument("--lr-resnet", type=float, default=3e-3)
-    p.add_argument("--lr-vit", type=float, default=1.5e-3)
+    p.add_argument("--lr-vit", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--eval-size", type=int, default=2000)
@@ -215,11 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results.setdefault("models", {})
     for name in args.models:
-        results["models"][name] = train_one(name, args, x, y, xv, yv)
-        results["machine"] = machine()
-        results["torch_threads"] = args.threads
-        results["torch"] = torch.__version__
-        results["command"] = "python scripts/train_demo_models.py " + " ".join(argv or sys.argv[1:])
+        entry = train_one(name, args, x, y, xv, yv)
+        entry["command"] = " ".join(
+            ["python scripts/train_demo_models.py", *(argv or sys.argv[1:])]
+        )
+        entry["machine"] = machine()
+        entry["torch_threads"] = args.threads
+        entry["torch"] = torch.__version__
+        results["models"][name] = entry
+        results["machine"] = entry["machine"]
         results_path.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 

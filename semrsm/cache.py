@@ -470,7 +470,9 @@ class Cache:
         """
         path = self._find_upload(digest)
         if path is None:
-            raise FileNotFoundError(f"no upload {digest[:12]}... in {self.uploads_dir}; upload it again")
+            raise FileNotFoundError(
+                f"no upload {digest[:12]}... in {self.uploads_dir}; upload it again"
+            )
         with contextlib.suppress(OSError):
             os.utime(path)
         return path

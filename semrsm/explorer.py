@@ -179,7 +179,9 @@ class ExplorerConfig:
                 f"weights: {self.weights!r} is not one of 'default', 'pretrained', 'none', 'file'"
             )
         if self.weights == "file" and not self.checkpoint:
-            raise ExplorerError("weights='file' needs a checkpoint path; give one or pick other weights")
+            raise ExplorerError(
+                "weights='file' needs a checkpoint path; give one or pick other weights"
+            )
         if self.kernel not in KERNELS:
             raise ExplorerError(f"kernel: {self.kernel!r} is not one of {KERNELS}")
         try:
@@ -410,8 +412,13 @@ def tokens_key(model: Any, layer: str, digest: str) -> str:
     """Cache key of a layer's tokens: model name + weights identity, layer, data config
     (preprocessing), image pixels and package version."""
     return content_key(
-        "tokens", semrsm.__version__, model.name, model.weights_id, layer,
-        _plain(model.data_config), digest,
+        "tokens",
+        semrsm.__version__,
+        model.name,
+        model.weights_id,
+        layer,
+        _plain(model.data_config),
+        digest,
     )
 
 
@@ -429,16 +436,17 @@ def proba_key(model: Any, digest: str) -> str:
 
 # --------------------------------------------------------------------------- estimates
 
-# Pairs per second on one CPU core of the 2-core development machine, measured with
-# bench-like tokens of the demo CNN (see docs/APP.md). Keys: number of positions S.
+# Pairs per second on the 2-core development machine (shared with other jobs, so
+# conservative), measured on tokens of the demo CNN over the shapes set: S = 16 ... 1024
+# are its layers (C = 192 ... 32); S = 4096 is extrapolated. Keys: positions S.
 _CPU_PAIRS_PER_S: dict[str, dict[int, float]] = {
-    "exact": {16: 60000.0, 49: 7400.0, 196: 222.0, 784: 5.5, 3136: 0.12},
-    "batch_optimal": {16: 60000.0, 49: 7400.0, 196: 600.0, 784: 40.0, 3136: 2.5},
-    "topk_greedy": {16: 40000.0, 49: 9000.0, 196: 900.0, 784: 50.0, 3136: 3.0},
-    "greedy": {16: 80000.0, 49: 15000.0, 196: 1500.0, 784: 90.0, 3136: 5.0},
-    "identity": {16: 1e6, 49: 5e5, 196: 1e5, 784: 2e4, 3136: 2e3},
+    "exact": {16: 12000.0, 64: 1400.0, 256: 133.0, 1024: 11.0, 4096: 0.17},
+    "batch_optimal": {16: 15000.0, 64: 800.0, 256: 235.0, 1024: 36.0, 4096: 6.0},
+    "topk_greedy": {16: 10000.0, 64: 1300.0, 256: 400.0, 1024: 20.0, 4096: 2.0},
+    "greedy": {16: 100000.0, 64: 1800.0, 256: 400.0, 1024: 24.0, 4096: 2.0},
+    "identity": {16: 1e6, 64: 5e5, 256: 1e5, 1024: 2e4, 4096: 2e3},
 }
-_GPU_SPEEDUP = 40.0
+_GPU_SPEEDUP = 20.0  # not measured here (no GPU on the dev machine): a conservative guess
 _CPU_SECONDS_PER_IMAGE = 0.004  # demo models; bigger timm models are measured (seconds_per_image)
 _measured: dict[tuple[str, str, int], float] = {}  # (matcher, device, S) -> pairs/s seen here
 
@@ -520,7 +528,8 @@ _forward_seconds: dict[tuple[str, str], float] = {}
 
 
 def seconds_per_image(model: Any, layer: str) -> float:
-    """Forward time per image of ``model`` (measured once per model and device, batch of 2)."""
+    """Forward time per image of ``model``, measured once per model and device on a
+    batch of 8 (after one warm-up image), so per-batch overheads are included."""
     key = (f"{model.name}:{model.weights_id}", str(model.device))
     if key not in _forward_seconds:
         from semrsm.layers import extract_tokens
@@ -528,8 +537,8 @@ def seconds_per_image(model: Any, layer: str) -> float:
         img = Image.new("RGB", (96, 96), (128, 128, 128))
         extract_tokens(model, [img], layer)  # warm-up
         t0 = time.perf_counter()
-        extract_tokens(model, [img, img], layer)
-        _forward_seconds[key] = (time.perf_counter() - t0) / 2
+        extract_tokens(model, [img] * 8, layer)
+        _forward_seconds[key] = (time.perf_counter() - t0) / 8
     return _forward_seconds[key]
 
 
@@ -636,13 +645,26 @@ def plan(
         except Exception:  # noqa: BLE001 - only an estimate; the real run reports errors
             spi = None
     est = estimate_seconds(
-        len(images), layer.num_tokens, matcher=config.matcher, device=device,
-        tokens_cached=tokens_cached, rsm_cached=rsm_cached, seconds_per_image=spi,
+        len(images),
+        layer.num_tokens,
+        matcher=config.matcher,
+        device=device,
+        tokens_cached=tokens_cached,
+        rsm_cached=rsm_cached,
+        seconds_per_image=spi,
     )
     return RunPlan(
-        config=config.replace(layer=layer.name), layer=layer, n_images=len(images), digest=digest,
-        tokens_key=tk, rsm_key=rk, proba_key=pk, tokens_cached=tokens_cached,
-        rsm_cached=rsm_cached, estimate=est, device=device,
+        config=config.replace(layer=layer.name),
+        layer=layer,
+        n_images=len(images),
+        digest=digest,
+        tokens_key=tk,
+        rsm_key=rk,
+        proba_key=pk,
+        tokens_cached=tokens_cached,
+        rsm_cached=rsm_cached,
+        estimate=est,
+        device=device,
     )
 
 
@@ -776,8 +798,10 @@ class ExplorerResult:
                     perm = np.argsort(perm).astype(np.int64)
                 return perm, float(self.inner[i, j])
         perm, value = match_pair(
-            self.tokens[i].astype(np.float64), self.tokens[j].astype(np.float64),
-            matcher=self.config.matcher, **self.config.params,
+            self.tokens[i].astype(np.float64),
+            self.tokens[j].astype(np.float64),
+            matcher=self.config.matcher,
+            **self.config.params,
         )
         return np.asarray(perm, dtype=np.int64), float(value)
 
@@ -832,7 +856,9 @@ class ExplorerResult:
             "spatial": self.spatial_rsm,
             "semantic": self.semantic_rsm,
             "names": np.array(self.names, dtype=str),
-            "labels": np.array(self.labels if self.labels is not None else [""] * self.n, dtype=str),
+            "labels": np.array(
+                self.labels if self.labels is not None else [""] * self.n, dtype=str
+            ),
         }
         arrays.update({k: np.array(v) for k, v in self.descriptors().items()})
         np.savez_compressed(buf, **arrays)
@@ -869,7 +895,9 @@ def _oom_message(device: str) -> str:
             "ran out of GPU memory: choose the CPU device, fewer images, or a deeper layer "
             "(fewer positions)"
         )
-    return "ran out of memory: use fewer images, a deeper layer (fewer positions) or a smaller model"
+    return (
+        "ran out of memory: use fewer images, a deeper layer (fewer positions) or a smaller model"
+    )
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -890,8 +918,10 @@ def _tokens(model: Any, imageset: ImageSet, layer: str, progress: Progress | Non
     from semrsm.layers import extract_tokens
 
     out = extract_tokens(model, imageset.images, layer, progress=_stage(progress, "extract"))
-    return {"tokens": np.ascontiguousarray(out.tokens, dtype=np.float32),
-            "grid": np.asarray(out.grid, dtype=np.int64)}
+    return {
+        "tokens": np.ascontiguousarray(out.tokens, dtype=np.float32),
+        "grid": np.asarray(out.grid, dtype=np.int64),
+    }
 
 
 def _rsms(tokens: np.ndarray, config: ExplorerConfig, device: str, progress: Progress | None):
@@ -901,8 +931,13 @@ def _rsms(tokens: np.ndarray, config: ExplorerConfig, device: str, progress: Pro
     t0 = time.perf_counter()
     spatial = spatial_rsm(tokens, kernel=list(KERNELS), device=device)
     res = semantic_rsm(
-        tokens, kernel=list(KERNELS), matcher=config.matcher, device=device,
-        progress=_stage(progress, "match"), return_matchings=keep, return_result=True,
+        tokens,
+        kernel=list(KERNELS),
+        matcher=config.matcher,
+        device=device,
+        progress=_stage(progress, "match"),
+        return_matchings=keep,
+        return_result=True,
         **config.params,
     )
     seconds = time.perf_counter() - t0
@@ -1131,8 +1166,10 @@ def layer_rsms(
                 model, images.images, list(missing), progress=_stage(progress, "extract")
             )
             for name, tk_ in out.items():
-                arrays = {"tokens": np.ascontiguousarray(tk_.tokens, dtype=np.float32),
-                          "grid": np.asarray(tk_.grid, dtype=np.int64)}
+                arrays = {
+                    "tokens": np.ascontiguousarray(tk_.tokens, dtype=np.float32),
+                    "grid": np.asarray(tk_.grid, dtype=np.int64),
+                }
                 cache.save(keys[name], arrays, meta={"layer": name})
                 tokens[name] = arrays["tokens"]
                 grids[name] = tuple(int(g) for g in tk_.grid)
@@ -1194,8 +1231,10 @@ def summarize(result: ExplorerResult, kernel: str | None = None) -> dict[str, An
             return float(x[mask].mean()) if mask.any() else math.nan
 
         out.update(
-            same_spatial=m(va, same), same_semantic=m(vb, same),
-            diff_spatial=m(va, ~same), diff_semantic=m(vb, ~same),
+            same_spatial=m(va, same),
+            same_semantic=m(vb, same),
+            diff_spatial=m(va, ~same),
+            diff_semantic=m(vb, ~same),
         )
         out["same_gap"] = out["same_semantic"] - out["same_spatial"]
         out["diff_gap"] = out["diff_semantic"] - out["diff_spatial"]
@@ -1204,7 +1243,9 @@ def summarize(result: ExplorerResult, kernel: str | None = None) -> dict[str, An
     return out
 
 
-def explain_pair(result: ExplorerResult, i: int | None = None, j: int | None = None) -> dict[str, Any]:
+def explain_pair(
+    result: ExplorerResult, i: int | None = None, j: int | None = None
+) -> dict[str, Any]:
     """Numbers for the "why does a moved copy look different" explanation.
 
     Without ``i, j`` the pair is chosen from the data: for crops, the two crops of the
@@ -1273,8 +1314,13 @@ def explain_pair(result: ExplorerResult, i: int | None = None, j: int | None = N
     else:
         shift = math.nan
     return {
-        "i": int(i), "j": int(j),
-        "spatial": float(a[i, j]), "semantic": float(b[i, j]),
-        "moved": float(np.mean(perm != pos)), "mean_shift": shift,
-        "grid": (h, w), "offset": offset, "reason": reason,
+        "i": int(i),
+        "j": int(j),
+        "spatial": float(a[i, j]),
+        "semantic": float(b[i, j]),
+        "moved": float(np.mean(perm != pos)),
+        "mean_shift": shift,
+        "grid": (h, w),
+        "offset": offset,
+        "reason": reason,
     }

@@ -33,8 +33,9 @@ from semrsm.models import ModelError
 
 torch.set_num_threads(2)
 
-CFG = ExplorerConfig(model="demo-resnet", weights="none", layer="layer3", images="shapes:12",
-                     device="cpu")
+CFG = ExplorerConfig(
+    model="demo-resnet", weights="none", layer="layer3", images="shapes:12", device="cpu"
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,9 @@ def test_truncated_entries_are_recomputed(model, cache, counting):
 def test_two_sessions_compute_once(model, cache, counting):
     results = []
     threads = [
-        threading.Thread(target=lambda: results.append(compute(CFG, Cache(cache.root), model=model)))
+        threading.Thread(
+            target=lambda: results.append(compute(CFG, Cache(cache.root), model=model))
+        )
         for _ in range(2)
     ]
     for t in threads:
@@ -156,8 +159,12 @@ def test_keys_follow_the_content(model, cache):
     base = plan(CFG, cache, model=model, measure_forward=False)
     other_seed = plan(CFG.replace(seed=1), cache, model=model, measure_forward=False)
     other_layer = plan(CFG.replace(layer="layer2"), cache, model=model, measure_forward=False)
-    other_params = plan(CFG.replace(matcher="batch_optimal", matcher_params=(("window", 4),)),
-                        cache, model=model, measure_forward=False)
+    other_params = plan(
+        CFG.replace(matcher="batch_optimal", matcher_params=(("window", 4),)),
+        cache,
+        model=model,
+        measure_forward=False,
+    )
     assert base.digest != other_seed.digest and base.tokens_key != other_seed.tokens_key
     assert base.tokens_key != other_layer.tokens_key
     assert base.tokens_key == other_params.tokens_key and base.rsm_key != other_params.rsm_key
@@ -193,8 +200,12 @@ def _png(color, size=(40, 40)) -> bytes:
 
 
 def test_uploads_with_a_corrupt_file(model, cache):
-    files = [("cat_1.png", _png((200, 10, 10))), ("cat_2.png", _png((190, 20, 10))),
-             ("dog_1.png", _png((10, 10, 200))), ("broken.png", b"\x89PNG\r\n\x1a\nnot really")]
+    files = [
+        ("cat_1.png", _png((200, 10, 10))),
+        ("cat_2.png", _png((190, 20, 10))),
+        ("dog_1.png", _png((10, 10, 200))),
+        ("broken.png", b"\x89PNG\r\n\x1a\nnot really"),
+    ]
     uploads = tuple((name, cache.store_upload(name, data)) for name, data in files)
     cfg = CFG.replace(images="uploads", uploads=uploads)
     r = compute(cfg, cache, model=model)
@@ -241,8 +252,9 @@ def test_estimates_and_long_runs(model, cache):
         estimate_seconds(3, 16, matcher="magic")
     p = plan(CFG, cache, model=model)
     assert not p.is_long and not p.tokens_cached and p.estimate["pairs"] == 66
-    long_plan = plan(CFG.replace(layer="act1", images="shapes:256"), cache, model=model,
-                     measure_forward=False)
+    long_plan = plan(
+        CFG.replace(layer="act1", images="shapes:256"), cache, model=model, measure_forward=False
+    )
     assert long_plan.layer.num_tokens == 1024 and long_plan.is_long
 
 
@@ -267,9 +279,14 @@ def test_downloads_and_summaries(model, cache):
     e = explain_pair(r)
     assert r.labels[e["i"]] == r.labels[e["j"]] and e["i"] != e["j"]
     assert e["semantic"] - e["spatial"] == pytest.approx(
-        np.max([r.semantic_rsm[i, j] - r.spatial_rsm[i, j]
-                for i in range(r.n) for j in range(r.n)
-                if i != j and r.labels[i] == r.labels[j]])
+        np.max(
+            [
+                r.semantic_rsm[i, j] - r.spatial_rsm[i, j]
+                for i in range(r.n)
+                for j in range(r.n)
+                if i != j and r.labels[i] == r.labels[j]
+            ]
+        )
     )
     assert 0 <= e["moved"] <= 1
 

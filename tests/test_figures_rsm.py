@@ -91,7 +91,9 @@ def test_difference_heatmap_is_centred(data):
     (hm,) = fig.data
     order = label_order(labels)
     np.testing.assert_allclose(np.asarray(hm.z), (semantic - spatial)[np.ix_(order, order)])
-    assert hm.zmid == 0 and hm.zmin == -hm.zmax
+    assert hm.zmin == 0 and hm.zmax == pytest.approx((semantic - spatial).max())  # all gains
+    mixed = difference_heatmap(semantic, spatial, names, labels).data[0]  # negative entries
+    assert mixed.zmid == 0 and mixed.zmin == -mixed.zmax
 
 
 def test_histograms_split_every_pair_once(data):
@@ -107,7 +109,8 @@ def test_histograms_split_every_pair_once(data):
     assert {t.legendgroup for t in hists} == {"same label", "different label"}
     no_labels = similarity_histograms(spatial, semantic, None)
     assert [t.legendgroup for t in no_labels.data if isinstance(t, go.Histogram)] == [
-        "all pairs", "all pairs"
+        "all pairs",
+        "all pairs",
     ]
 
 

@@ -251,7 +251,9 @@ def test_decode_respects_pixel_limit_and_pillow_bomb_guard(monkeypatch):
     # Pillow's own guard (warning between the limits, error above) is turned into ImageError too.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)
     with pytest.raises(ImageError, match="decompression bomb"):
-        decode_image(data)
+        decode_image(data)  # 10,000 pixels: above twice the limit, Pillow raises
+    with pytest.raises(ImageError, match="decompression bomb"):
+        decode_image(encode(rgb((70, 70))))  # 4,900 pixels: Pillow only warns
 
 
 # ----------------------------------------------------------------------------- uploads, folders

@@ -263,3 +263,20 @@ def test_checkpoint_saved_for_another_arch(tmp_path):
     )
     with pytest.raises(ModelError, match="saved for 'test_resnet'"):
         create_model("test_vit", weights="file", checkpoint=str(path))
+
+
+def test_offline_detection_is_bounded_without_env(monkeypatch, tmp_path):
+    import semrsm.models as models
+
+    def hang(*args, **kwargs):
+        time.sleep(5)  # a resolver or connect that never answers
+        raise OSError("timed out")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setattr(models.socket, "create_connection", hang)
+    monkeypatch.setattr(models, "_ONLINE_TIMEOUT_S", 0.2)
+    start = time.time()
+    with pytest.raises(ModelError, match="not in the local cache"):
+        create_model("test_vit.r160_in1k", weights="pretrained")
+    assert time.time() - start < 3

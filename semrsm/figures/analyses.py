@@ -122,7 +122,7 @@ def translation_figure(
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        title={"text": f"same-source crops, layer {layer}", "font": {"size": 13}},
+        title={"text": f"same-source crops in {layer}", "font": {"size": 13}},
         xaxis={"title": {"text": "overlap of the two crops (% of crop area)"}},
         yaxis={"title": {"text": f"{kernel} similarity"}},
         legend={"orientation": "h", "y": -0.2},
@@ -253,9 +253,10 @@ def cka_heatmap_figure(
     fig.update_layout(
         height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis={"title": {"text": col_title}, "constrain": "domain"},
+        xaxis={"title": {"text": col_title}, "constrain": "domain", "automargin": True},
         yaxis={
             "title": {"text": row_title},
+            "automargin": True,
             "autorange": "reversed",
             "scaleanchor": "x",
             "constrain": "domain",
@@ -316,6 +317,8 @@ def agreement_figure(
                 col=col,
             )
         fig.update_xaxes(title_text=f"{kernel} similarity", row=1, col=col)
+    # the divergence is bounded by 1 bit; keep the fitted lines from stretching the axis
+    fig.update_yaxes(range=[-0.03, 1.03])
     fig.update_yaxes(title_text="Jensen-Shannon divergence of predictions (bits)", row=1, col=1)
     fig.update_layout(
         height=height,

@@ -184,7 +184,7 @@ def matching_overlay(
     focus: int | None = None,
     alternatives: Sequence[int] = (),
     crange: tuple[str, float, float] | None = None,
-    height: int = 420,
+    height: int | None = None,
 ) -> go.Figure:
     """Both images with the token grid and lines between matched token centres.
 
@@ -202,7 +202,8 @@ def matching_overlay(
     alternatives : positions of image b to outline as the focus token's next-best partners.
     crange : ``(colorscale, cmin, cmax)`` shared with other figures of the pair
         (default :func:`contribution_range` of ``contributions``).
-    height : figure height in pixels.
+    height : figure height in pixels (default: fits ``display``); the width fits the
+        two images and the colour bar.
 
     Returns
     -------
@@ -329,7 +330,8 @@ def matching_overlay(
         fig.update_layout(annotations=annotations)
     fig.update_layout(
         shapes=shapes,
-        height=height,
+        height=height or d + 60,
+        width=int(x_b + d + 170),
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         xaxis={"visible": False, "range": [-2, x_b + d + 2], "constrain": "domain"},
         yaxis={"visible": False, "range": [d + 2, -2], "scaleanchor": "x", "constrain": "domain"},
@@ -355,7 +357,6 @@ def contribution_maps_figure(
     display: int = 192,
     opacity: float = 0.6,
     crange: tuple[str, float, float] | None = None,
-    height: int = 560,
 ) -> go.Figure:
     """Per-position contributions on both images, identity alignment vs matching.
 
@@ -366,7 +367,8 @@ def contribution_maps_figure(
         (:func:`semrsm.analysis.contribution_maps` with ``perm=None``).
     matched_maps : ``(map_a, map_b)`` for the matching.
     matched_label : row title of the matching.
-    display : side of each image in pixels; ``opacity`` of the heat overlay.
+    display : side of each image in pixels (sets the figure's size); ``opacity`` of the
+        heat overlay.
     crange : shared ``(colorscale, cmin, cmax)``; default from all four maps.
 
     Returns
@@ -389,7 +391,7 @@ def contribution_maps_figure(
         f"b · matched partners, Σ = {maps[3].sum():.4g}",
     ]
     fig = make_subplots(
-        rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.04, vertical_spacing=0.1
+        rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.1
     )
     imgs = [_square(image_a, d), _square(image_b, d)]
     for k, m in enumerate(maps):
@@ -417,7 +419,8 @@ def contribution_maps_figure(
             scaleanchor=f"x{'' if k == 1 else k}", row=(k - 1) // 2 + 1, col=(k - 1) % 2 + 1
         )
     fig.update_layout(
-        height=height,
+        height=int(2 * d / 0.9 + 60),
+        width=int(2 * d / 0.92 + 150),
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         coloraxis={
             "colorscale": scale,
@@ -536,6 +539,7 @@ def inner_product_figure(
         )
     fig.update_layout(
         height=height,
+        width=height + 160,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         xaxis={
             "title": {"text": "token t of image b (row-major position)"},
@@ -557,7 +561,7 @@ def inner_product_figure(
             "x": 0,
             "bgcolor": "rgba(0,0,0,0)",
         },
-        plot_bgcolor="#222",
+        plot_bgcolor="white",
     )
     return fig
 

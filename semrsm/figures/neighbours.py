@@ -157,15 +157,31 @@ def gallery_figure(
     images = []
     for k, uri in enumerate(_uris(thumbnails[:shown], 96)):
         images.append(
-            {"source": uri, "xref": "x", "yref": "y", "x": xs[k], "y": ys[k], "sizex": 0.92,
-             "sizey": 0.92, "xanchor": "center", "yanchor": "middle", "layer": "below"}
+            {
+                "source": uri,
+                "xref": "x",
+                "yref": "y",
+                "x": xs[k],
+                "y": ys[k],
+                "sizex": 0.92,
+                "sizey": 0.92,
+                "xanchor": "center",
+                "yanchor": "middle",
+                "layer": "below",
+            }
         )
     shapes = []
     if selected is not None and selected < shown:
         sx, sy = selected % columns, selected // columns
         shapes.append(
-            {"type": "rect", "x0": sx - 0.5, "x1": sx + 0.5, "y0": sy - 0.5, "y1": sy + 0.5,
-             "line": {"color": QUERY_COLOR, "width": 4}}
+            {
+                "type": "rect",
+                "x0": sx - 0.5,
+                "x1": sx + 0.5,
+                "y0": sy - 0.5,
+                "y1": sy + 0.5,
+                "line": {"color": QUERY_COLOR, "width": 4},
+            }
         )
     fig.update_layout(
         images=images,
@@ -173,8 +189,13 @@ def gallery_figure(
         height=int(rows * cell_px + 20),
         margin={"l": 0, "r": 0, "t": 10, "b": 10},
         xaxis={"visible": False, "range": [-0.5, columns - 0.5], "fixedrange": True},
-        yaxis={"visible": False, "range": [rows - 0.5, -0.5], "fixedrange": True,
-               "scaleanchor": "x", "constrain": "domain"},
+        yaxis={
+            "visible": False,
+            "range": [rows - 0.5, -0.5],
+            "fixedrange": True,
+            "scaleanchor": "x",
+            "constrain": "domain",
+        },
         plot_bgcolor="white",
         clickmode="event+select",
         hovermode="closest",
@@ -228,23 +249,50 @@ def neighbours_figure(
         raise ValueError("give at least one row of neighbours")
     k = max(len(idx) for idx, _ in neighbours.values())
     n_rows = len(neighbours)
+    step = 1.6  # vertical distance between rows (one image is 1 unit high)
     images, annotations, shapes = [], [], []
     fig = go.Figure()
 
-    def place(col: float, row: int, idx: int, caption: str, color: str | None) -> None:
+    def short(name: str, width: int = 16) -> str:
+        return name if len(name) <= width else name[: width - 1] + "…"
+
+    def place(col: float, row: float, idx: int, caption: str, color: str | None) -> None:
         images.append(
-            {"source": image_to_data_uri(thumbnails[idx], 128), "xref": "x", "yref": "y",
-             "x": col, "y": row, "sizex": 0.9, "sizey": 0.9, "xanchor": "center",
-             "yanchor": "middle", "layer": "below"}
+            {
+                "source": image_to_data_uri(thumbnails[idx], 128),
+                "xref": "x",
+                "yref": "y",
+                "x": col,
+                "y": row,
+                "sizex": 0.9,
+                "sizey": 0.9,
+                "xanchor": "center",
+                "yanchor": "middle",
+                "layer": "below",
+            }
         )
         annotations.append(
-            {"x": col, "y": row + 0.47, "xref": "x", "yref": "y", "text": caption,
-             "showarrow": False, "yanchor": "top", "font": {"size": 11}}
+            {
+                "x": col,
+                "y": row + 0.48,
+                "xref": "x",
+                "yref": "y",
+                "text": caption,
+                "showarrow": False,
+                "yanchor": "top",
+                "font": {"size": 11},
+            }
         )
         if color:
             shapes.append(
-                {"type": "rect", "x0": col - 0.46, "x1": col + 0.46, "y0": row - 0.46,
-                 "y1": row + 0.46, "line": {"color": color, "width": 4}}
+                {
+                    "type": "rect",
+                    "x0": col - 0.46,
+                    "x1": col + 0.46,
+                    "y0": row - 0.46,
+                    "y1": row + 0.46,
+                    "line": {"color": color, "width": 4},
+                }
             )
 
     qlabel = labels[query] if labels is not None else None
@@ -253,20 +301,30 @@ def neighbours_figure(
         sims = np.asarray(sims, dtype=np.float64)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise ValueError(f"neighbour indices of {title!r} are out of range for {n} images")
-        y = row * 1.35
-        place(0, y, query, f"<b>query</b><br>{names[query]}", QUERY_COLOR)
+        y = row * step
+        place(0, y, query, f"<b>query</b><br>{short(names[query])}", QUERY_COLOR)
         annotations.append(
-            {"x": 0.55, "y": y - 0.55, "xref": "x", "yref": "y", "text": f"<b>{title}</b>",
-             "showarrow": False, "xanchor": "left", "yanchor": "bottom", "font": {"size": 13}}
+            {
+                "x": 0.75,
+                "y": y - 0.5,
+                "xref": "x",
+                "yref": "y",
+                "text": f"<b>{title}</b>",
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "font": {"size": 14},
+            }
         )
         hover = []
         for r, (j, s) in enumerate(zip(idx.tolist(), sims.tolist(), strict=True), start=1):
             color = None
             if labels is not None:
                 color = SAME_COLOR if labels[j] == qlabel else DIFF_COLOR
-            place(r + 0.3, y, j, f"#{r} {names[j]}<br>{kernel} {s:.3f}", color)
+            place(r + 0.3, y, j, f"<b>#{r}</b> · {kernel} {s:.3f}<br>{short(names[j])}", color)
             hover.append(
-                f"rank {r}: {names[j]}" + (f" ({labels[j]})" if labels is not None else "")
+                f"rank {r}: {names[j]}"
+                + (f" ({labels[j]})" if labels is not None else "")
                 + f"<br>{title} similarity {s:.4f}"
             )
         fig.add_trace(
@@ -282,16 +340,21 @@ def neighbours_figure(
                 showlegend=False,
             )
         )
-    height = int(n_rows * 1.35 * 150 + 40)
+    top, bottom = -0.62, (n_rows - 1) * step + 0.85
     fig.update_layout(
         images=images,
         annotations=annotations,
         shapes=shapes,
-        height=height,
+        height=int((bottom - top) * 120 + 20),
         margin={"l": 0, "r": 0, "t": 10, "b": 10},
         xaxis={"visible": False, "range": [-0.5, k + 0.8], "fixedrange": True},
-        yaxis={"visible": False, "range": [(n_rows - 1) * 1.35 + 0.75, -0.6], "fixedrange": True,
-               "scaleanchor": "x", "constrain": "domain"},
+        yaxis={
+            "visible": False,
+            "range": [bottom, top],
+            "fixedrange": True,
+            "scaleanchor": "x",
+            "constrain": "domain",
+        },
         plot_bgcolor="white",
         meta={"query": int(query)},
     )
@@ -305,9 +368,7 @@ _METRIC_NAMES = {
 }
 
 
-def retrieval_figure(
-    metrics: Mapping[str, Mapping[str, float]], *, height: int = 320
-) -> go.Figure:
+def retrieval_figure(metrics: Mapping[str, Mapping[str, float]], *, height: int = 320) -> go.Figure:
     """Grouped bars of retrieval metrics, one group per metric, one bar per RSM.
 
     Parameters

@@ -32,13 +32,14 @@ __all__ = [
 
 SIMILARITY_COLORSCALE = "Viridis"
 DIFFERENCE_COLORSCALE = "RdBu_r"
+GAIN_COLORSCALE = "OrRd"
 SPATIAL_TITLE = "spatio-semantic (classic)"
 SEMANTIC_TITLE = "semantic (optimal matching)"
 SAME_COLOR = "#1b9e77"
 DIFF_COLOR = "#d95f02"
 #: above this many images the per-cell selection layer is left out (too many points)
 MAX_SELECTABLE = 150
-#: above this many images the axes show label blocks only, not every name
+#: without labels, image names label the axes up to this many images
 MAX_TICK_NAMES = 40
 
 
@@ -118,16 +119,26 @@ def _hover_names(names: list[str], labels: list[str] | None) -> list[str]:
     return [f"{nm} ({lab})" for nm, lab in zip(names, labels, strict=True)]
 
 
+def _short(name: str, width: int = 18) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def _axis_ticks(names_o: list[str], labels_o: list[str] | None) -> dict:
+    """Label blocks as ticks when there are labels (names are in the hover), else the
+    (shortened) names for small sets."""
     n = len(names_o)
-    if n <= MAX_TICK_NAMES:
-        return {"tickmode": "array", "tickvals": list(range(n)), "ticktext": names_o}
     if labels_o is not None:
         blocks = _block_edges(labels_o)
         return {
             "tickmode": "array",
             "tickvals": [(s + e - 1) / 2 for _, s, e in blocks],
             "ticktext": [lab for lab, _, _ in blocks],
+        }
+    if n <= MAX_TICK_NAMES:
+        return {
+            "tickmode": "array",
+            "tickvals": list(range(n)),
+            "ticktext": [_short(x) for x in names_o],
         }
     return {"showticklabels": False}
 
@@ -141,12 +152,28 @@ def _block_shapes(labels_o: list[str] | None, xref: str, yref: str) -> list[dict
         pos = stop - 0.5
         line = {"color": "white", "width": 1.5}
         shapes.append(
-            {"type": "line", "xref": xref, "yref": yref, "x0": pos, "x1": pos, "y0": -0.5,
-             "y1": n - 0.5, "line": line}
+            {
+                "type": "line",
+                "xref": xref,
+                "yref": yref,
+                "x0": pos,
+                "x1": pos,
+                "y0": -0.5,
+                "y1": n - 0.5,
+                "line": line,
+            }
         )
         shapes.append(
-            {"type": "line", "xref": xref, "yref": yref, "y0": pos, "y1": pos, "x0": -0.5,
-             "x1": n - 0.5, "line": line}
+            {
+                "type": "line",
+                "xref": xref,
+                "yref": yref,
+                "y0": pos,
+                "y1": pos,
+                "x0": -0.5,
+                "x1": n - 0.5,
+                "line": line,
+            }
         )
     return shapes
 
@@ -266,10 +293,12 @@ def rsm_heatmaps(
             "showgrid": False,
             "zeroline": False,
             "constrain": "domain",
-            "tickfont": {"size": 9},
+            "tickfont": {"size": 10},
             **ticks,
         }
-        fig.update_xaxes(axis_common, row=1, col=col, tickangle=-60, scaleanchor=f"y{'' if col == 1 else col}")
+        fig.update_xaxes(
+            axis_common, row=1, col=col, tickangle=-45, scaleanchor=f"y{'' if col == 1 else col}"
+        )
         fig.update_yaxes(axis_common, row=1, col=col, autorange=False, range=[n - 0.5, -0.5])
     shapes = _block_shapes(labels_o, "x", "y") + _block_shapes(labels_o, "x2", "y2")
     fig.update_layout(
@@ -279,7 +308,10 @@ def rsm_heatmaps(
             "colorscale": SIMILARITY_COLORSCALE,
             "cmin": zrange[0],
             "cmax": zrange[1],
-            "colorbar": {"title": {"text": f"{kernel}<br>similarity", "side": "top"}, "thickness": 14},
+            "colorbar": {
+                "title": {"text": f"{kernel}<br>similarity", "side": "top"},
+                "thickness": 14,
+            },
         },
         shapes=shapes,
         clickmode="event+select",
@@ -299,10 +331,13 @@ def difference_heatmap(
     kernel: str = "cosine",
     height: int = 480,
 ) -> go.Figure:
-    """Heatmap of ``semantic − spatial`` on a diverging scale centred at 0.
+    """Heatmap of ``semantic − spatial``.
 
-    With the exact matcher every entry is >= 0: the optimal matching can only add
-    similarity. Large values mark pairs whose shared content sits at different places.
+    With the exact matcher every entry is >= 0 (the optimal matching can only add
+    similarity) and the scale runs from 0 (white) to the largest gain; when some entry
+    is negative (an approximate matcher, or RBF with its own bandwidths) a diverging
+    scale centred at 0 is used. Large values mark pairs whose shared content sits at
+    different places.
 
     Parameters
     ----------
@@ -330,6 +365,11 @@ def difference_heatmap(
     hover_o = [_hover_names(names, labels)[i] for i in order]
     d = (b - a)[np.ix_(order, order)]
     bound = float(np.abs(d).max()) or 1.0
+    if d.min() >= -1e-9:
+        # exact matching: never negative, so a sequential scale from 0 uses all colours
+        scale = {"colorscale": GAIN_COLORSCALE, "zmin": 0.0, "zmax": bound}
+    else:
+        scale = {"colorscale": DIFFERENCE_COLORSCALE, "zmid": 0.0, "zmin": -bound, "zmax": bound}
     custom = np.empty((n, n, 2), dtype=object)
     custom[:, :, 0] = np.array(hover_o, dtype=object)[:, None]
     custom[:, :, 1] = np.array(hover_o, dtype=object)[None, :]
@@ -339,12 +379,12 @@ def difference_heatmap(
             x=list(range(n)),
             y=list(range(n)),
             customdata=custom,
-            colorscale=DIFFERENCE_COLORSCALE,
-            zmid=0.0,
-            zmin=-bound,
-            zmax=bound,
+            **scale,
             name="difference",
-            colorbar={"title": {"text": "semantic −<br>spatio-semantic", "side": "top"}, "thickness": 14},
+            colorbar={
+                "title": {"text": "semantic −<br>spatio-semantic", "side": "top"},
+                "thickness": 14,
+            },
             hovertemplate=(
                 "row: %{customdata[0]}<br>column: %{customdata[1]}<br>"
                 "semantic − spatio-semantic: %{z:.4f}<extra></extra>"
@@ -352,8 +392,10 @@ def difference_heatmap(
         )
     )
     ticks = _axis_ticks(names_o, labels_o)
-    common = {"showgrid": False, "zeroline": False, "tickfont": {"size": 9}, **ticks}
-    fig.update_xaxes(common, range=[-0.5, n - 0.5], tickangle=-60, scaleanchor="y", constrain="domain")
+    common = {"showgrid": False, "zeroline": False, "tickfont": {"size": 10}, **ticks}
+    fig.update_xaxes(
+        common, range=[-0.5, n - 0.5], tickangle=-45, scaleanchor="y", constrain="domain"
+    )
     fig.update_yaxes(common, range=[n - 0.5, -0.5], constrain="domain")
     fig.update_layout(
         title={"text": f"Gain from matching ({kernel}): semantic − spatio-semantic"},
@@ -366,9 +408,7 @@ def difference_heatmap(
     return fig
 
 
-def off_diagonal_groups(
-    rsm: np.ndarray, labels: Sequence | None
-) -> dict[str, np.ndarray]:
+def off_diagonal_groups(rsm: np.ndarray, labels: Sequence | None) -> dict[str, np.ndarray]:
     """Off-diagonal values of an RSM (each unordered pair once), split by label.
 
     Parameters
@@ -447,7 +487,9 @@ def similarity_histograms(
         lo, hi = lo - 0.5, hi + 0.5
     size = (hi - lo) / bins
     colors = {"same label": SAME_COLOR, "different label": DIFF_COLOR, "all pairs": "#7570b3"}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[SPATIAL_TITLE, SEMANTIC_TITLE], shared_yaxes=True)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=[SPATIAL_TITLE, SEMANTIC_TITLE], shared_yaxes=True
+    )
     for col, groups in ((1, ga), (2, gb)):
         for name, vals in groups.items():
             if vals.size == 0:

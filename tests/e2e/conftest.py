@@ -63,16 +63,26 @@ def app_url(tmp_path_factory):
     }
     env.pop("SEMRSM_DATA_ROOT", None)
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
     ]
     log = open(log_path, "wb")  # noqa: SIM115 - closed in the teardown below
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not _healthy(url):
@@ -142,9 +152,28 @@ def screenshots() -> Path:
     return SCREENSHOTS
 
 
+@pytest.fixture()
+def full_screenshot(screenshots):
+    """``shoot(page, "name.png", height=2400)``: the whole page, not just the viewport.
+
+    Streamlit scrolls inside its own container, so ``full_page=True`` only shows the
+    viewport; the viewport is made tall for the shot and restored afterwards.
+    """
+
+    def shoot(page, name: str, height: int = 2400) -> Path:
+        size = page.viewport_size
+        page.set_viewport_size({"width": size["width"], "height": height})
+        page.wait_for_timeout(1500)  # let plotly relayout to the new size
+        path = screenshots / name
+        page.screenshot(path=str(path))
+        page.set_viewport_size(size)
+        return path
+
+    return shoot
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)
-

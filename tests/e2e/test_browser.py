@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 CHART = '[data-testid="stPlotlyChart"]'
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_idle(page, timeout_s: float = 180.0, quiet_s: float = 1.5) -> None:
@@ -39,7 +41,7 @@ def assert_no_exception(page, where: str) -> None:
         raise AssertionError(f"error shown on {where}: {errors.first.inner_text()[:2000]}")
 
 
-def test_rsm_and_neighbours_pages(page, app_url, screenshots):
+def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
     page.goto(app_url, wait_until="domcontentloaded")
     # both heatmaps of the default configuration (one figure with two heatmap panels)
     heatmaps = page.locator(f"{CHART} .js-plotly-plot").first
@@ -57,15 +59,19 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots):
     assert page.locator(CHART).count() >= 3  # heatmaps, difference, histograms
     titles = page.locator(f"{CHART} .js-plotly-plot").first.inner_text()
     assert "spatio-semantic" in titles and "semantic (optimal matching)" in titles
-    page.screenshot(path=str(screenshots / "rsm_page.png"), full_page=True)
+    full_screenshot(page, "rsm_page.png")
     heatmaps.screenshot(path=str(screenshots / "rsm_heatmaps.png"))
 
     # neighbours page through the navigation
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Nearest neighbours").click()
     page.get_by_text("Choose a query").wait_for(timeout=120_000)
     page.wait_for_function(
-        """() => document.querySelectorAll('[data-testid="stPlotlyChart"]').length >= 2
-             && document.querySelectorAll('[data-testid="stPlotlyChart"] .layer-below image').length >= 24""",
+        """() => {
+            const charts = document.querySelectorAll('[data-testid="stPlotlyChart"]');
+            // gallery: one thumbnail per image; neighbours: query + k per row
+            return charts.length >= 2 && charts[0].querySelectorAll('image').length >= 24
+                && charts[1].querySelectorAll('image').length >= 6;
+        }""",
         timeout=120_000,
     )
     wait_idle(page)
@@ -73,7 +79,7 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots):
     heading = page.get_by_text(re.compile(r"^Top \d+ neighbours of ")).first
     before = heading.inner_text()
     assert "classic (spatio-semantic)" in page.locator(CHART).nth(1).inner_text()
-    page.screenshot(path=str(screenshots / "neighbours_page.png"), full_page=True)
+    full_screenshot(page, "neighbours_page.png", height=2000)
 
     # a click on another thumbnail makes it the query
     gallery = page.locator(f"{CHART} .js-plotly-plot").first
@@ -90,4 +96,29 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots):
     )
     wait_idle(page)
     assert_no_exception(page, "the neighbours page after a click")
-    page.screenshot(path=str(screenshots / "neighbours_after_click.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "neighbours_after_click.png"))
+
+
+def test_heatmap_cell_selects_a_pair(page, app_url, screenshots):
+    """A click on a heatmap cell opens that pair in the token-matching view (when that
+    page exists), otherwise in the pair picker of the RSM page."""
+    page.goto(app_url, wait_until="domcontentloaded")
+    page.wait_for_function(
+        """() => {
+            const chart = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+            return chart && chart.querySelectorAll('g.hm image').length >= 2;
+        }""",
+        timeout=180_000,
+    )
+    wait_idle(page)
+    chart = page.locator(f"{CHART} .js-plotly-plot").first
+    box = chart.locator(".nsewdrag").nth(1).bounding_box()  # the semantic panel
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
+    if (ROOT / "pages" / "token_matching.py").is_file():
+        page.get_by_role("heading", name="Token matching").wait_for(timeout=120_000)
+    else:
+        page.get_by_text("Open a pair in the token-matching view").wait_for()
+    wait_idle(page)
+    assert_no_exception(page, "the page opened by a heatmap click")
+    page.screenshot(path=str(screenshots / "heatmap_click.png"))
