@@ -8,14 +8,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._sidebar import (
-    current_result,
-    get_cache,
-    get_model,
-    show_error,
-    status_line,
-    streamlit_progress,
-)
+from pages._sidebar import get_cache, get_model, show_error, streamlit_progress
+from pages._widgets import page_result
 from semrsm.analysis import (
     DEFAULT_MATCHERS,
     compare_matchers,
@@ -46,10 +40,7 @@ st.markdown(
     "analysis runs when you press its button; results already computed come from the cache."
 )
 
-result = current_result()
-if result is None:
-    st.stop()
-st.caption(status_line(result))
+result = page_result()
 config = result.config
 kernel = result.kernel
 layer_info = {li.name: li for li in result.layers}
@@ -64,6 +55,13 @@ def _fmt_layer(name: str) -> str:
 def _default_layers() -> list[str]:
     small = [n for n in layer_names if layer_info[n].num_tokens <= DEFAULT_MAX_TOKENS]
     return small or layer_names[-1:]
+
+
+def _pick_layers(key: str) -> list[str]:
+    """Layers to analyse; small layers are preselected."""
+    return st.multiselect(
+        "layers", layer_names, default=_default_layers(), key=key, format_func=_fmt_layer
+    )
 
 
 def _estimate(n_images: int, layers: list[str]) -> float:
@@ -120,13 +118,7 @@ with tab_tr:
         key="an_tr_photos",
     )
     per = c2.slider("crops per photo", 4, 16, 9, key="an_tr_per")
-    tr_layers = st.multiselect(
-        "layers",
-        layer_names,
-        default=_default_layers(),
-        key="an_tr_layers",
-        format_func=_fmt_layer,
-    )
+    tr_layers = _pick_layers("an_tr_layers")
     params = (config, tuple(photos), per, tuple(tr_layers))
     if photos and tr_layers:
         st.caption(
@@ -189,13 +181,7 @@ with tab_layers:
         "have few positions left, so the two RSMs should agree more and the CKA rise towards 1. "
         "This uses the sidebar's image set."
     )
-    cka_layers = st.multiselect(
-        "layers",
-        layer_names,
-        default=_default_layers(),
-        key="an_cka_layers",
-        format_func=_fmt_layer,
-    )
+    cka_layers = _pick_layers("an_cka_layers")
     params = (config, tuple(cka_layers))
     if cka_layers:
         st.caption(f"about {_estimate(result.n, cka_layers):.0f} s when nothing is cached yet")

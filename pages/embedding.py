@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._sidebar import current_result, status_line
+from pages._widgets import page_result, store_clicked_point
 from semrsm.analysis import nearest_neighbours
 from semrsm.embedding import MIN_UMAP_POINTS, embed_rsm
 from semrsm.figures.embedding import embedding_figure
@@ -17,14 +17,8 @@ st.markdown(
     "gather on the right. The axes have no units: only who sits next to whom matters."
 )
 
-result = current_result()
-if result is None:
-    st.stop()
-st.caption(status_line(result))
+result = page_result(3, "A map needs at least three images.")
 n = result.n
-if n < 3:
-    st.info("A map needs at least three images.")
-    st.stop()
 
 c1, c2, c3, c4 = st.columns(4)
 method = c1.selectbox(
@@ -66,17 +60,7 @@ if st.session_state.get("emb_selected") not in range(n):
 
 
 def _on_select() -> None:
-    state = st.session_state.get("emb_chart")
-    try:
-        points = state.selection.points
-    except (AttributeError, KeyError):
-        return
-    for p in points:
-        cd = p.get("customdata")
-        idx = cd[0] if isinstance(cd, (list, tuple)) else cd
-        if isinstance(idx, (int, float)) and 0 <= int(idx) < n:
-            st.session_state["emb_selected"] = int(idx)
-            return
+    store_clicked_point("emb_chart", "emb_selected", n)
 
 
 selected = st.session_state["emb_selected"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
-from pages._sidebar import current_result, status_line
+from pages._widgets import (
+    figure_download,
+    file_stem,
+    image_choices,
+    page_result,
+    store_clicked_point,
+)
 from semrsm.analysis import nearest_neighbours, retrieval_metrics
 from semrsm.figures.neighbours import gallery_figure, neighbours_figure, retrieval_figure
 
@@ -19,31 +23,17 @@ st.markdown(
     "how often each RSM retrieves the right class."
 )
 
-result = current_result()
-if result is None:
-    st.stop()
-st.caption(status_line(result))
-
+result = page_result()
 n = result.n
 labels = result.labels
-names = [f"#{k} {nm}" + (f" ({labels[k]})" if labels else "") for k, nm in enumerate(result.names)]
+names = image_choices(result)
 if st.session_state.get("nn_query") not in range(n):
     st.session_state["nn_query"] = 0
 
 
 def _on_gallery_select() -> None:
     """A click on a thumbnail sets the query (runs before the widgets are drawn)."""
-    state = st.session_state.get("nn_gallery")
-    try:
-        points = state.selection.points
-    except (AttributeError, KeyError):
-        return
-    for p in points:
-        cd = p.get("customdata")
-        idx = cd[0] if isinstance(cd, (list, tuple)) else cd
-        if isinstance(idx, (int, float)) and 0 <= int(idx) < n:
-            st.session_state["nn_query"] = int(idx)
-            return
+    store_clicked_point("nn_gallery", "nn_query", n)
 
 
 st.subheader("Choose a query")
@@ -118,27 +108,12 @@ else:
             "and are left out of mAP."
         )
 
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60]
-
-
-stem = _slug(f"semrsm_{result.model_name}_{result.layer.name}_{result.kernel}")
+stem = file_stem(f"semrsm_{result.model_name}_{result.layer.name}_{result.kernel}")
 dl1, dl2 = st.columns(2)
-dl1.download_button(
-    "Neighbours figure (.html)",
-    data=lambda: fig_nn.to_html(include_plotlyjs=True, full_html=True),
-    file_name=f"{stem}_neighbours_{query}.html",
-    mime="text/html",
-    on_click="ignore",
-    key="dl_nn_fig",
+figure_download(
+    dl1, "Neighbours figure (.html)", fig_nn, f"{stem}_neighbours_{query}.html", "dl_nn_fig"
 )
 if fig_ret is not None:
-    dl2.download_button(
-        "Retrieval figure (.html)",
-        data=lambda: fig_ret.to_html(include_plotlyjs=True, full_html=True),
-        file_name=f"{stem}_retrieval.html",
-        mime="text/html",
-        on_click="ignore",
-        key="dl_nn_retrieval",
+    figure_download(
+        dl2, "Retrieval figure (.html)", fig_ret, f"{stem}_retrieval.html", "dl_nn_retrieval"
     )

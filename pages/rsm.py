@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
-from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE, current_result, status_line
+from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
+from pages._widgets import figure_download, file_stem, image_choices, page_result
 from semrsm.explorer import explain_pair, summarize
 from semrsm.figures.rsm import difference_heatmap, rsm_heatmaps, similarity_histograms
 
@@ -20,11 +19,7 @@ st.markdown(
     "*translated crops* image set to see them disagree, and click a cell to inspect that pair."
 )
 
-result = current_result()
-if result is None:
-    st.stop()
-
-st.caption(status_line(result))
+result = page_result()
 if result.skipped:
     st.warning(
         f"{len(result.skipped)} file(s) could not be used and were skipped:\n\n"
@@ -105,10 +100,7 @@ if pair is not None and pair != st.session_state.get("rsm_last_click"):
     _open_pair(pair)
 
 with st.expander("Open a pair in the token-matching view", expanded=pair is not None):
-    labels = result.labels
-    names = [
-        f"#{k} {n}" + (f" ({labels[k]})" if labels else "") for k, n in enumerate(result.names)
-    ]
+    names = image_choices(result)
     current = st.session_state.get(SELECTED_PAIR_KEY, (0, 1))
     pc1, pc2, pc3 = st.columns([3, 3, 2])
     i = pc1.selectbox(
@@ -190,12 +182,7 @@ d2.caption(
 # ----------------------------------------------------------------------------- downloads
 st.subheader("Downloads")
 
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60]
-
-
-stem = _slug(f"semrsm_{result.model_name}_{result.layer.name}_{kernel}_{result.config.matcher}")
+stem = file_stem(f"semrsm_{result.model_name}_{result.layer.name}_{kernel}_{result.config.matcher}")
 cols = st.columns(4)
 cols[0].download_button(
     "Bundle (.npz)",
@@ -230,11 +217,4 @@ with cols[3]:
         ("difference", fig_diff, "Difference"),
         ("histograms", fig_hist, "Histograms"),
     ):
-        st.download_button(
-            f"{title} (.html)",
-            data=lambda f=f: f.to_html(include_plotlyjs=True, full_html=True),
-            file_name=f"{stem}_{key}.html",
-            mime="text/html",
-            on_click="ignore",
-            key=f"dl_fig_{key}",
-        )
+        figure_download(st, f"{title} (.html)", f, f"{stem}_{key}.html", f"dl_fig_{key}")

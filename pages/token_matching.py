@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages._sidebar import SELECTED_PAIR_KEY, current_result, status_line
+from pages._sidebar import SELECTED_PAIR_KEY
+from pages._widgets import image_choices, page_result, store_clicked_point
 from semrsm.analysis import explain_pair, token_alternatives
 from semrsm.explorer import explain_pair as suggested_pair
 from semrsm.figures.matching import (
@@ -30,17 +31,9 @@ st.markdown(
     "pairs, how much each contributes, and where the extra similarity comes from."
 )
 
-result = current_result()
-if result is None:
-    st.stop()
-st.caption(status_line(result))
-
+result = page_result(2, "This view needs at least two images.")
 n = result.n
-if n < 2:
-    st.info("This view needs at least two images.")
-    st.stop()
-labels = result.labels
-names = [f"#{k} {nm}" + (f" ({labels[k]})" if labels else "") for k, nm in enumerate(result.names)]
+names = image_choices(result)
 h, w = result.grid
 s_tokens = h * w
 config = result.config
@@ -115,17 +108,7 @@ if st.session_state.get("tm_focus") not in range(s_tokens):
 
 def _on_overlay_select() -> None:
     """A click on a match centre focuses that token (runs before the widgets are drawn)."""
-    state = st.session_state.get("tm_overlay")
-    try:
-        points = state.selection.points
-    except (AttributeError, KeyError):
-        return
-    for p in points:
-        cd = p.get("customdata")
-        idx = cd[0] if isinstance(cd, (list, tuple)) else cd
-        if isinstance(idx, (int, float)) and 0 <= int(idx) < s_tokens:
-            st.session_state["tm_focus"] = int(idx)
-            return
+    store_clicked_point("tm_overlay", "tm_focus", s_tokens)
 
 
 def _cell(s: int) -> str:

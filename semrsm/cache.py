@@ -482,10 +482,8 @@ class Cache:
 
         Raises
         ------
-        ValueError
-            If ``digest`` is not a SHA-256 hex digest.
-        FileNotFoundError
-            If no such upload is stored (upload the file again).
+        ValueError, FileNotFoundError
+            As :meth:`upload_path`.
         """
         return self.upload_path(digest).read_bytes()
 

@@ -52,3 +52,24 @@ def test_model_requires_layer(capsys):
     with pytest.raises(SystemExit):
         main(["rsm", "--model", "demo-resnet", "--out", "x.npz"])
     assert "--layer" in capsys.readouterr().err
+
+
+def test_rsm_end_to_end_from_model_and_images(tmp_path, capsys):
+    out = tmp_path / "shapes.npz"
+    assert main(["rsm", "--model", "demo-resnet", "--layer", "layer3", "--images", "shapes:8",
+                 "--matcher", "exact", "--out", str(out)]) == 0
+    with np.load(out, allow_pickle=False) as z:
+        assert z["spatial"].shape == z["semantic"].shape == (8, 8)
+        assert np.all(z["semantic"] >= z["spatial"] - 1e-9)
+        assert len(z["names"]) == 8 and len(z["labels"]) == 8
+        meta = json.loads(str(z["meta"]))
+    assert meta["model"] == "demo-resnet" and meta["layer"] == "layer3"
+    assert meta["weights_id"].startswith("sha256:") and meta["images"] == "shapes:8"
+
+
+def test_layers_command_and_unknown_model(capsys):
+    assert main(["layers", "--model", "demo-resnet"]) == 0
+    out = capsys.readouterr().out
+    assert "layer1" in out and "16x16" in out
+    assert main(["layers", "--model", "resnett50"]) == 2
+    assert "did you mean" in capsys.readouterr().err

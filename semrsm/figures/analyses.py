@@ -45,6 +45,31 @@ _MATCHER_COLORS = {
 }
 
 
+def _chart_layout(fig: go.Figure, title: str, height: int, **layout: Any) -> None:
+    """The look the line and scatter charts share: small title, tight margins, white plot
+    with a light horizontal grid."""
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title={"text": title, "font": {"size": 13}},
+        plot_bgcolor="white",
+        **layout,
+    )
+    fig.update_yaxes(showgrid=True, gridcolor="#eee")
+
+
+def _panels_layout(fig: go.Figure, height: int) -> None:
+    """The look the side-by-side panel figures share: panel titles as the only titles, no
+    legend (the panels are labelled), white plots."""
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        showlegend=False,
+        plot_bgcolor="white",
+    )
+    fig.update_annotations(font_size=12)
+
+
 def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if x.size < 2 or np.ptp(x) == 0:
         return None
@@ -119,17 +144,15 @@ def translation_figure(
                     hoverinfo="skip",
                 )
             )
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        title={"text": f"same-source crops in {layer}", "font": {"size": 13}},
+    _chart_layout(
+        fig,
+        f"same-source crops in {layer}",
+        height,
         xaxis={"title": {"text": "overlap of the two crops (% of crop area)"}},
         yaxis={"title": {"text": f"{kernel} similarity"}},
         legend={"orientation": "h", "y": -0.2},
-        plot_bgcolor="white",
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
-    fig.update_yaxes(showgrid=True, gridcolor="#eee")
     return fig
 
 
@@ -167,16 +190,14 @@ def translation_summary_figure(
                     name=f"{title}: different sources",
                 )
             )
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        title={"text": "mean similarity of crop pairs per layer", "font": {"size": 13}},
+    _chart_layout(
+        fig,
+        "mean similarity of crop pairs per layer",
+        height,
         xaxis={"title": {"text": "layer (input → output)"}},
         yaxis={"title": {"text": f"mean {kernel} similarity"}},
         legend={"orientation": "h", "y": -0.25},
-        plot_bgcolor="white",
     )
-    fig.update_yaxes(showgrid=True, gridcolor="#eee")
     return fig
 
 
@@ -211,15 +232,13 @@ def cka_line_figure(
             hovertemplate="%{x}<br>CKA %{y:.3f}<extra></extra>",
         )
     )
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        title={"text": "linear CKA of the two RSMs of each layer", "font": {"size": 13}},
+    _chart_layout(
+        fig,
+        "linear CKA of the two RSMs of each layer",
+        height,
         xaxis={"title": {"text": "layer (input → output), S = positions"}},
         yaxis={"title": {"text": "linear CKA"}, "range": [0, 1.02]},
-        plot_bgcolor="white",
     )
-    fig.update_yaxes(showgrid=True, gridcolor="#eee")
     return fig
 
 
@@ -320,13 +339,7 @@ def agreement_figure(
     # the divergence is bounded by 1 bit; keep the fitted lines from stretching the axis
     fig.update_yaxes(range=[-0.03, 1.03])
     fig.update_yaxes(title_text="Jensen-Shannon divergence of predictions (bits)", row=1, col=1)
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        showlegend=False,
-        plot_bgcolor="white",
-    )
-    fig.update_annotations(font_size=12)
+    _panels_layout(fig, height)
     return fig
 
 
@@ -389,11 +402,5 @@ def matcher_figure(table: Any, *, height: int = 400) -> go.Figure:
     lo = float(np.nanmin(table["ratio_min"])) if len(table) else 0.0
     fig.update_yaxes(title_text="ratio to optimum", range=[min(lo, 1.0) - 0.05, 1.03], row=1, col=1)
     fig.update_yaxes(title_text="seconds (log scale)", type="log", row=1, col=2)
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        showlegend=False,
-        plot_bgcolor="white",
-    )
-    fig.update_annotations(font_size=12)
+    _panels_layout(fig, height)
     return fig

@@ -5,40 +5,13 @@ the query, and no page ever shows an exception. Screenshots: artifacts/screensho
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
+from browser_helpers import CHART, assert_no_exception, wait_for_heatmaps, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
-
-CHART = '[data-testid="stPlotlyChart"]'
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_idle(page, timeout_s: float = 180.0, quiet_s: float = 1.5) -> None:
-    """Wait until the script is not running (no status widget) for ``quiet_s`` seconds."""
-    deadline = time.monotonic() + timeout_s
-    quiet_since = None
-    while time.monotonic() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
-        if running:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= quiet_s:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the app was still running after {timeout_s} s")
-
-
-def assert_no_exception(page, where: str) -> None:
-    exc = page.locator('[data-testid="stException"]')
-    if exc.count():
-        raise AssertionError(f"exception shown on {where}: {exc.first.inner_text()[:2000]}")
-    errors = page.locator('[data-testid="stAlertContentError"]')
-    if errors.count():
-        raise AssertionError(f"error shown on {where}: {errors.first.inner_text()[:2000]}")
 
 
 def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
@@ -46,13 +19,7 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
     # both heatmaps of the default configuration (one figure with two heatmap panels)
     heatmaps = page.locator(f"{CHART} .js-plotly-plot").first
     heatmaps.wait_for(state="visible", timeout=180_000)
-    page.wait_for_function(
-        """() => {
-            const chart = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
-            return chart && chart.querySelectorAll('g.hm image').length >= 2;
-        }""",
-        timeout=120_000,
-    )
+    wait_for_heatmaps(page, 120_000)
     wait_idle(page)
     assert_no_exception(page, "the RSM page")
     assert page.get_by_text("Similarity matrices: classic vs semantic").count() == 1
@@ -103,13 +70,7 @@ def test_heatmap_cell_selects_a_pair(page, app_url, screenshots):
     """A click on a heatmap cell opens that pair in the token-matching view (when that
     page exists), otherwise in the pair picker of the RSM page."""
     page.goto(app_url, wait_until="domcontentloaded")
-    page.wait_for_function(
-        """() => {
-            const chart = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
-            return chart && chart.querySelectorAll('g.hm image').length >= 2;
-        }""",
-        timeout=180_000,
-    )
+    wait_for_heatmaps(page, 180_000)
     wait_idle(page)
     chart = page.locator(f"{CHART} .js-plotly-plot").first
     box = chart.locator(".nsewdrag").nth(1).bounding_box()  # the semantic panel

@@ -5,35 +5,10 @@ Screenshots: artifacts/screenshots/ (fixtures in tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from browser_helpers import CHART, assert_no_exception, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
-
-CHART = '[data-testid="stPlotlyChart"]'
-
-
-def _wait_idle(page, timeout_s: float = 180.0, quiet_s: float = 1.5) -> None:
-    """Wait until the script is not running (no status widget) for ``quiet_s`` seconds."""
-    deadline = time.monotonic() + timeout_s
-    quiet_since = None
-    while time.monotonic() < deadline:
-        if page.locator('[data-testid="stStatusWidget"]').count() > 0:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= quiet_s:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the app was still running after {timeout_s} s")
-
-
-def _no_exception(page, where: str) -> None:
-    for sel in ('[data-testid="stException"]', '[data-testid="stAlertContentError"]'):
-        found = page.locator(sel)
-        if found.count():
-            raise AssertionError(f"{where}: {found.first.inner_text()[:2000]}")
 
 
 def _goto(page, title: str) -> None:
@@ -61,7 +36,7 @@ OVERLAY_STATE = """() => {
 def test_token_matching_embedding_and_analyses_pages(page, app_url, screenshots):
     page.goto(app_url, wait_until="domcontentloaded")
     page.locator(f"{CHART} .js-plotly-plot").first.wait_for(state="visible", timeout=180_000)
-    _wait_idle(page)
+    wait_idle(page)
 
     # ---- token matching: both images, the grid and the strongest matches as lines
     _goto(page, "Token matching")
@@ -70,8 +45,8 @@ def test_token_matching_embedding_and_analyses_pages(page, app_url, screenshots)
         f"() => {{ const s = ({OVERLAY_STATE})(); return s && s.drawnImages >= 2 && s.segments > 0; }}",
         timeout=120_000,
     )
-    _wait_idle(page)
-    _no_exception(page, "the token-matching page")
+    wait_idle(page)
+    assert_no_exception(page, "the token-matching page")
     state = page.evaluate(OVERLAY_STATE)
     assert state["images"] == 2 and state["drawnImages"] == 2
     # the slider's default: the 30 strongest matches, or all when there are fewer tokens
@@ -94,8 +69,8 @@ def test_token_matching_embedding_and_analyses_pages(page, app_url, screenshots)
         }""",
         timeout=180_000,
     )
-    _wait_idle(page)
-    _no_exception(page, "the embedding page")
+    wait_idle(page)
+    assert_no_exception(page, "the embedding page")
     titles = page.locator(f"{CHART} .js-plotly-plot").first.inner_text()
     assert "classic (spatio-semantic)" in titles and "semantic" in titles
     page.screenshot(path=str(screenshots / "embedding_page.png"), full_page=True)
@@ -103,11 +78,11 @@ def test_token_matching_embedding_and_analyses_pages(page, app_url, screenshots)
     # ---- analyses: output agreement at once, then the matcher comparison on request
     _goto(page, "Analyses")
     page.get_by_text("Run the translation analysis").wait_for(timeout=120_000)
-    _wait_idle(page)
-    _no_exception(page, "the analyses page")
+    wait_idle(page)
+    assert_no_exception(page, "the analyses page")
     page.get_by_role("tab", name="Matchers").click()
     page.get_by_role("button", name="Compare the matchers").click()
     page.get_by_text("ratios over pairs whose optimum is positive").wait_for(timeout=180_000)
-    _wait_idle(page)
-    _no_exception(page, "the analyses page after comparing matchers")
+    wait_idle(page)
+    assert_no_exception(page, "the analyses page after comparing matchers")
     page.screenshot(path=str(screenshots / "analyses_matchers.png"), full_page=True)

@@ -1,0 +1,76 @@
+"""Small Streamlit pieces the pages share: the result header, image choices, clicks on
+plotly points, download names and figure downloads."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import streamlit as st
+
+from pages._sidebar import current_result, status_line
+from semrsm.explorer import ExplorerResult
+
+__all__ = [
+    "figure_download",
+    "file_stem",
+    "image_choices",
+    "page_result",
+    "store_clicked_point",
+]
+
+
+def page_result(min_images: int = 0, too_few: str = "") -> ExplorerResult:
+    """The sidebar's result with its status line; stops the page when there is none yet or
+    when it has fewer than ``min_images`` images (then ``too_few`` says why)."""
+    result = current_result()
+    if result is None:
+        st.stop()
+    st.caption(status_line(result))
+    if result.n < min_images:
+        st.info(too_few)
+        st.stop()
+    return result
+
+
+def image_choices(result: ExplorerResult) -> list[str]:
+    """One select-box label per image: ``#index name (label)``."""
+    labels = result.labels
+    return [
+        f"#{k} {nm}" + (f" ({labels[k]})" if labels else "") for k, nm in enumerate(result.names)
+    ]
+
+
+def store_clicked_point(chart_key: str, state_key: str, size: int) -> None:
+    """Put the index of the first clicked point of chart ``chart_key`` (its ``customdata``,
+    in ``[0, size)``) into ``st.session_state[state_key]``; use as an ``on_select`` callback,
+    which runs before the widgets are drawn."""
+    state = st.session_state.get(chart_key)
+    try:
+        points = state.selection.points
+    except (AttributeError, KeyError):
+        return
+    for p in points:
+        cd = p.get("customdata")
+        idx = cd[0] if isinstance(cd, (list, tuple)) else cd
+        if isinstance(idx, (int, float)) and 0 <= int(idx) < size:
+            st.session_state[state_key] = int(idx)
+            return
+
+
+def file_stem(text: str) -> str:
+    """``text`` as a safe file-name stem (letters, digits, ``._-``; at most 60 characters)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60]
+
+
+def figure_download(container: Any, label: str, fig: Any, file_name: str, key: str) -> None:
+    """A download button for ``fig`` as a standalone HTML file; the HTML is only built when
+    the button is pressed."""
+    container.download_button(
+        label,
+        data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+        file_name=file_name,
+        mime="text/html",
+        on_click="ignore",
+        key=key,
+    )

@@ -1,0 +1,67 @@
+"""The paper's analyses on RSMs: retrieval, CKA, agreement with the output, translation,
+matcher comparison, and the per-token contributions of a matching.
+
+Pure functions on numpy arrays (and the core library for RSMs and matchings); no
+Streamlit. Every function that needs RSMs per layer accepts either tokens (then it
+computes them with :func:`semrsm.spatial_rsm` / :func:`semrsm.semantic_rsm`) or RSMs
+computed elsewhere (for example served from the app's cache), see :func:`layer_rsms`.
+
+One job per module:
+
+========================  ====================================================================
+``retrieval``             nearest neighbours, precision@k / F1@1 / mAP against labels
+``cka``                   linear CKA of two RSMs, CKA table of two collections
+``agreement``             Jensen-Shannon divergence of predictions, agreement with an RSM
+``contributions``         per-token contributions of one matching, kernel values, explain a pair
+``layers``                both RSMs per layer (computed or precomputed), CKA across layers
+``translation``           similarity of translated crops against their overlap
+``matchers``              approximate matchers against the exact optimum, with timings
+``_checks``               the error type and shared input validation
+========================  ====================================================================
+"""
+
+from semrsm.analysis._checks import AnalysisError, Progress, _check_rsm
+from semrsm.analysis.agreement import jensen_shannon, output_agreement
+from semrsm.analysis.cka import cka_matrix, linear_cka
+from semrsm.analysis.contributions import (
+    PairExplanation,
+    contribution_maps,
+    explain_pair,
+    kernel_values,
+    matching_contributions,
+    rbf_sigma2,
+    token_alternatives,
+)
+from semrsm.analysis.layers import LayerCKAResult, RSMPair, layer_cka, layer_rsms
+from semrsm.analysis.matchers import DEFAULT_MATCHERS, compare_matchers, matcher_label
+from semrsm.analysis.retrieval import nearest_neighbours, retrieval_metrics
+from semrsm.analysis.translation import TranslationResult, crop_overlaps, translation_analysis
+
+__all__ = [
+    "DEFAULT_MATCHERS",
+    "AnalysisError",
+    "LayerCKAResult",
+    "PairExplanation",
+    "Progress",
+    "RSMPair",
+    "TranslationResult",
+    "_check_rsm",
+    "cka_matrix",
+    "compare_matchers",
+    "contribution_maps",
+    "crop_overlaps",
+    "explain_pair",
+    "jensen_shannon",
+    "kernel_values",
+    "layer_cka",
+    "layer_rsms",
+    "linear_cka",
+    "matcher_label",
+    "matching_contributions",
+    "nearest_neighbours",
+    "output_agreement",
+    "rbf_sigma2",
+    "retrieval_metrics",
+    "token_alternatives",
+    "translation_analysis",
+]

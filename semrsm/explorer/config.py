@@ -1,0 +1,152 @@
+"""The explorer's configuration, its errors and the constants the pages share."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from semrsm.kernels import KERNELS
+from semrsm.matching import check_matcher
+from semrsm.rsm import resolve_device as _torch_device
+
+DEFAULT_MODEL = "demo-resnet"
+DEFAULT_IMAGES = "shapes:32"
+DATA_ROOT_ENV = "SEMRSM_DATA_ROOT"
+#: runs estimated longer than this (seconds) wait for an explicit click in the app
+LONG_RUN_SECONDS = 20.0
+#: matchings are kept (and cached) only up to this many bytes; beyond, pairs are re-matched
+#: on demand by :meth:`ExplorerResult.matching`
+PERMS_MAX_BYTES = 128 * 1024**2
+BUILTIN_SETS = ("shapes", "photos", "crops")
+DEVICES = ("auto", "cpu", "cuda")
+
+Progress = Callable[[str, int, int], None]
+
+
+class ExplorerError(ValueError):
+    """A configuration the explorer cannot run; the message says what to change."""
+
+
+class ComputeError(RuntimeError):
+    """The computation ran out of a resource (memory); the message says what to try."""
+
+
+@dataclass(frozen=True)
+class ExplorerConfig:
+    """Everything that determines an explorer result.
+
+    Attributes
+    ----------
+    model : str
+        ``"demo-resnet"``, ``"demo-vit"`` or any timm model name.
+    weights : str
+        ``"default"`` (demo weights for demo models, none otherwise), ``"pretrained"``
+        (timm's download and cache; needs network the first time), ``"none"`` (random
+        initialisation) or ``"file"`` (``checkpoint``).
+    checkpoint : str or None
+        Path of a local checkpoint when ``weights == "file"``.
+    layer : str or None
+        Layer name from :func:`semrsm.layers.list_layers`; None picks
+        :func:`default_layer`.
+    images : str
+        A built-in spec (``"shapes:32"``, ``"shapes:32:3"``, ``"photos"``,
+        ``"crops:astronaut"``), ``"uploads"`` (then ``uploads`` lists the files) or
+        ``"folder:<path relative to $SEMRSM_DATA_ROOT>"``.
+    uploads : tuple of (str, str)
+        ``(file name, sha256)`` of files stored with :meth:`semrsm.cache.Cache.store_upload`.
+    labels_from_names : bool
+        For uploads: label each image by the text of its file name before the first
+        ``_`` or ``-`` (``cat_01.png`` → ``cat``); ignored when a name has neither.
+    seed : int
+        Seed of the procedural ``shapes`` set.
+    kernel : str
+        The kernel shown (all three are computed): "linear", "cosine" or "rbf".
+    matcher : str
+        A name of :data:`semrsm.matching.MATCHERS`.
+    matcher_params : tuple of (str, value)
+        The matcher's parameters, e.g. ``(("window", 64),)``.
+    device : str
+        "auto" (the GPU when there is one), "cpu" or "cuda".
+    """
+
+    model: str = DEFAULT_MODEL
+    weights: str = "default"
+    checkpoint: str | None = None
+    layer: str | None = None
+    images: str = DEFAULT_IMAGES
+    uploads: tuple[tuple[str, str], ...] = ()
+    labels_from_names: bool = False
+    seed: int = 0
+    kernel: str = "cosine"
+    matcher: str = "exact"
+    matcher_params: tuple[tuple[str, Any], ...] = ()
+    device: str = "auto"
+
+    def replace(self, **changes: Any) -> ExplorerConfig:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The matcher's parameters with defaults filled in."""
+        return check_matcher(self.matcher, dict(self.matcher_params))
+
+    def validate(self) -> ExplorerConfig:
+        """Check the fields that can be checked without loading anything.
+
+        Returns
+        -------
+        ExplorerConfig
+            ``self``, for chaining.
+
+        Raises
+        ------
+        ExplorerError
+            Unknown kernel, matcher, matcher parameter or device; ``weights="file"``
+            without a checkpoint; ``images="uploads"`` without files; an empty model name.
+        """
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ExplorerError("model: type a model name, e.g. 'demo-resnet' or 'resnet18'")
+        if self.weights not in ("default", "pretrained", "none", "file"):
+            raise ExplorerError(
+                f"weights: {self.weights!r} is not one of 'default', 'pretrained', 'none', 'file'"
+            )
+        if self.weights == "file" and not self.checkpoint:
+            raise ExplorerError(
+                "weights='file' needs a checkpoint path; give one or pick other weights"
+            )
+        if self.kernel not in KERNELS:
+            raise ExplorerError(f"kernel: {self.kernel!r} is not one of {KERNELS}")
+        try:
+            self.params  # noqa: B018 - validates matcher name and parameters
+        except ValueError as err:
+            raise ExplorerError(str(err)) from None
+        if self.device not in DEVICES:
+            raise ExplorerError(f"device: {self.device!r} is not one of {DEVICES}")
+        if self.images == "uploads" and not self.uploads:
+            raise ExplorerError("no uploaded files yet: upload a few images or pick a built-in set")
+        return self
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` → ``"cuda"`` when a GPU is usable, else ``"cpu"``.
+
+    A thin wrapper of :func:`semrsm.rsm.resolve_device` for the explorer: it accepts only
+    :data:`DEVICES`, returns the device *type* as a string (rates, estimates and messages
+    are keyed by it) and raises the explorer's error.
+
+    Raises
+    ------
+    ExplorerError
+        ``"cuda"`` asked on a machine without a usable GPU, or an unknown device.
+    """
+    if device not in DEVICES:
+        raise ExplorerError(f"device: {device!r} is not one of {DEVICES}")
+    try:
+        return _torch_device(device).type
+    except ValueError:
+        raise ExplorerError(
+            "device: no CUDA GPU is available on this server; choose CPU or auto"
+        ) from None

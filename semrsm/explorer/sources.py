@@ -1,0 +1,226 @@
+"""Where a run's inputs come from: the model, the image set (built in, uploads, server
+folders below the data root) and the layer."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from semrsm.cache import Cache
+from semrsm.explorer.config import (
+    BUILTIN_SETS,
+    DATA_ROOT_ENV,
+    ExplorerConfig,
+    ExplorerError,
+    resolve_device,
+)
+from semrsm.images import ImageSet, from_uploads, load_image_set
+
+
+def load_model(config: ExplorerConfig):
+    """Create the model of ``config`` on its device.
+
+    Returns
+    -------
+    semrsm.models.LoadedModel
+
+    Raises
+    ------
+    semrsm.models.ModelError (ValueError)
+        Unknown model name, weights that cannot be loaded (for example pretrained
+        weights while offline), a bad checkpoint; the message says what to do.
+    ExplorerError
+        A device that is not available.
+    """
+    from semrsm.models import create_model
+
+    config.validate()
+    return create_model(
+        config.model.strip(),
+        weights=config.weights,
+        checkpoint=config.checkpoint if config.weights == "file" else None,
+        device=resolve_device(config.device),
+    )
+
+
+def data_root() -> Path | None:
+    """The server folder users may browse (``$SEMRSM_DATA_ROOT``), or None when unset."""
+    root = os.environ.get(DATA_ROOT_ENV)
+    if not root:
+        return None
+    path = Path(root).expanduser().resolve()
+    return path if path.is_dir() else None
+
+
+def list_server_folders(root: Path | None = None, max_depth: int = 2) -> list[str]:
+    """Sub-folders of the data root that hold files, as paths relative to it.
+
+    Parameters
+    ----------
+    root : Path, optional
+        Default :func:`data_root`.
+    max_depth : int
+        How deep to look below the root.
+
+    Returns
+    -------
+    list of str
+        ``"."`` for the root itself first, then sorted relative paths; hidden folders
+        and symbolic links leaving the root are left out; empty when no root is set.
+    """
+    root = root if root is not None else data_root()
+    if root is None:
+        return []
+    root = Path(root).resolve()
+    out = ["."]
+    for dirpath, dirnames, _ in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        depth = 0 if str(rel) == "." else len(rel.parts)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if depth >= max_depth:
+            dirnames[:] = []
+        for d in dirnames:
+            full = (Path(dirpath) / d).resolve()
+            if full == root or root in full.parents:
+                out.append(str((rel / d).as_posix()) if str(rel) != "." else d)
+    return out
+
+
+def load_images(config: ExplorerConfig, cache: Cache) -> ImageSet:
+    """The image set of ``config``.
+
+    Built-in specs go to :func:`semrsm.images.load_image_set`; ``"uploads"`` reads the
+    uploaded files back from the cache folder (files that do not decode end up in
+    ``ImageSet.skipped``); ``"folder:<rel>"`` reads below ``$SEMRSM_DATA_ROOT`` only.
+
+    Raises
+    ------
+    ExplorerError
+        A folder while no data root is configured, a spec that is not built in, an
+        upload no longer stored, or fewer than 2 usable images.
+    semrsm.images.ImageError (ValueError)
+        A malformed built-in spec or an unusable folder.
+    """
+    spec = config.images.strip()
+    head = spec.partition(":")[0]
+    if spec == "uploads":
+        files = []
+        for name, digest in config.uploads:
+            try:
+                files.append((name, cache.read_upload(digest)))
+            except (FileNotFoundError, ValueError):
+                raise ExplorerError(
+                    f"the upload {name!r} is no longer stored; upload the files again"
+                ) from None
+        imageset = from_uploads(files)
+        if config.labels_from_names:
+            labels = labels_from_file_names(imageset.names)
+            if labels is not None:
+                imageset.labels = labels
+    elif head == "folder":
+        root = data_root()
+        if root is None:
+            raise ExplorerError(
+                f"server folders are off: set {DATA_ROOT_ENV} to a folder of images on the "
+                "server to enable them, or upload images"
+            )
+        rel = spec.partition(":")[2] or "."
+        imageset = load_image_set(str(root / rel), seed=config.seed, data_root=str(root))
+    elif head in BUILTIN_SETS:
+        imageset = load_image_set(spec, seed=config.seed)
+    else:
+        raise ExplorerError(
+            f"image set {spec!r} is not built in: use 'shapes:N', 'photos', 'crops:NAME', "
+            "'uploads' or 'folder:PATH'"
+        )
+    if len(imageset) < 2:
+        why = "; ".join(f"{n}: {r}" for n, r in imageset.skipped[:5])
+        raise ExplorerError(
+            f"need at least 2 usable images, got {len(imageset)}"
+            + (f" ({why})" if why else "")
+            + "; add more images"
+        )
+    return imageset
+
+
+def labels_from_file_names(names: Sequence[str]) -> list[str] | None:
+    """Labels from file names: the text before the first ``_`` or ``-`` of the base name.
+
+    Returns
+    -------
+    list of str, or None when some name has no such separator (then no labels at all).
+    """
+    out = []
+    for name in names:
+        stem = Path(name).stem
+        cut = min((p for p in (stem.find("_"), stem.find("-")) if p > 0), default=-1)
+        if cut <= 0:
+            return None
+        out.append(stem[:cut])
+    return out
+
+
+def default_layer(layers: Sequence[Any]) -> Any:
+    """A layer that shows the difference between the two RSMs and computes quickly.
+
+    The deepest layer whose token grid has between 16 and 256 positions (4×4 to
+    16×16); else the layer with the most positions up to 256; else the last layer.
+
+    Parameters
+    ----------
+    layers : sequence of semrsm.layers.LayerInfo, in network order
+
+    Raises
+    ------
+    ExplorerError
+        If ``layers`` is empty.
+    """
+    if not layers:
+        raise ExplorerError("the model exposes no layer to extract tokens from; pick another model")
+    good = [li for li in layers if 16 <= li.num_tokens <= 256]
+    if good:
+        return good[-1]
+    small = [li for li in layers if li.num_tokens <= 256]
+    if small:
+        return max(small, key=lambda li: li.num_tokens)
+    return layers[-1]
+
+
+def _find_layer(model: Any, name: str | None):
+    from semrsm.layers import list_layers
+
+    layers = list_layers(model)
+    if name is None:
+        return default_layer(layers), layers
+    for li in layers:
+        if li.name == name:
+            return li, layers
+    raise ExplorerError(
+        f"layer {name!r} does not exist in {model.name}; choose one of "
+        + ", ".join(li.name for li in layers[:12])
+        + (" ..." if len(layers) > 12 else "")
+    )
+
+
+def _inputs(
+    config: ExplorerConfig,
+    cache: Cache,
+    model: Any,
+    images: ImageSet | None,
+    timings: dict[str, float] | None = None,
+) -> tuple[str, Any, ImageSet]:
+    """Validate ``config`` and fill in what the caller did not pass: the resolved device,
+    the model and the image set (seconds spent loading images go to ``timings["images"]``)."""
+    config.validate()
+    device = resolve_device(config.device)
+    if model is None:
+        model = load_model(config)
+    t0 = time.perf_counter()
+    if images is None:
+        images = load_images(config, cache)
+    if timings is not None:
+        timings["images"] = time.perf_counter() - t0
+    return device, model, images
