@@ -18,7 +18,7 @@ import torch
 
 from semrsm.costs import default_chunk_pairs, iter_cost_chunks, pair_indices
 from semrsm.kernels import check_kernels, kernel_from_inner
-from semrsm.matching import check_matcher, solve_batch
+from semrsm.matching import check_backend, check_matcher, solve_batch
 from semrsm.tokens import ArrayLike, validate_tokens
 
 Progress = Callable[[int, int], None]
@@ -142,6 +142,7 @@ def semantic_rsm(
     return_result: bool = False,
     chunk_pairs: int | None = None,
     sigma2: float | None = None,
+    backend: str = "auto",
     **matcher_params: Any,
 ) -> np.ndarray | dict[str, np.ndarray] | SemanticResult:
     """Semantic RSM: ``s(i, j) = k(R_i, P* R_j)`` with ``P*`` the best spatial permutation.
@@ -165,6 +166,8 @@ def semantic_rsm(
         ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, capped at 64 MiB on CPU and at
         min(2 GiB, free/4) on CUDA.
     sigma2 : RBF bandwidth; None uses the median heuristic over the matched distances.
+    backend : assignment solver: "auto" (the batched torch solver on CUDA, the numba auction
+        on CPU), "numba", or "torch" (the GPU code path, also on CPU).
 
     Returns
     -------
@@ -180,6 +183,7 @@ def semantic_rsm(
     started = time.perf_counter()
     kernels = check_kernels(kernel)
     params = check_matcher(matcher, matcher_params)
+    check_backend(backend)
     dev = resolve_device(device, tokens)
     t = validate_tokens(tokens, device=dev)
     n, s, c = t.shape
@@ -200,7 +204,9 @@ def semantic_rsm(
         rn = cn = None
         if token_norms is not None:
             rn, cn = token_norms[idx[:, 0]], token_norms[idx[:, 1]]
-        perms, values = solve_batch(costs, matcher, row_norms=rn, col_norms=cn, **params)
+        perms, values = solve_batch(
+            costs, matcher, row_norms=rn, col_norms=cn, backend=backend, **params
+        )
         inner[idx[:, 0], idx[:, 1]] = values
         inner[idx[:, 1], idx[:, 0]] = values
         if perms_all is not None:

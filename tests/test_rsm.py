@@ -192,3 +192,28 @@ def test_bad_input_raises_value_error(call, msg):
 def test_cuda_request_without_gpu_is_clear():
     with pytest.raises(ValueError, match="no CUDA GPU"):
         semrsm.semantic_rsm(np.zeros((2, 3, 4)), device="cuda")
+
+
+@pytest.mark.parametrize("matcher,params", [("exact", {}), ("greedy", {}), ("batch_optimal", {"window": 4})])
+def test_gpu_code_path_on_cpu_matches_numba(feats, matcher, params):
+    # the batched torch solver that serves device="cuda", run through the whole RSM pipeline
+    numba_rsm = semrsm.semantic_rsm(feats, kernel="linear", matcher=matcher, backend="numba", **params)
+    torch_rsm = semrsm.semantic_rsm(feats, kernel="linear", matcher=matcher, backend="torch", **params)
+    if matcher == "exact":
+        np.testing.assert_allclose(torch_rsm, numba_rsm, rtol=1e-9)
+    else:
+        assert np.all(torch_rsm <= semrsm.semantic_rsm(feats, kernel="linear") + 1e-9)
+        np.testing.assert_allclose(torch_rsm, numba_rsm, rtol=1e-9)
+
+
+def test_gpu_code_path_on_cnn_features(cnn_tokens):
+    tokens = cnn_tokens[:6]
+    np.testing.assert_allclose(
+        semrsm.semantic_rsm(tokens, kernel="cosine", backend="torch"),
+        semrsm.semantic_rsm(tokens, kernel="cosine", backend="numba"), rtol=1e-9,
+    )
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="backend"):
+        semrsm.semantic_rsm(np.zeros((1, 3, 4)), backend="cupy")

@@ -40,6 +40,16 @@ MATCHERS: dict[str, dict[str, Any]] = {
 }
 
 
+BACKENDS = ("auto", "numba", "torch")
+
+
+def check_backend(backend: str) -> str:
+    """Raise ValueError unless ``backend`` is one of :data:`BACKENDS`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown backend {backend!r}; use one of {BACKENDS}")
+    return backend
+
+
 def check_matcher(matcher: str, params: dict[str, Any]) -> dict[str, Any]:
     """Validate a matcher name and its parameters; return the parameters with defaults filled in."""
     if matcher not in MATCHERS:
@@ -60,6 +70,7 @@ def solve_batch(
     *,
     row_norms: np.ndarray | torch.Tensor | None = None,
     col_norms: np.ndarray | torch.Tensor | None = None,
+    backend: str = "auto",
     **params: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Solve a batch of assignment problems.
@@ -71,6 +82,9 @@ def solve_batch(
     matcher : a name of :data:`MATCHERS`.
     row_norms, col_norms : (B, S) token norms of the two sides; needed by ``topk_greedy`` and
         ``batch_optimal`` (they sort tokens by norm).
+    backend : "auto" (CUDA tensors → the torch solver, everything else → numba), "numba"
+        (CPU, float64) or "torch" (the batched torch solver on the costs' device: this is
+        how CI runs the GPU code path without a GPU).
     **params : the matcher's parameters (see :data:`MATCHERS`).
 
     Returns
@@ -86,8 +100,12 @@ def solve_batch(
     params = check_matcher(matcher, params)
     if costs.ndim != 3 or costs.shape[1] != costs.shape[2]:
         raise ValueError(f"costs: expected shape (B, S, S), got {tuple(costs.shape)}")
-    if isinstance(costs, torch.Tensor) and costs.is_cuda:
+    check_backend(backend)
+    is_cuda = isinstance(costs, torch.Tensor) and costs.is_cuda
+    if backend == "torch" or (backend == "auto" and is_cuda):
         from semrsm.matching.gpu import solve_batch_torch
+
+        costs = torch.as_tensor(costs)
 
         def _t(x):
             return None if x is None else torch.as_tensor(x, device=costs.device)
@@ -162,4 +180,4 @@ def match_pair(a: Any, b: Any, matcher: str = "exact", **params: Any) -> tuple[n
     return perms[0], float(values[0])
 
 
-__all__ = ["MATCHERS", "check_matcher", "match_pair", "solve_batch"]
+__all__ = ["BACKENDS", "MATCHERS", "check_backend", "check_matcher", "match_pair", "solve_batch"]
