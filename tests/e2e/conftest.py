@@ -2,7 +2,8 @@
 loopback port with a temporary cache, and Debian's chromium driven by playwright.
 
 Screenshots go to ``artifacts/screenshots/`` (kept by CI). The tests are skipped, with
-the reason, when chromium or playwright is missing (CI installs both).
+the reason, when chromium or playwright is missing — except in CI (``CI`` set), which
+installs both and where they fail instead.
 """
 
 from __future__ import annotations
@@ -109,12 +110,23 @@ def app_url(tmp_path_factory):
             print("streamlit server log (tail):\n" + tail)
 
 
+def _unavailable(reason: str) -> None:
+    """Skip on a developer's machine; fail in CI, where a skipped browser test would hide
+    that nobody checked what a person sees."""
+    if os.environ.get("CI"):
+        pytest.fail(f"browser test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def browser_context(tmp_path_factory):
     """A chromium context with a fresh user-data dir (Debian chromium, no downloads)."""
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    try:
+        import playwright.sync_api as sync_api
+    except ImportError:
+        _unavailable("the playwright package is missing: pip install -r requirements-dev.txt")
     user_data = tmp_path_factory.mktemp("chromium-profile")
     pw = sync_api.sync_playwright().start()
     try:
@@ -128,7 +140,7 @@ def browser_context(tmp_path_factory):
         )
     except Exception as err:  # noqa: BLE001
         pw.stop()
-        pytest.skip(f"chromium could not start: {err}")
+        _unavailable(f"chromium could not start: {err}")
     try:
         yield context
     finally:
