@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,20 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import semrsm  # noqa: E402
 from bench.features import resnet18_tokens  # noqa: E402
+from semrsm._platform import machine_description  # noqa: E402
 from semrsm.costs import pair_indices  # noqa: E402
 from semrsm.matching import solve_batch  # noqa: E402
 
 
 def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, numba {numba.__version__}"
+    return f"{machine_description()}, torch {torch.__version__}, numba {numba.__version__}"
 
 
 def costs_of(tokens: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from semrsm._platform import machine_description  # noqa: E402
 from semrsm.images import SHAPE_CLASSES, make_shapes  # noqa: E402
 from semrsm.layers import predict_proba  # noqa: E402
 from semrsm.models import ASSETS_DIR, DEMO_MODELS, create_model  # noqa: E402
@@ -39,15 +38,7 @@ VAL_OFFSET = 500  # small validation set for progress lines only
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    return machine_description()
 
 
 def to_arrays(images: list[Image.Image], size: int) -> np.ndarray:

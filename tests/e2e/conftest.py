@@ -9,14 +9,15 @@ installs both and where they fail instead.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -43,11 +44,16 @@ def _free_port() -> int:
 
 
 def _healthy(url: str) -> bool:
+    """Ask the local Streamlit server (loopback only) whether it is up."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
     try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-            return r.status == 200
+        conn.request("GET", "/_stcore/health")
+        return conn.getresponse().status == 200
     except OSError:
         return False
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="session")
