@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from semrsm.costs import default_chunk_pairs, iter_cost_chunks, pair_indices
-from semrsm.kernels import check_kernels, kernel_from_inner
+from semrsm.kernels import check_kernels, kernel_from_inner, median_sigma2, squared_distances
 from semrsm.matching import check_backend, check_matcher, solve_batch
 from semrsm.tokens import ArrayLike, validate_tokens
 
@@ -87,14 +87,14 @@ def resolve_device(device: str | torch.device, tokens: ArrayLike | None = None) 
         raise ValueError(f"device: unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from err
 
 
-def _finish(inner: np.ndarray, kernels: list[str], sigma2: float | None):
-    rsms = {k: kernel_from_inner(inner, k, sigma2) for k in kernels}
+def _finish(
+    inner: np.ndarray, kernels: list[str], sigma2: float | None
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Every requested kernel from one inner-product matrix; also the RBF bandwidth used."""
     s2 = {}
     if "rbf" in kernels:
-        from semrsm.kernels import median_sigma2, squared_distances
-
         s2["rbf"] = float(sigma2) if sigma2 is not None else median_sigma2(squared_distances(inner))
-    return rsms, s2
+    return {k: kernel_from_inner(inner, k, s2.get(k)) for k in kernels}, s2
 
 
 def spatial_rsm(
@@ -187,9 +187,8 @@ def semantic_rsm(
     dev = resolve_device(device, tokens)
     t = validate_tokens(tokens, device=dev)
     n, s, c = t.shape
-    if dev.type == "cpu" and t.dtype != torch.float64 and t.dtype != torch.float32:
-        t = t.to(torch.float32)
-    sq = t.to(torch.float64).pow(2).sum(dim=(1, 2)).cpu().numpy()
+    # squared Frobenius norms in float64 without a float64 copy of all tokens
+    sq = torch.linalg.vector_norm(t.flatten(1), dim=1, dtype=torch.float64).pow(2).cpu().numpy()
     inner = np.diag(sq)
     pairs = pair_indices(n)
     perms_all = np.empty((len(pairs), s), dtype=np.int32) if return_matchings else None
