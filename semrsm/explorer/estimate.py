@@ -17,14 +17,14 @@ from semrsm.explorer.sources import _find_layer, _inputs
 from semrsm.images import ImageSet
 from semrsm.matching import MATCHERS
 
-# Pairs per second on the 2-core development machine (shared with other jobs, so
-# conservative), measured on tokens of the demo CNN over the shapes set: S = 16 ... 1024
+# Pairs per second of ``semantic_rsm`` on the 2-core development machine (idle, 2026-11-26),
+# measured on the demo CNN's tokens of the shapes set, times 0.7 as a margin: S = 16 ... 1024
 # are its layers (C = 192 ... 32); S = 4096 is extrapolated. Keys: positions S.
 _CPU_PAIRS_PER_S: dict[str, dict[int, float]] = {
-    "exact": {16: 12000.0, 64: 1400.0, 256: 133.0, 1024: 11.0, 4096: 0.17},
-    "batch_optimal": {16: 15000.0, 64: 800.0, 256: 235.0, 1024: 36.0, 4096: 6.0},
-    "topk_greedy": {16: 10000.0, 64: 1300.0, 256: 400.0, 1024: 20.0, 4096: 2.0},
-    "greedy": {16: 100000.0, 64: 1800.0, 256: 400.0, 1024: 24.0, 4096: 2.0},
+    "exact": {16: 32000.0, 64: 4400.0, 256: 350.0, 1024: 19.0, 4096: 0.29},
+    "batch_optimal": {16: 32000.0, 64: 3300.0, 256: 640.0, 1024: 133.0, 4096: 22.0},
+    "topk_greedy": {16: 29000.0, 64: 8800.0, 256: 1400.0, 1024: 63.0, 4096: 6.3},
+    "greedy": {16: 53000.0, 64: 21000.0, 256: 1500.0, 1024: 77.0, 4096: 6.4},
     "identity": {16: 1e6, 64: 5e5, 256: 1e5, 1024: 2e4, 4096: 2e3},
 }
 _GPU_SPEEDUP = 20.0  # not measured here (no GPU on the dev machine): a conservative guess
