@@ -194,23 +194,17 @@ cols[0].download_button(
     help="Both RSMs with image names, labels, model, layer, kernel and matcher "
     "(numpy.load(path, allow_pickle=False)); see the README for rsatoolbox.",
 )
+_FORMATS = (("npy", result.rsm_npy, "application/octet-stream"), ("csv", result.rsm_csv, "text/csv"))
 for col, which, title in ((cols[1], "spatial", "classic"), (cols[2], "semantic", "semantic")):
-    col.download_button(
-        f"{title} RSM (.npy)",
-        data=lambda w=which: result.rsm_npy(w),
-        file_name=f"{stem}_{which}.npy",
-        mime="application/octet-stream",
-        on_click="ignore",
-        key=f"dl_{which}_npy",
-    )
-    col.download_button(
-        f"{title} RSM (.csv)",
-        data=lambda w=which: result.rsm_csv(w),
-        file_name=f"{stem}_{which}.csv",
-        mime="text/csv",
-        on_click="ignore",
-        key=f"dl_{which}_csv",
-    )
+    for ext, export, mime in _FORMATS:
+        col.download_button(
+            f"{title} RSM (.{ext})",
+            data=lambda w=which, f=export: f(w),
+            file_name=f"{stem}_{which}.{ext}",
+            mime=mime,
+            on_click="ignore",
+            key=f"dl_{which}_{ext}",
+        )
 with cols[3]:
     for key, f, title in (
         ("heatmaps", fig, "Heatmaps"),

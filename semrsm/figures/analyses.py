@@ -70,12 +70,14 @@ def _panels_layout(fig: go.Figure, height: int) -> None:
     fig.update_annotations(font_size=12)
 
 
-def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _fit_line(x: np.ndarray, y: np.ndarray, color: str, **trace: Any) -> go.Scatter | None:
+    """A dashed least-squares line through ``(x, y)``; None when it is undefined."""
     if x.size < 2 or np.ptp(x) == 0:
         return None
     slope, icept = np.polyfit(x, y, 1)
     xs = np.array([x.min(), x.max()])
-    return xs, slope * xs + icept
+    return go.Scatter(x=xs, y=slope * xs + icept, mode="lines",
+                      line={"color": color, "dash": "dash"}, hoverinfo="skip", **trace)
 
 
 def translation_figure(
@@ -131,19 +133,9 @@ def translation_figure(
                 + "</extra>",
             )
         )
-        line = _fit_line(x, y)
+        line = _fit_line(x, y, color, name=f"{col}: least-squares fit", legendgroup=col)
         if line is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=line[0],
-                    y=line[1],
-                    mode="lines",
-                    line={"color": color, "dash": "dash"},
-                    name=f"{col}: least-squares fit",
-                    legendgroup=col,
-                    hoverinfo="skip",
-                )
-            )
+            fig.add_trace(line)
     _chart_layout(
         fig,
         f"same-source crops in {layer}",
@@ -321,20 +313,9 @@ def agreement_figure(
             row=1,
             col=col,
         )
-        line = _fit_line(x, y)
+        line = _fit_line(x, y, "black", showlegend=False)
         if line is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=line[0],
-                    y=line[1],
-                    mode="lines",
-                    line={"color": "black", "dash": "dash"},
-                    showlegend=False,
-                    hoverinfo="skip",
-                ),
-                row=1,
-                col=col,
-            )
+            fig.add_trace(line, row=1, col=col)
         fig.update_xaxes(title_text=f"{kernel} similarity", row=1, col=col)
     # the divergence is bounded by 1 bit; keep the fitted lines from stretching the axis
     fig.update_yaxes(range=[-0.03, 1.03])
