@@ -187,3 +187,97 @@ def test_bad_arguments_raise_value_error(call, msg):
 
 def test_registry_lists_paper_matchers():
     assert {"exact", "greedy", "topk_greedy", "batch_optimal", "identity"} <= set(MATCHERS)
+
+
+# --- the exact auction always ends (hardening) -------------------------------------------
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize("rtol", [-1, 0, float("nan"), float("inf"), -float("inf"), "x"])
+def test_exact_rejects_bad_rtol(rtol):
+    costs = np.random.default_rng(0).normal(size=(2, 6, 6))
+    with pytest.raises(ValueError, match="rtol"):
+        exact_batch(costs, rtol)
+    with pytest.raises(ValueError, match="rtol"):
+        solve_batch(costs, "exact", rtol=rtol)
+
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exact_rejects_non_finite_costs(bad, dtype):
+    costs = np.random.default_rng(0).normal(size=(3, 8, 8)).astype(dtype)
+    costs[1, 2, 5] = bad
+    with pytest.raises(ValueError, match="overflow"):
+        exact_batch(costs)
+    with pytest.raises(ValueError, match="overflow"):
+        solve_batch(costs, "exact")
+
+
+@pytest.mark.timeout(120, method="thread")
+def test_exact_bid_cap_falls_back_to_scipy(cnn_tokens):
+    from semrsm.matching.exact import fallback_count
+
+    t = cnn_tokens[:4].astype(np.float64)
+    i, j = np.triu_indices(len(t), 1)
+    costs = np.einsum("psc,ptc->pst", t[i], t[j])
+    before = fallback_count()
+    stats: dict = {}
+    perms, values, gaps = exact_batch(costs, max_bids_per_row=1, stats=stats)
+    assert stats["fallbacks"] == len(costs)  # one bid per row cannot solve these
+    assert fallback_count() - before == len(costs)
+    for k in range(len(costs)):
+        assert is_perm(perms[k])
+        assert values[k] == pytest.approx(scipy_value(costs[k]), rel=1e-12)
+        assert gaps[k] == 0.0
+    stats = {}
+    _, values2, _ = exact_batch(costs, stats=stats)
+    assert stats["fallbacks"] == 0 and stats["bids"] > 0
+    np.testing.assert_allclose(values2, values, rtol=1e-10)
+
+
+@pytest.mark.timeout(120, method="thread")
+@pytest.mark.parametrize("rtol", [1e-300, 5e-324])
+def test_exact_unreachable_rtol_ends_with_exact_values(rtol):
+    # ε below float64 resolution of the prices: the auction must stop (and fall back), not hang
+    costs = np.random.default_rng(1).normal(size=(3, 30, 30)) * 1e6
+    perms, values, _ = exact_batch(costs, rtol)
+    for k in range(3):
+        assert is_perm(perms[k])
+        assert values[k] == pytest.approx(scipy_value(costs[k]), rel=1e-12)
+
+
+@pytest.mark.timeout(120, method="thread")
+def test_exact_ties_and_huge_values_end():
+    rng = np.random.default_rng(2)
+    ties = rng.integers(0, 2, size=(4, 40, 40)).astype(np.float64) * 1e12
+    ties[0] = 1e12  # constant matrix
+    _, values, _ = exact_batch(ties)
+    for k in range(4):
+        assert values[k] == scipy_value(ties[k])
+
+
+@pytest.mark.timeout(120, method="thread")
+def test_exact_float32_threads_and_concurrent_callers(cnn_tokens):
+    import threading
+
+    t = cnn_tokens.astype(np.float32)
+    i, j = np.triu_indices(len(t), 1)
+    c32 = np.einsum("psc,ptc->pst", t[i], t[j])
+    c64 = c32.astype(np.float64)
+    p1, v1, _ = exact_batch(c64, threads=1)
+    p2, v2, _ = exact_batch(c64, threads=2)
+    p3, v3, _ = exact_batch(c32)  # no float64 copy; same arithmetic
+    assert np.array_equal(p1, p2) and np.array_equal(v1, v2)
+    assert np.array_equal(p1, p3) and np.array_equal(v1, v3)
+    out = {}
+
+    def work(k):
+        out[k] = solve_batch(c64, "exact")[1]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for k in range(4):
+        assert np.array_equal(out[k], v1)

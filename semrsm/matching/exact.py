@@ -12,35 +12,59 @@ The solver lowers ε until the computed gap ``D − P`` is at most ``rtol · Σ_
 and returns that gap: the value is certified optimal to that relative tolerance
 (default 1e-10), far below float32 feature noise. For integer costs with
 ``rtol · scale < 1`` it is the exact optimum.
+
+The auction always ends. Each problem has a cap on its bids (``max_bids_per_row · S``, about
+16× what the hardest real features need) and stops when a price no longer moves in float64;
+a problem stopped this way, or whose gap could not be certified, is re-solved by
+``scipy.optimize.linear_sum_assignment`` (exact) and counted (:func:`fallback_count`).
+Non-finite costs raise ValueError (checked in the first pass over each matrix, for free).
+
+Threads. ``exact_batch`` runs single-threaded ``nogil`` numba kernels on a pool of Python
+threads (``numba.get_num_threads()`` of them by default). It does not use numba's parallel
+threading layer, so it may be called from several Python threads at once.
 """
 
 from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
 
 DEFAULT_RTOL = 1e-10
-_THETA = 6.0  # ε reduction factor between phases
+DEFAULT_MAX_BIDS_PER_ROW = 1000
+_THETA = 6.0  # ε reduction factor between phases (tuned in bids per pair on CNN features)
+_EPS0_DIV = 4.0  # first ε = (max − min) / 4
+_CACHE_MIN_S = 512  # from this size on, each row keeps its best candidate columns between bids
+_CACHE_K = 4
+
+# status codes returned by the kernels (as negative "gaps")
+_NOT_CERTIFIED = -1.0  # bid cap hit, prices stuck at float64 resolution, or gap above tol
+_NON_FINITE = -2.0
+
+_fallbacks = 0
+_fallback_lock = threading.Lock()
 
 
-@nb.njit(cache=True, nogil=True, fastmath=False)
-def auction_solve(a: np.ndarray, rtol: float, row2col: np.ndarray) -> float:
-    """Maximise ``Σ_i a[i, row2col[i]]`` for one dense (n, n) float64 matrix.
+def fallback_count() -> int:
+    """How many problems this process re-solved with scipy because the auction stopped early."""
+    return _fallbacks
 
-    Writes the assignment into ``row2col`` (int64, length n) and returns the certified
-    duality gap ``D − P`` (≥ 0 up to rounding).
-    """
-    n = a.shape[0]
-    if n == 1:
-        row2col[0] = 0
-        return 0.0
+
+@nb.njit(cache=True, nogil=True)
+def _scan_range(a: np.ndarray, n: int) -> tuple[float, float, float, bool]:
+    """max, min, Σ_i max_j |a_ij| and whether every entry is finite."""
     amax = -np.inf
     amin = np.inf
     scale = 0.0
+    nonfinite = 0.0  # v − v is 0 for finite v, NaN for NaN or ±inf
     for i in range(n):
         rmax = 0.0
         for j in range(n):
             v = a[i, j]
+            nonfinite += v - v
             if v > amax:
                 amax = v
             if v < amin:
@@ -48,6 +72,83 @@ def auction_solve(a: np.ndarray, rtol: float, row2col: np.ndarray) -> float:
             if abs(v) > rmax:
                 rmax = abs(v)
         scale += rmax
+    finite = nonfinite == 0.0 and np.isfinite(amax) and np.isfinite(amin) and np.isfinite(scale)
+    return amax, amin, scale, finite
+
+
+@nb.njit(cache=True, nogil=True)
+def _complete(row2col: np.ndarray, col2row: np.ndarray) -> None:
+    """Give every unassigned row a free column (keeps the output a permutation after a stop)."""
+    n = row2col.shape[0]
+    j = 0
+    for i in range(n):
+        if row2col[i] < 0:
+            while col2row[j] >= 0:
+                j += 1
+            row2col[i] = j
+            col2row[j] = i
+
+
+@nb.njit(cache=True, nogil=True)
+def _top2(a: np.ndarray, i: int, prices: np.ndarray) -> tuple[float, float, int]:
+    n = a.shape[1]
+    b1 = -np.inf
+    b2 = -np.inf
+    j1 = 0
+    for j in range(n):
+        v = a[i, j] - prices[j]
+        if v > b1:
+            b2 = b1
+            b1 = v
+            j1 = j
+        elif v > b2:
+            b2 = v
+    return b1, b2, j1
+
+
+@nb.njit(cache=True, nogil=True)
+def _rescan(a, i, prices, cand, thr, ke, wv, wc) -> None:
+    """Row ``i``'s ``ke`` best columns into ``cand[i]``; the next best value into ``thr[i]``.
+
+    Prices only rise, so ``thr[i]`` stays an upper bound of every non-candidate's value.
+    """
+    n = a.shape[1]
+    for k in range(ke + 1):
+        wv[k] = -np.inf
+        wc[k] = -1
+    last = -np.inf
+    for j in range(n):
+        v = a[i, j] - prices[j]
+        if v > last:
+            m = ke
+            while m > 0 and wv[m - 1] < v:
+                wv[m] = wv[m - 1]
+                wc[m] = wc[m - 1]
+                m -= 1
+            wv[m] = v
+            wc[m] = j
+            last = wv[ke]
+    for k in range(ke):
+        cand[i, k] = wc[k]
+    thr[i] = wv[ke]
+
+
+@nb.njit(cache=True, nogil=True)
+def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int, cache_k: int,
+             stats: np.ndarray) -> float:
+    """Core solver; see :func:`auction_solve`. ``cache_k > 0`` keeps that many candidate
+    columns per row (fewer full-row scans on large S). ``stats[0] += bids``."""
+    n = a.shape[0]
+    if n == 0:
+        return 0.0
+    amax, amin, scale, finite = _scan_range(a, n)
+    if not finite:
+        for i in range(n):
+            row2col[i] = i
+        return _NON_FINITE
+    if n == 1:
+        row2col[0] = 0
+        return 0.0
     rng = amax - amin
     tol = rtol * scale
     if rng <= tol or scale == 0.0:
@@ -56,27 +157,46 @@ def auction_solve(a: np.ndarray, rtol: float, row2col: np.ndarray) -> float:
             row2col[i] = i
         return 0.0
     eps_final = tol / n
-    eps = rng / 4.0
+    eps_stop = eps_final * 1e-6  # last tightening step for rounding in the sums
+    eps = rng / _EPS0_DIV
     if eps < eps_final:
         eps = eps_final
+    ke = min(cache_k, n - 1)
     prices = np.zeros(n)
     col2row = np.full(n, -1, dtype=np.int64)
+    cand = np.zeros((n, max(ke, 1)), dtype=np.int64)
+    thr = np.full(n, np.inf)
+    wv = np.empty(ke + 1)
+    wc = np.empty(ke + 1, dtype=np.int64)
     for i in range(n):
         row2col[i] = -1
+        if ke > 0:
+            _rescan(a, i, prices, cand, thr, ke, wv, wc)
     stack = np.empty(n, dtype=np.int64)
-    gap = np.inf
+    bids = 0
+    gap = _NOT_CERTIFIED
+    stuck = False
     while True:
         # Keep the assignments that still satisfy ε-CS for the new ε; re-bid the rest.
         top = 0
         for i in range(n):
             j0 = row2col[i]
             if j0 >= 0:
-                best = -np.inf
-                for j in range(n):
-                    v = a[i, j] - prices[j]
-                    if v > best:
-                        best = v
-                if a[i, j0] - prices[j0] >= best - eps:
+                own = a[i, j0] - prices[j0]
+                if ke > 0:
+                    ub = thr[i]
+                    for k in range(ke):
+                        c = cand[i, k]
+                        v = a[i, c] - prices[c]
+                        if v > ub:
+                            ub = v
+                    if own >= ub - eps:
+                        continue
+                    _rescan(a, i, prices, cand, thr, ke, wv, wc)
+                    best = wv[0]
+                else:
+                    best, _, _ = _top2(a, i, prices)
+                if own >= best - eps:
                     continue
                 row2col[i] = -1
                 col2row[j0] = -1
@@ -85,79 +205,189 @@ def auction_solve(a: np.ndarray, rtol: float, row2col: np.ndarray) -> float:
         while top > 0:
             top -= 1
             i = stack[top]
-            b1 = -np.inf
-            b2 = -np.inf
-            j1 = 0
-            for j in range(n):
-                v = a[i, j] - prices[j]
-                if v > b1:
-                    b2 = b1
-                    b1 = v
-                    j1 = j
-                elif v > b2:
-                    b2 = v
-            prices[j1] += (b1 - b2) + eps
-            k = col2row[j1]
-            if k >= 0:
-                row2col[k] = -1
-                stack[top] = k
+            bids += 1
+            if ke > 0:
+                b1 = -np.inf
+                b2 = -np.inf
+                j1 = -1
+                for k in range(ke):
+                    c = cand[i, k]
+                    v = a[i, c] - prices[c]
+                    if v > b1:
+                        b2 = b1
+                        b1 = v
+                        j1 = c
+                    elif v > b2:
+                        b2 = v
+                t = thr[i]
+                if b1 < t:  # a non-candidate may be better: rescan the row
+                    _rescan(a, i, prices, cand, thr, ke, wv, wc)
+                    b1 = wv[0]
+                    j1 = wc[0]
+                    b2 = wv[1]
+                    t = wv[ke]
+                if b2 < t:
+                    b2 = t
+            else:
+                b1, b2, j1 = _top2(a, i, prices)
+            old = prices[j1]
+            prices[j1] = old + (b1 - b2) + eps
+            if prices[j1] == old:  # ε below float64 resolution of the price: cannot progress
+                stuck = True
+            k2 = col2row[j1]
+            if k2 >= 0:
+                row2col[k2] = -1
+                stack[top] = k2
                 top += 1
             col2row[j1] = i
             row2col[i] = j1
+            if stuck or bids > max_bids:
+                break
+        if stuck or bids > max_bids:
+            _complete(row2col, col2row)
+            gap = _NOT_CERTIFIED
+            break
         if eps <= eps_final:
             dual = 0.0
             primal = 0.0
             for i in range(n):
-                best = -np.inf
-                for j in range(n):
-                    v = a[i, j] - prices[j]
-                    if v > best:
-                        best = v
+                best, _, _ = _top2(a, i, prices)
                 dual += best
                 primal += a[i, row2col[i]]
             for j in range(n):
                 dual += prices[j]
             gap = dual - primal
-            if gap <= tol or eps <= eps_final * 1e-6:
+            if gap <= tol:
+                break
+            if eps <= eps_stop:
+                gap = _NOT_CERTIFIED
                 break
             eps_final = eps_final / _THETA  # rounding in the sums: tighten and go on
         eps = max(eps / _THETA, eps_final)
+    stats[0] += bids
     return gap
 
 
 @nb.njit(cache=True, nogil=True)
-def _values(costs: np.ndarray, perms: np.ndarray, values: np.ndarray) -> None:
-    for b in range(costs.shape[0]):
-        s = 0.0
-        for i in range(costs.shape[1]):
-            s += costs[b, i, perms[b, i]]
-        values[b] = s
+def auction_solve(a: np.ndarray, rtol: float, row2col: np.ndarray) -> float:
+    """Maximise ``Σ_i a[i, row2col[i]]`` for one dense (n, n) float64 or float32 matrix.
+
+    Writes the assignment into ``row2col`` (int64, length n) and returns the certified
+    duality gap ``D − P`` (≥ 0 up to rounding), or a negative status: −1 when the auction
+    stopped at its bid cap or could not certify ``rtol`` (``row2col`` is then a valid but
+    possibly suboptimal permutation), −2 for non-finite entries. Memory: O(n) besides ``a``.
+    """
+    stats = np.zeros(1, dtype=np.int64)
+    return _auction(a, rtol, row2col, DEFAULT_MAX_BIDS_PER_ROW * max(a.shape[0], 1), 0, stats)
 
 
-@nb.njit(cache=True, parallel=True)
-def _auction_batch(costs: np.ndarray, rtol: float, perms: np.ndarray, gaps: np.ndarray) -> None:
-    for b in nb.prange(costs.shape[0]):
-        gaps[b] = auction_solve(costs[b], rtol, perms[b])
+@nb.njit(cache=True, nogil=True)
+def _solve_range(costs, rtol, perms, gaps, values, bids, start, stop, max_bids_per_row, cache_k):
+    stats = np.zeros(1, dtype=np.int64)
+    s = costs.shape[1]
+    for b in range(start, stop):
+        stats[0] = 0
+        gaps[b] = _auction(costs[b], rtol, perms[b], max_bids_per_row * max(s, 1), cache_k, stats)
+        bids[b] = stats[0]
+        v = 0.0
+        for i in range(s):
+            v += costs[b, i, perms[b, i]]
+        values[b] = v
 
 
-def exact_batch(costs: np.ndarray, rtol: float = DEFAULT_RTOL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Solve a batch of maximisation LAPs exactly (certified to ``rtol``), in parallel threads.
+def _check_rtol(rtol: float) -> float:
+    try:
+        r = float(rtol)
+    except (TypeError, ValueError):
+        r = math.nan
+    if not (math.isfinite(r) and r > 0):
+        raise ValueError(
+            f"rtol: the certified relative gap must be a finite number > 0, got {rtol!r}; "
+            f"the default {DEFAULT_RTOL:g} is far below float32 feature noise"
+        )
+    return r
+
+
+def exact_batch(
+    costs: np.ndarray,
+    rtol: float = DEFAULT_RTOL,
+    *,
+    threads: int | None = None,
+    max_bids_per_row: int = DEFAULT_MAX_BIDS_PER_ROW,
+    stats: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Solve a batch of maximisation LAPs exactly (certified to ``rtol``), on several threads.
 
     Parameters
     ----------
-    costs : ndarray (B, S, S) float64, C-contiguous.
-    rtol : certified relative gap, relative to ``Σ_s max_t |costs[b, s, t]|``.
+    costs : ndarray (B, S, S), float64 or float32 (solved in float64 arithmetic without a
+        copy; other dtypes are converted to float64). Any finite values.
+    rtol : certified relative gap, relative to ``Σ_s max_t |costs[b, s, t]|``; finite, > 0.
+    threads : Python threads running the nogil kernel; default ``numba.get_num_threads()``.
+    max_bids_per_row : bid cap per problem is ``max_bids_per_row · S``; beyond it the problem
+        is re-solved by scipy's exact solver (real CNN features need under 100 · S).
+    stats : optional dict, filled with ``fallbacks`` (problems re-solved by scipy here) and
+        ``bids`` (total auction bids, a load-independent measure of work).
 
     Returns
     -------
-    perms : (B, S) int64, values : (B,) float64, gaps : (B,) float64 certified ``D − P``.
+    perms : (B, S) int64, values : (B,) float64, gaps : (B,) float64 certified ``D − P``
+        (0 for problems re-solved by the scipy fallback, whose solver is exact).
+
+    Raises
+    ------
+    ValueError
+        ``costs`` not (B, S, S); ``rtol`` not finite and > 0; NaN or ±inf in ``costs``.
+
+    Memory: O(B · S) besides ``costs`` (per thread O(S) work arrays).
     """
-    costs = np.ascontiguousarray(costs, dtype=np.float64)
+    rtol = _check_rtol(rtol)
+    costs = np.asarray(costs)
+    if costs.ndim != 3 or costs.shape[1] != costs.shape[2]:
+        raise ValueError(f"costs: expected shape (B, S, S), got {costs.shape}")
+    if costs.dtype not in (np.float32, np.float64):
+        costs = costs.astype(np.float64)
+    costs = np.ascontiguousarray(costs)
     b, s, _ = costs.shape
     perms = np.empty((b, s), dtype=np.int64)
     gaps = np.empty(b, dtype=np.float64)
     values = np.empty(b, dtype=np.float64)
-    if b:
-        _auction_batch(costs, float(rtol), perms, gaps)
-        _values(costs, perms, values)
+    bids = np.zeros(b, dtype=np.int64)
+    cache_k = _CACHE_K if s >= _CACHE_MIN_S else 0
+    max_bids_per_row = max(1, int(max_bids_per_row))
+    if threads is None:
+        threads = nb.get_num_threads()
+    threads = max(1, min(int(threads), b))
+    if b and threads == 1:
+        _solve_range(costs, rtol, perms, gaps, values, bids, 0, b, max_bids_per_row, cache_k)
+    elif b:
+        # small tasks balance uneven problems; each task is one nogil kernel call
+        step = max(1, -(-b // (threads * 8)))
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(
+                lambda lo: _solve_range(costs, rtol, perms, gaps, values, bids, lo,
+                                        min(lo + step, b), max_bids_per_row, cache_k),
+                range(0, b, step)))
+    if b and (gaps == _NON_FINITE).any():
+        bad = int(np.flatnonzero(gaps == _NON_FINITE)[0])
+        raise ValueError(
+            f"costs: problem {bad} of the batch has NaN or ±inf inner products; the layer's "
+            "activations overflow float32 products or are not finite: rescale the features "
+            "(e.g. divide by their largest norm), use float64 tokens, or check the model"
+        )
+    failed = np.flatnonzero(gaps < 0)
+    if len(failed):
+        from scipy.optimize import linear_sum_assignment
+
+        for k in failed:
+            _, cols = linear_sum_assignment(costs[k], maximize=True)
+            perms[k] = cols
+            values[k] = float(costs[k][np.arange(s), cols].astype(np.float64).sum())
+            gaps[k] = 0.0
+        global _fallbacks
+        with _fallback_lock:
+            _fallbacks += len(failed)
+    if stats is not None:
+        stats["fallbacks"] = stats.get("fallbacks", 0) + len(failed)
+        stats["bids"] = stats.get("bids", 0) + int(bids.sum())
     return perms, values, gaps
