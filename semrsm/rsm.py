@@ -1,8 +1,9 @@
 """RSMs over a set of images: spatio-semantic (identity alignment) and semantic (matched).
 
-Flow: validated tokens → pairs ``i < j`` in memory-bounded chunks → cost matrices
-(``torch.bmm`` on the device) → one assignment per pair (CPU numba auction, or the
-batched GPU solver) → matched inner products → every requested kernel.
+Flow: validated tokens → pairs ``i < j`` in memory-bounded chunks → cost matrices (on CPU
+one GEMM per tile of images, produced in a background thread while the previous tile is
+solved; ``torch.bmm`` on CUDA) → one assignment per pair (CPU numba auction, or the batched
+GPU solver) → matched inner products → every requested kernel.
 One assignment serves all kernels (DESIGN §1), so asking for several kernels solves once.
 """
 
@@ -16,7 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from semrsm.costs import default_chunk_pairs, iter_cost_chunks, pair_indices
+from semrsm.costs import (
+    default_chunk_pairs,
+    iter_cost_chunks,
+    iter_cost_tiles,
+    pair_indices,
+    prefetch,
+)
 from semrsm.kernels import check_kernels, kernel_from_inner, median_sigma2, squared_distances
 from semrsm.matching import check_backend, check_matcher, solve_batch
 from semrsm.tokens import ArrayLike, validate_tokens
@@ -162,9 +169,11 @@ def semantic_rsm(
     return_matchings : keep the permutation of every pair (P × S int32, P = N(N−1)/2: about
         400 MB at N = 1024, S = 196) and return a :class:`SemanticResult`.
     return_result : return a :class:`SemanticResult` (without matchings unless asked).
-    chunk_pairs : pairs per chunk; default from the memory budget — a chunk needs about
-        ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, capped at 64 MiB on CPU and at
-        min(2 GiB, free/4) on CUDA.
+    chunk_pairs : at most this many pairs per chunk; default from the memory budget. CPU:
+        a chunk (a tile of the product and its float64 copy) needs ``P_chunk · S² · 12``
+        bytes, at most 96 MiB; two chunks are alive at once (products overlap solves), so
+        peak extra memory is about 192 MiB plus the solver's O(P_chunk · S). CUDA:
+        ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, at most min(2 GiB, free/4).
     sigma2 : RBF bandwidth; None uses the median heuristic over the matched distances.
     backend : assignment solver: "auto" (the batched torch solver on CUDA, the numba auction
         on CPU), "numba", or "torch" (the GPU code path, also on CPU).
@@ -193,13 +202,22 @@ def semantic_rsm(
     pairs = pair_indices(n)
     perms_all = np.empty((len(pairs), s), dtype=np.int32) if return_matchings else None
     token_norms = t.norm(dim=2) if matcher in ("batch_optimal", "topk_greedy") else None
-    if chunk_pairs is None:
-        chunk_pairs = default_chunk_pairs(s, c, dev, t.element_size())
     total = len(pairs)
     if progress is not None:
         progress(0, total)
-    for start, stop, costs in iter_cost_chunks(t, pairs, chunk_pairs):
-        idx = pairs[start:stop]
+    if dev.type == "cpu":
+        # one GEMM per tile of images; the next tile's products overlap this tile's solves
+        chunks = prefetch(iter_cost_tiles(t, chunk_pairs))
+    else:
+        if chunk_pairs is None:
+            chunk_pairs = default_chunk_pairs(s, c, dev, t.element_size())
+        chunks = (
+            (np.arange(start, stop), costs)
+            for start, stop, costs in iter_cost_chunks(t, pairs, chunk_pairs)
+        )
+    done = 0
+    for pair_ids, costs in chunks:
+        idx = pairs[pair_ids]
         rn = cn = None
         if token_norms is not None:
             rn, cn = token_norms[idx[:, 0]], token_norms[idx[:, 1]]
@@ -209,9 +227,10 @@ def semantic_rsm(
         inner[idx[:, 0], idx[:, 1]] = values
         inner[idx[:, 1], idx[:, 0]] = values
         if perms_all is not None:
-            perms_all[start:stop] = perms
+            perms_all[pair_ids] = perms
+        done += len(pair_ids)
         if progress is not None:
-            progress(stop, total)
+            progress(done, total)
     rsms, s2 = _finish(inner, kernels, sigma2)
     out = rsms[kernel] if isinstance(kernel, str) else rsms
     if not (return_matchings or return_result):
