@@ -37,20 +37,26 @@ DEFAULT_RTOL = 1e-10
 DEFAULT_MAX_BIDS_PER_ROW = 1000
 _THETA = 6.0  # ε reduction factor between phases (tuned in bids per pair on CNN features)
 _EPS0_DIV = 4.0  # first ε = (max − min) / 4
-_CACHE_MIN_S = 512  # from this size on, each row keeps its best candidate columns between bids
-_CACHE_K = 4
 
 # status codes returned by the kernels (as negative "gaps")
 _NOT_CERTIFIED = -1.0  # bid cap hit, prices stuck at float64 resolution, or gap above tol
 _NON_FINITE = -2.0
 
-_fallbacks = 0
-_fallback_lock = threading.Lock()
+_counters = {"problems": 0, "bids": 0, "fallbacks": 0}
+_counters_lock = threading.Lock()
 
 
 def fallback_count() -> int:
     """How many problems this process re-solved with scipy because the auction stopped early."""
-    return _fallbacks
+    return _counters["fallbacks"]
+
+
+def solver_counters() -> dict[str, int]:
+    """Process-wide totals of :func:`exact_batch`: ``problems`` solved, auction ``bids`` (a
+    load-independent measure of work: divide by problems · S for bids per row) and
+    ``fallbacks`` to scipy."""
+    with _counters_lock:
+        return dict(_counters)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -89,55 +95,50 @@ def _complete(row2col: np.ndarray, col2row: np.ndarray) -> None:
             col2row[j] = i
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _lane(b1: float, b2: float, j1: int, v: float, j: int) -> tuple[float, float, int]:
+    """Branch-free top-2 update of one lane."""
+    b2 = max(b2, min(b1, v))
+    gt = v > b1
+    return (v if gt else b1), b2, (j if gt else j1)
+
+
 @nb.njit(cache=True, nogil=True)
 def _top2(a: np.ndarray, i: int, prices: np.ndarray) -> tuple[float, float, int]:
-    n = a.shape[1]
-    b1 = -np.inf
-    b2 = -np.inf
-    j1 = 0
-    for j in range(n):
-        v = a[i, j] - prices[j]
-        if v > b1:
-            b2 = b1
-            b1 = v
-            j1 = j
-        elif v > b2:
-            b2 = v
-    return b1, b2, j1
+    """Best and second-best ``a[i, j] − prices[j]`` over ``j`` and the best ``j``.
 
-
-@nb.njit(cache=True, nogil=True)
-def _rescan(a, i, prices, cand, thr, ke, wv, wc) -> None:
-    """Row ``i``'s ``ke`` best columns into ``cand[i]``; the next best value into ``thr[i]``.
-
-    Prices only rise, so ``thr[i]`` stays an upper bound of every non-candidate's value.
+    Four independent branch-free lanes: the compare chains of one lane would stall on
+    mispredicted branches (row values are in no useful order).
     """
     n = a.shape[1]
-    for k in range(ke + 1):
-        wv[k] = -np.inf
-        wc[k] = -1
-    last = -np.inf
-    for j in range(n):
-        v = a[i, j] - prices[j]
-        if v > last:
-            m = ke
-            while m > 0 and wv[m - 1] < v:
-                wv[m] = wv[m - 1]
-                wc[m] = wc[m - 1]
-                m -= 1
-            wv[m] = v
-            wc[m] = j
-            last = wv[ke]
-    for k in range(ke):
-        cand[i, k] = wc[k]
-    thr[i] = wv[ke]
+    x1 = y1 = z1 = w1 = -np.inf
+    x2 = y2 = z2 = w2 = -np.inf
+    xj = yj = zj = wj = 0
+    j = 0
+    while j + 4 <= n:
+        x1, x2, xj = _lane(x1, x2, xj, a[i, j] - prices[j], j)
+        y1, y2, yj = _lane(y1, y2, yj, a[i, j + 1] - prices[j + 1], j + 1)
+        z1, z2, zj = _lane(z1, z2, zj, a[i, j + 2] - prices[j + 2], j + 2)
+        w1, w2, wj = _lane(w1, w2, wj, a[i, j + 3] - prices[j + 3], j + 3)
+        j += 4
+    while j < n:
+        x1, x2, xj = _lane(x1, x2, xj, a[i, j] - prices[j], j)
+        j += 1
+    # merge the lanes' top-2s (ties keep the lowest lane first: deterministic)
+    for c1, c2, cj in ((y1, y2, yj), (z1, z2, zj), (w1, w2, wj)):
+        if c1 > x1:
+            x2 = max(x1, c2)
+            x1 = c1
+            xj = cj
+        else:
+            x2 = max(x2, c1)
+    return x1, x2, xj
 
 
 @nb.njit(cache=True, nogil=True)
-def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int, cache_k: int,
+def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
              stats: np.ndarray) -> float:
-    """Core solver; see :func:`auction_solve`. ``cache_k > 0`` keeps that many candidate
-    columns per row (fewer full-row scans on large S). ``stats[0] += bids``."""
+    """Core solver; see :func:`auction_solve`. Adds its number of bids to ``stats[0]``."""
     n = a.shape[0]
     if n == 0:
         return 0.0
@@ -161,75 +162,46 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int, cac
     eps = rng / _EPS0_DIV
     if eps < eps_final:
         eps = eps_final
-    ke = min(cache_k, n - 1)
     prices = np.zeros(n)
     col2row = np.full(n, -1, dtype=np.int64)
-    cand = np.zeros((n, max(ke, 1)), dtype=np.int64)
-    thr = np.full(n, np.inf)
-    wv = np.empty(ke + 1)
-    wc = np.empty(ke + 1, dtype=np.int64)
     for i in range(n):
         row2col[i] = -1
-        if ke > 0:
-            _rescan(a, i, prices, cand, thr, ke, wv, wc)
     stack = np.empty(n, dtype=np.int64)
     bids = 0
     gap = _NOT_CERTIFIED
     stuck = False
     while True:
-        # Keep the assignments that still satisfy ε-CS for the new ε; re-bid the rest.
+        # Check ε-CS of every row for the new ε. A row that fails (or is free) bids at once
+        # with the values its check just computed: one row scan instead of two. A row it
+        # displaces goes on the stack if the check already passed it, else the check will
+        # meet it free. Then the stack is bid out (each row is on it at most once).
         top = 0
         for i in range(n):
             j0 = row2col[i]
+            b1, b2, j1 = _top2(a, i, prices)
             if j0 >= 0:
-                own = a[i, j0] - prices[j0]
-                if ke > 0:
-                    ub = thr[i]
-                    for k in range(ke):
-                        c = cand[i, k]
-                        v = a[i, c] - prices[c]
-                        if v > ub:
-                            ub = v
-                    if own >= ub - eps:
-                        continue
-                    _rescan(a, i, prices, cand, thr, ke, wv, wc)
-                    best = wv[0]
-                else:
-                    best, _, _ = _top2(a, i, prices)
-                if own >= best - eps:
+                if a[i, j0] - prices[j0] >= b1 - eps:
                     continue
                 row2col[i] = -1
                 col2row[j0] = -1
-            stack[top] = i
-            top += 1
-        while top > 0:
+            bids += 1
+            old = prices[j1]
+            prices[j1] = old + (b1 - b2) + eps
+            if prices[j1] == old:
+                stuck = True
+            k2 = col2row[j1]
+            if k2 >= 0:
+                row2col[k2] = -1
+                if k2 < i:
+                    stack[top] = k2
+                    top += 1
+            col2row[j1] = i
+            row2col[i] = j1
+        while top > 0 and not stuck and bids <= max_bids:
             top -= 1
             i = stack[top]
             bids += 1
-            if ke > 0:
-                b1 = -np.inf
-                b2 = -np.inf
-                j1 = -1
-                for k in range(ke):
-                    c = cand[i, k]
-                    v = a[i, c] - prices[c]
-                    if v > b1:
-                        b2 = b1
-                        b1 = v
-                        j1 = c
-                    elif v > b2:
-                        b2 = v
-                t = thr[i]
-                if b1 < t:  # a non-candidate may be better: rescan the row
-                    _rescan(a, i, prices, cand, thr, ke, wv, wc)
-                    b1 = wv[0]
-                    j1 = wc[0]
-                    b2 = wv[1]
-                    t = wv[ke]
-                if b2 < t:
-                    b2 = t
-            else:
-                b1, b2, j1 = _top2(a, i, prices)
+            b1, b2, j1 = _top2(a, i, prices)
             old = prices[j1]
             prices[j1] = old + (b1 - b2) + eps
             if prices[j1] == old:  # ε below float64 resolution of the price: cannot progress
@@ -241,8 +213,6 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int, cac
                 top += 1
             col2row[j1] = i
             row2col[i] = j1
-            if stuck or bids > max_bids:
-                break
         if stuck or bids > max_bids:
             _complete(row2col, col2row)
             gap = _NOT_CERTIFIED
@@ -278,16 +248,16 @@ def auction_solve(a: np.ndarray, rtol: float, row2col: np.ndarray) -> float:
     possibly suboptimal permutation), −2 for non-finite entries. Memory: O(n) besides ``a``.
     """
     stats = np.zeros(1, dtype=np.int64)
-    return _auction(a, rtol, row2col, DEFAULT_MAX_BIDS_PER_ROW * max(a.shape[0], 1), 0, stats)
+    return _auction(a, rtol, row2col, DEFAULT_MAX_BIDS_PER_ROW * max(a.shape[0], 1), stats)
 
 
 @nb.njit(cache=True, nogil=True)
-def _solve_range(costs, rtol, perms, gaps, values, bids, start, stop, max_bids_per_row, cache_k):
+def _solve_range(costs, rtol, perms, gaps, values, bids, start, stop, max_bids_per_row):
     stats = np.zeros(1, dtype=np.int64)
     s = costs.shape[1]
     for b in range(start, stop):
         stats[0] = 0
-        gaps[b] = _auction(costs[b], rtol, perms[b], max_bids_per_row * max(s, 1), cache_k, stats)
+        gaps[b] = _auction(costs[b], rtol, perms[b], max_bids_per_row * max(s, 1), stats)
         bids[b] = stats[0]
         v = 0.0
         for i in range(s):
@@ -353,20 +323,19 @@ def exact_batch(
     gaps = np.empty(b, dtype=np.float64)
     values = np.empty(b, dtype=np.float64)
     bids = np.zeros(b, dtype=np.int64)
-    cache_k = _CACHE_K if s >= _CACHE_MIN_S else 0
     max_bids_per_row = max(1, int(max_bids_per_row))
     if threads is None:
         threads = nb.get_num_threads()
     threads = max(1, min(int(threads), b))
     if b and threads == 1:
-        _solve_range(costs, rtol, perms, gaps, values, bids, 0, b, max_bids_per_row, cache_k)
+        _solve_range(costs, rtol, perms, gaps, values, bids, 0, b, max_bids_per_row)
     elif b:
         # small tasks balance uneven problems; each task is one nogil kernel call
         step = max(1, -(-b // (threads * 8)))
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(
                 lambda lo: _solve_range(costs, rtol, perms, gaps, values, bids, lo,
-                                        min(lo + step, b), max_bids_per_row, cache_k),
+                                        min(lo + step, b), max_bids_per_row),
                 range(0, b, step)))
     if b and (gaps == _NON_FINITE).any():
         bad = int(np.flatnonzero(gaps == _NON_FINITE)[0])
@@ -384,9 +353,10 @@ def exact_batch(
             perms[k] = cols
             values[k] = float(costs[k][np.arange(s), cols].astype(np.float64).sum())
             gaps[k] = 0.0
-        global _fallbacks
-        with _fallback_lock:
-            _fallbacks += len(failed)
+    with _counters_lock:
+        _counters["problems"] += b
+        _counters["bids"] += int(bids.sum())
+        _counters["fallbacks"] += len(failed)
     if stats is not None:
         stats["fallbacks"] = stats.get("fallbacks", 0) + len(failed)
         stats["bids"] = stats.get("bids", 0) + int(bids.sum())
