@@ -169,11 +169,13 @@ def semantic_rsm(
     return_matchings : keep the permutation of every pair (P × S int32, P = N(N−1)/2: about
         400 MB at N = 1024, S = 196) and return a :class:`SemanticResult`.
     return_result : return a :class:`SemanticResult` (without matchings unless asked).
-    chunk_pairs : at most this many pairs per chunk; default from the memory budget. CPU:
-        a chunk (a tile of the product and its float64 copy) needs ``P_chunk · S² · 12``
-        bytes, at most 96 MiB; two chunks are alive at once (products overlap solves), so
-        peak extra memory is about 192 MiB plus the solver's O(P_chunk · S). CUDA:
-        ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, at most min(2 GiB, free/4).
+    chunk_pairs : pairs per chunk; default from the memory budget. CPU: a chunk's float64
+        costs take ``P_chunk · S² · 8`` bytes and the GEMM tile they are cut from at most
+        ``P_chunk · S² · 4``; the default keeps that under 96 MiB. The next chunk is
+        produced while this one is solved, so peak extra memory is about
+        ``P_chunk · S² · 20`` bytes (≤ 160 MiB by default) plus O(P_chunk · S) for the
+        solver. CUDA: ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, at most
+        min(2 GiB, free/4).
     sigma2 : RBF bandwidth; None uses the median heuristic over the matched distances.
     backend : assignment solver: "auto" (the batched torch solver on CUDA, the numba auction
         on CPU), "numba", or "torch" (the GPU code path, also on CPU).
