@@ -38,9 +38,10 @@ DEFAULT_MAX_BIDS_PER_ROW = 1000
 _THETA = 6.0  # ε reduction factor between phases (tuned in bids per pair on CNN features)
 _EPS0_DIV = 4.0  # first ε = (max − min) / 4
 
-# status codes returned by the kernels (as negative "gaps")
-_NOT_CERTIFIED = -1.0  # bid cap hit, prices stuck at float64 resolution, or gap above tol
-_NON_FINITE = -2.0
+# status codes of the kernels (``stats[1]``)
+_OK = 0
+_NOT_CERTIFIED = 1  # bid cap hit, prices stuck at float64 resolution, or gap above tol
+_NON_FINITE = 2
 
 _counters = {"problems": 0, "bids": 0, "fallbacks": 0}
 _counters_lock = threading.Lock()
@@ -138,15 +139,18 @@ def _top2(a: np.ndarray, i: int, prices: np.ndarray) -> tuple[float, float, int]
 @nb.njit(cache=True, nogil=True)
 def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
              stats: np.ndarray) -> float:
-    """Core solver; see :func:`auction_solve`. Adds its number of bids to ``stats[0]``."""
+    """Core solver; see :func:`auction_solve`. Adds its number of bids to ``stats[0]`` and
+    writes its status to ``stats[1]`` (0 certified, 1 not certified, 2 non-finite input)."""
     n = a.shape[0]
+    stats[1] = _OK
     if n == 0:
         return 0.0
     amax, amin, scale, finite = _scan_range(a, n)
     if not finite:
         for i in range(n):
             row2col[i] = i
-        return _NON_FINITE
+        stats[1] = _NON_FINITE
+        return np.nan
     if n == 1:
         row2col[0] = 0
         return 0.0
@@ -168,7 +172,8 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
         row2col[i] = -1
     stack = np.empty(n, dtype=np.int64)
     bids = 0
-    gap = _NOT_CERTIFIED
+    gap = np.inf
+    status = _NOT_CERTIFIED
     stuck = False
     while True:
         # Check ε-CS of every row for the new ε. A row that fails (or is free) bids at once
@@ -215,7 +220,6 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
             row2col[i] = j1
         if stuck or bids > max_bids:
             _complete(row2col, col2row)
-            gap = _NOT_CERTIFIED
             break
         if eps <= eps_final:
             dual = 0.0
@@ -228,13 +232,14 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
                 dual += prices[j]
             gap = dual - primal
             if gap <= tol:
+                status = _OK
                 break
             if eps <= eps_stop:
-                gap = _NOT_CERTIFIED
                 break
             eps_final = eps_final / _THETA  # rounding in the sums: tighten and go on
         eps = max(eps / _THETA, eps_final)
     stats[0] += bids
+    stats[1] = status
     return gap
 
 
@@ -243,22 +248,23 @@ def auction_solve(a: np.ndarray, rtol: float, row2col: np.ndarray) -> float:
     """Maximise ``Σ_i a[i, row2col[i]]`` for one dense (n, n) float64 or float32 matrix.
 
     Writes the assignment into ``row2col`` (int64, length n) and returns the certified
-    duality gap ``D − P`` (≥ 0 up to rounding), or a negative status: −1 when the auction
-    stopped at its bid cap or could not certify ``rtol`` (``row2col`` is then a valid but
-    possibly suboptimal permutation), −2 for non-finite entries. Memory: O(n) besides ``a``.
+    duality gap ``D − P`` (≥ 0 up to rounding); ``inf`` when the auction stopped at its bid
+    cap or could not certify ``rtol`` (``row2col`` is then a valid, possibly suboptimal
+    permutation), NaN for non-finite entries. Memory: O(n) besides ``a``.
     """
-    stats = np.zeros(1, dtype=np.int64)
+    stats = np.zeros(2, dtype=np.int64)
     return _auction(a, rtol, row2col, DEFAULT_MAX_BIDS_PER_ROW * max(a.shape[0], 1), stats)
 
 
 @nb.njit(cache=True, nogil=True)
-def _solve_range(costs, rtol, perms, gaps, values, bids, start, stop, max_bids_per_row):
-    stats = np.zeros(1, dtype=np.int64)
+def _solve_range(costs, rtol, perms, gaps, values, bids, status, start, stop, max_bids_per_row):
+    stats = np.zeros(2, dtype=np.int64)
     s = costs.shape[1]
     for b in range(start, stop):
         stats[0] = 0
         gaps[b] = _auction(costs[b], rtol, perms[b], max_bids_per_row * max(s, 1), stats)
         bids[b] = stats[0]
+        status[b] = stats[1]
         v = 0.0
         for i in range(s):
             v += costs[b, i, perms[b, i]]
@@ -323,28 +329,29 @@ def exact_batch(
     gaps = np.empty(b, dtype=np.float64)
     values = np.empty(b, dtype=np.float64)
     bids = np.zeros(b, dtype=np.int64)
+    status = np.zeros(b, dtype=np.int64)
     max_bids_per_row = max(1, int(max_bids_per_row))
     if threads is None:
         threads = nb.get_num_threads()
     threads = max(1, min(int(threads), b))
     if b and threads == 1:
-        _solve_range(costs, rtol, perms, gaps, values, bids, 0, b, max_bids_per_row)
+        _solve_range(costs, rtol, perms, gaps, values, bids, status, 0, b, max_bids_per_row)
     elif b:
         # small tasks balance uneven problems; each task is one nogil kernel call
         step = max(1, -(-b // (threads * 8)))
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(
-                lambda lo: _solve_range(costs, rtol, perms, gaps, values, bids, lo,
+                lambda lo: _solve_range(costs, rtol, perms, gaps, values, bids, status, lo,
                                         min(lo + step, b), max_bids_per_row),
                 range(0, b, step)))
-    if b and (gaps == _NON_FINITE).any():
-        bad = int(np.flatnonzero(gaps == _NON_FINITE)[0])
+    if b and (status == _NON_FINITE).any():
+        bad = int(np.flatnonzero(status == _NON_FINITE)[0])
         raise ValueError(
             f"costs: problem {bad} of the batch has NaN or ±inf inner products; the layer's "
             "activations overflow float32 products or are not finite: rescale the features "
             "(e.g. divide by their largest norm), use float64 tokens, or check the model"
         )
-    failed = np.flatnonzero(gaps < 0)
+    failed = np.flatnonzero(status == _NOT_CERTIFIED)
     if len(failed):
         from scipy.optimize import linear_sum_assignment
 
