@@ -262,3 +262,11 @@ def test_cpu_chunks_keep_matchings_and_values(feats):
         for i, j in [(0, 1), (2, 6), (5, 3)]:
             value = (t[i] * t[j][res.perm(i, j)]).sum()
             assert value == pytest.approx(res.inner[i, j], rel=1e-12)
+
+
+def test_float32_products_that_overflow_raise_a_clear_error():
+    # finite float32 tokens whose inner products overflow float32: say what to do, don't hang
+    t = np.full((3, 4, 8), 1e19, dtype=np.float32)
+    t[1] *= 2
+    with pytest.raises(ValueError, match="overflow"):
+        semrsm.semantic_rsm(t, kernel="linear", matcher="exact", device="cpu")
