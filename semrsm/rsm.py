@@ -131,7 +131,7 @@ def spatial_rsm(
     """
     kernels = check_kernels(kernel)
     dev = resolve_device(device, tokens)
-    t = validate_tokens(tokens, device=dev)
+    t = validate_tokens(tokens, device=dev).detach()  # tensors that require grad work too
     flat = t.reshape(t.shape[0], -1).to(torch.float64)
     inner = (flat @ flat.T).cpu().numpy()
     rsms, _ = _finish(inner, kernels, sigma2)
@@ -196,7 +196,7 @@ def semantic_rsm(
     params = check_matcher(matcher, matcher_params)
     check_backend(backend)
     dev = resolve_device(device, tokens)
-    t = validate_tokens(tokens, device=dev)
+    t = validate_tokens(tokens, device=dev).detach()  # tensors that require grad work too
     n, s, c = t.shape
     # squared Frobenius norms in float64 without a float64 copy of all tokens
     sq = torch.linalg.vector_norm(t.flatten(1), dim=1, dtype=torch.float64).pow(2).cpu().numpy()

@@ -270,3 +270,10 @@ def test_float32_products_that_overflow_raise_a_clear_error():
     t[1] *= 2
     with pytest.raises(ValueError, match="overflow"):
         semrsm.semantic_rsm(t, kernel="linear", matcher="exact", device="cpu")
+
+
+def test_tensors_that_require_grad(feats):
+    t = torch.from_numpy(feats).float().requires_grad_(True)
+    ref = semrsm.semantic_rsm(feats.astype(np.float32), kernel="linear", device="cpu")
+    np.testing.assert_allclose(semrsm.semantic_rsm(t, kernel="linear", device="cpu"), ref, rtol=1e-6)
+    assert semrsm.spatial_rsm(t, kernel="linear", device="cpu").shape == ref.shape
