@@ -19,7 +19,7 @@ a problem stopped this way, or whose gap could not be certified, is re-solved by
 ``scipy.optimize.linear_sum_assignment`` (exact) and counted (:func:`fallback_count`).
 Non-finite costs raise ValueError (checked in the first pass over each matrix, for free).
 
-Threads. ``exact_batch`` runs single-threaded ``nogil`` numba kernels on a pool of Python
+Threads. ``exact_batch`` runs single-threaded ``nogil`` numba kernels on a shared pool of Python
 threads (``numba.get_num_threads()`` of them by default). It does not use numba's parallel
 threading layer, so it may be called from several Python threads at once.
 """
@@ -271,6 +271,19 @@ def _solve_range(costs, rtol, perms, gaps, values, bids, status, start, stop, ma
         values[b] = v
 
 
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``threads`` workers (starting threads per call costs more than a
+    small batch's solves); concurrent callers share it, their tasks interleave."""
+    with _counters_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="semrsm-lap")
+        return pool
+
+
 def _check_rtol(rtol: float) -> float:
     try:
         r = float(rtol)
@@ -339,11 +352,10 @@ def exact_batch(
     elif b:
         # small tasks balance uneven problems; each task is one nogil kernel call
         step = max(1, -(-b // (threads * 8)))
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(
-                lambda lo: _solve_range(costs, rtol, perms, gaps, values, bids, status, lo,
-                                        min(lo + step, b), max_bids_per_row),
-                range(0, b, step)))
+        list(_pool(threads).map(
+            lambda lo: _solve_range(costs, rtol, perms, gaps, values, bids, status, lo,
+                                    min(lo + step, b), max_bids_per_row),
+            range(0, b, step)))
     if b and (status == _NON_FINITE).any():
         bad = int(np.flatnonzero(status == _NON_FINITE)[0])
         raise ValueError(
