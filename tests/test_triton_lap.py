@@ -48,6 +48,7 @@ def test_interpreted_kernel_matches_scipy(interp: dict[str, dict]) -> None:
     # ties, constant and rank-one inputs need the shortest-path stage, not only bids
     assert interp["constant_s5"]["paths"] > 0
     assert interp["rank_one_s10"]["paths"] > 0
+    assert interp["random_f64_s6_arr2"]["arr_bids"] > 0 and interp["ties_int_s6_arr2"]["arr_bids"] > 0
 
 
 def test_uncertified_problems_fall_back_and_are_counted(interp: dict[str, dict]) -> None:

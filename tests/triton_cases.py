@@ -58,6 +58,7 @@ def _check(name: str, costs: torch.Tensor, **kw) -> dict:
         "fallback": int(st["fallback"]),
         "kernel_max_gap_rel": float(st["max_gap_rel"]),
         "paths": int(st["paths"]),
+        "arr_bids": int(st["arr_bids"]),
         "seconds": time.perf_counter() - t,
     }
 
@@ -67,9 +68,13 @@ def main() -> None:
     out = []
     for s, n in [(2, 20), (3, 20), (5, 30), (8, 20)]:
         out.append(_check(f"random_f64_s{s}", torch.randn(n, s, s, generator=g, dtype=torch.float64)))
+    # the optional row-reduction bids (off by default) on random costs and on ties
+    out.append(_check("random_f64_s6_arr2", torch.randn(20, 6, 6, generator=g, dtype=torch.float64),
+                      arr_iters=2))
     out.append(_check("random_f32_s12", torch.randn(10, 12, 12, generator=g)))
     # ties everywhere: integer costs in {0, 1, 2}
-    out.append(_check("ties_int_s6", torch.randint(0, 3, (30, 6, 6), generator=g).double()))
+    out.append(_check("ties_int_s6_arr2", torch.randint(0, 3, (30, 6, 6), generator=g).double(),
+                      arr_iters=2))
     out.append(_check("ties_binary_s4", torch.randint(0, 2, (40, 4, 4), generator=g).double()))
     out.append(_check("ties_int_f32_s7", torch.randint(-2, 2, (15, 7, 7), generator=g).float()))
     const = torch.stack([torch.full((5, 5), v) for v in (0.0, 1.0, -3.5, 1e6)])
