@@ -15,8 +15,10 @@ Prints markdown (device, date, load) with:
 2. the largest relative gap of each solver's value to scipy's optimum on sampled pairs;
 3. greedy and Batch-Optimal at S = 3,136: value / exact optimum (exact by the numba
    solver) and pairs/s, for the implementation ``backend="auto"`` picks and for the CPU;
-4. end-to-end ``semantic_rsm`` at N = 256 and 1,024, S = 196 (``auto`` and ``triton``);
-5. a suggested ``CUDA_EXACT_TABLE`` (semrsm/matching/registry.py) from the measured rates.
+4. end-to-end ``semantic_rsm`` at N = 256 and 1,024, S = 196 (``auto`` and ``triton``),
+   and greedy / Batch-Optimal / TopK-Greedy end to end (N = 128) with ``auto`` and the CPU;
+5. tuning of the Triton kernel (row-reduction bids, warps per program) at S = 196, 784;
+6. a suggested ``CUDA_EXACT_TABLE`` (semrsm/matching/registry.py) from the measured rates.
 
 The run stops itself within ``--budget`` seconds: a section that would not fit is
 skipped with a note. A solver that fails prints its error in its cell; the run goes on.
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         image_size, ns, e2e_ns = 224, (64, 256), (256, 1024)
         table_layers, quality_layer, e2e_layer = ("layer4", "layer3", "layer2"), "layer1", "layer3"
-        windows, cell = (64, 128, 256), 3.0
+        windows, cell = (64, 128, 256), 2.5
         chunk_of = lambda s: {49: 32768, 196: 16384}.get(s, 1024)  # noqa: E731
         gap_pairs, quality_pairs, scipy_pairs = 32, 4, 40
     cell = args.cell_seconds or cell
@@ -356,6 +358,75 @@ def main(argv: list[str] | None = None) -> int:
             cell_s = dt if isinstance(dt, str) else f"{dt:.2f}"
             cell_r = "" if isinstance(dt, str) else fmt(npairs / dt)
             print(f"| {n} | {npairs:,} | {backend} | {impl} | {cell_s} | {cell_r} |", flush=True)
+
+    # -- 4b. end to end, approximate matchers: auto against the CPU ---------------------------
+    n_ap = 4 if args.tiny else 128
+    print(f"\n## End-to-end approximate matchers, N = {n_ap}, S = {s_e2e}: `auto` against the CPU\n")
+    print("| matcher | backend | implementation | seconds | pairs/s |\n|---|---|---|---|---|")
+    tk = tok(e2e_layer)[:n_ap]
+    for matcher, params in [("greedy", {}), ("batch_optimal", {"window": 128 if not args.tiny else 8}),
+                            ("topk_greedy", {"k": 32 if not args.tiny else 4})]:
+        for backend in ("auto", "numba"):
+            impl = select_implementation(matcher, device, s_e2e, params, backend)
+            label = matcher + "".join(f" ({k} {v})" for k, v in params.items())
+            if not budget.allows(budget.slack):
+                print(f"| {label} | {backend} | {impl} | skipped ({budget.left():.0f} s left) | |")
+                continue
+
+            def run_ap(tk=tk, matcher=matcher, params=params, backend=backend):
+                sync(device)
+                t0 = time.perf_counter()
+                semrsm.semantic_rsm(tk, kernel="cosine", matcher=matcher, device=str(device),
+                                    backend=backend, **params)
+                sync(device)
+                return time.perf_counter() - t0
+
+            dt = guarded(f"e2e {label} {backend}", run_ap)
+            cell_s = dt if isinstance(dt, str) else f"{dt:.2f}"
+            cell_r = "" if isinstance(dt, str) else fmt(n_ap * (n_ap - 1) / 2 / dt)
+            print(f"| {label} | {backend} | {impl} | {cell_s} | {cell_r} |", flush=True)
+
+    # -- 4c. Triton kernel tuning: row-reduction bids and warps per program ---------------------
+    if "triton" in usable:
+        from semrsm.matching.triton_lap import DEFAULT_ARR_ITERS, num_warps_for, solve_exact_triton
+
+        print("\n## Triton kernel tuning: row-reduction bids per row (`arr_iters`) and warps per "
+              f"program, N = {max(ns)}\n")
+        print("| S | arr_iters | warps | pairs/s | bids / problem | paths / problem | Dijkstra steps / "
+              "problem | fallback |\n|---|---|---|---|---|---|---|---|")
+        # the acceptance sizes (196, 784) on a GPU; the smallest size in a CPU rehearsal
+        tune = [(s, la) for s, la in zip(table_s, table_layers, strict=True)
+                if (s == table_s[0]) == args.tiny]
+        for s, layer in tune:
+            tk = tok(layer)[:max(ns)]
+            pairs = pairs_of(len(tk))
+            w0 = num_warps_for(max(16, triton.next_power_of_2(s)))
+            configs = [(DEFAULT_ARR_ITERS, w0), (2, w0), (8, w0), (DEFAULT_ARR_ITERS, 2 * w0),
+                       (DEFAULT_ARR_ITERS, 4 * w0)]
+            for arr, warps in dict.fromkeys(configs):
+                if not budget.allows(cell + 2 * budget.slack):
+                    print(f"| {s} | {arr} | {warps} | skipped ({budget.left():.0f} s left) | | | | |")
+                    continue
+                agg = {"arr_bids": 0, "paths": 0, "steps": 0, "problems": 0, "fallback": 0}
+
+                def fn(c, st, arr=arr, warps=warps, agg=agg):
+                    inner: dict = {}
+                    _, v = solve_exact_triton(c, arr_iters=arr, num_warps=warps, stats=inner)
+                    for k in agg:
+                        agg[k] += inner.get(k, 0)
+                    return v
+
+                guarded(f"tune warm-up S={s} {arr}/{warps}", lambda tk=tk, fn=fn: fn(costs_of(tk, pairs_of(2)), {}))
+                for k in agg:
+                    agg[k] = 0
+                r = guarded(f"tune S={s} {arr}/{warps}", lambda tk=tk, pairs=pairs, fn=fn, s=s: rate(
+                    fn, tk, pairs, chunk_of(s), cell, device))
+                if isinstance(r, str):
+                    print(f"| {s} | {arr} | {warps} | {r} | | | | |")
+                    continue
+                npb = max(agg["problems"], 1)
+                print(f"| {s} | {arr} | {warps} | {fmt(r[0])} | {agg['arr_bids'] / npb:.1f} | "
+                      f"{agg['paths'] / npb:.1f} | {agg['steps'] / npb:.1f} | {agg['fallback']} |", flush=True)
 
     # -- 5. suggested auto table ---------------------------------------------------------------
     print("\n## Suggested `CUDA_EXACT_TABLE` (fastest solver within 1e-6 of scipy, N = "

@@ -238,12 +238,13 @@ if triton is not None:
 
 def launch(
     costs: torch.Tensor, rtol: float, arr_iters: int = DEFAULT_ARR_ITERS,
-    max_paths: int | None = None,
+    max_paths: int | None = None, num_warps: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the kernel on a contiguous (B, S, S) float32/float64 tensor with S ≥ 2.
 
     ``max_paths`` caps the augmenting paths per problem (default S, which always
     suffices); a problem left with free rows is flagged, as is one whose search fails.
+    ``num_warps`` overrides :func:`num_warps_for` (a tuning knob for the benchmark).
 
     Returns the raw device outputs: ``perm`` (B, S) int32, ``gap`` and ``scale`` (B,)
     float64, ``flag`` (B,) int32 (1 = not certified), ``stats`` (B, 3) int32 (row-reduction
@@ -263,7 +264,7 @@ def launch(
         _lap_kernel[(b,)](
             costs, out["perm"], out["gap"], out["scale"], out["flag"], out["stats"],
             float(rtol), int(s if max_paths is None else max_paths), S=s, BLOCK=block, ARR_ITERS=int(arr_iters),
-            num_warps=num_warps_for(block),
+            num_warps=int(num_warps or num_warps_for(block)),
         )
     return out
 
@@ -274,6 +275,7 @@ def solve_exact_triton(
     rtol: float = 1e-10,
     arr_iters: int = DEFAULT_ARR_ITERS,
     max_paths: int | None = None,
+    num_warps: int | None = None,
     stats: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Certified-optimal assignments of a batch (maximisation), one Triton program per problem.
@@ -286,6 +288,7 @@ def solve_exact_triton(
     arr_iters : augmenting-row-reduction bids per row before the shortest paths (≥ 0).
     max_paths : cap on augmenting paths per problem (default S: never reached); problems
         that hit it are solved by scipy and counted (how tests exercise the fallback).
+    num_warps : warps per program (default :func:`num_warps_for` of the padded size).
     stats : optional dict, filled with ``problems``, ``fallback`` (problems solved by scipy
         because they were not certified), ``max_gap_rel``, ``arr_bids``, ``paths`` and
         ``steps`` (sums over the batch).
@@ -317,7 +320,7 @@ def solve_exact_triton(
     if b == 0 or s <= 1:
         perms = torch.zeros((b, s), dtype=torch.int64, device=costs.device)
     else:
-        out = launch(costs, rtol, arr_iters, max_paths)
+        out = launch(costs, rtol, arr_iters, max_paths, num_warps)
         perms = out["perm"].long()
         bad = out["flag"] != 0
         if bool(bad.any()):  # the one host synchronisation, after the launch
