@@ -100,7 +100,7 @@ def resnet_tokens(n_per_layer: dict[str, int], image_size: int, device: torch.de
     torch.manual_seed(0)
     model = timm.create_model("resnet18", pretrained=False).eval().to(device)
     n = max(n_per_layer.values())
-    images = photo_crops(n, seed=0, size=image_size)
+    images = crops(n, image_size)
     feats: dict[str, list[torch.Tensor]] = {}
     for lo in range(0, n, 64):
         x = images[lo:lo + 64].to(device)
@@ -114,6 +114,25 @@ def resnet_tokens(n_per_layer: dict[str, int], image_size: int, device: torch.de
         t = torch.cat(parts)[: n_per_layer[name]].float().contiguous()
         out[t.shape[1]] = t
     return out
+
+
+def crops(n: int, size: int, per_job: int = 60) -> torch.Tensor:
+    """``n`` photo crops (``bench.features.photo_crops``), made in parallel processes.
+
+    Job ``k`` makes ``per_job`` crops with seed ``k`` (a multiple of the 5 photos, so every
+    photo keeps its share). Resizing 1,024 crops takes ~20 s on one core; this keeps the
+    device check's budget for the solvers.
+    """
+    jobs = [(min(per_job, n - lo), k) for k, lo in enumerate(range(0, n, per_job))]
+    workers = min(len(jobs), os.cpu_count() or 1, 16)
+    if workers <= 1:
+        return torch.cat([photo_crops(m, seed=k, size=size) for m, k in jobs])
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+        parts = list(ex.map(photo_crops, *zip(*jobs, strict=True), [size] * len(jobs)))
+    return torch.cat(parts)
 
 
 def pairs_of(n: int, limit: int | None = None) -> np.ndarray:
