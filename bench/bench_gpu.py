@@ -154,9 +154,12 @@ def exact_fns(device: torch.device) -> dict[str, Callable | str]:
     from semrsm.matching import registry
 
     out: dict[str, Callable | str] = {}
+    from semrsm.matching.tla import installed
+
     for name in ("tla", "triton", "torch"):
-        if not registry.gpu_usable(name, device) and not (name == "tla" and device.type == "cpu"):
-            out[name] = f"n/a on {device.type}"
+        cpu_tla = name == "tla" and device.type == "cpu" and installed()  # its scipy loop
+        if not registry.gpu_usable(name, device) and not cpu_tla:
+            out[name] = "not installed" if name == "tla" and not installed() else f"n/a on {device.type}"
             continue
         solve = exact_solver(name)
         out[name] = (lambda s: lambda c, st=None: s(c, {} if st is None else st)[1])(solve)

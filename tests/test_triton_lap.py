@@ -105,3 +105,14 @@ def test_triton_backend_without_gpu_or_interpreter_is_a_clear_error() -> None:
         pytest.skip("this process interprets Triton kernels")
     with pytest.raises(ValueError, match="TRITON_INTERPRET"):
         triton_lap.solve_exact_triton(torch.zeros(1, 3, 3))
+
+
+def test_solve_batch_triton_backend_message_without_gpu() -> None:
+    import numpy as np
+
+    from semrsm.matching import solve_batch, triton_lap
+
+    if triton_lap.available("cpu"):
+        pytest.skip("this process interprets Triton kernels")
+    with pytest.raises(ValueError, match="backend='auto'"):
+        solve_batch(np.zeros((1, 3, 3)), "exact", backend="triton")
