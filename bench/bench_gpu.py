@@ -410,12 +410,19 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- 4c. Triton kernel tuning: row-reduction bids and warps per program ---------------------
     if "triton" in usable:
-        from semrsm.matching.triton_lap import DEFAULT_ARR_ITERS, num_warps_for, solve_exact_triton
+        from semrsm.matching.triton_lap import (
+            ALGORITHM_BY_S,
+            DEFAULT_ARR_ITERS,
+            num_warps_for,
+            solve_exact_triton,
+        )
 
-        print("\n## Triton kernel tuning: row-reduction bids per row (`arr_iters`) and warps per "
-              f"program, N = {max(ns)}\n")
-        print("| S | arr_iters | warps | pairs/s | bids / problem | paths / problem | Dijkstra steps / "
-              "problem | fallback |\n|---|---|---|---|---|---|---|---|")
+        print(f"\n(`triton` in the tables above: ALGORITHM_BY_S = {ALGORITHM_BY_S})")
+
+        print("\n## Triton kernels: JV (row-reduction bids `arr_iters`) or auction, warps per "
+              f"program, N = {max(ns)} (auction: bids and ε phases in the bids/paths columns)\n")
+        print("| S | kernel | arr_iters | warps | pairs/s | bids / problem | paths (phases) / problem | "
+              "Dijkstra steps / problem | fallback |\n|---|---|---|---|---|---|---|---|---|")
         # the acceptance sizes (196, 784) on a GPU; the smallest size in a CPU rehearsal
         tune = [(s, la) for s, la in zip(table_s, table_layers, strict=True)
                 if (s == table_s[0]) == args.tiny]
@@ -423,31 +430,35 @@ def main(argv: list[str] | None = None) -> int:
             tk = tok(layer)[:max(ns)]
             pairs = pairs_of(len(tk))
             w0 = num_warps_for(max(16, triton.next_power_of_2(s)))
-            configs = [(DEFAULT_ARR_ITERS, w0), (2, w0), (8, w0), (DEFAULT_ARR_ITERS, 2 * w0),
-                       (DEFAULT_ARR_ITERS, 4 * w0)]
-            for arr, warps in dict.fromkeys(configs):
+            configs = [("jv", DEFAULT_ARR_ITERS, w0), ("jv", 2, w0), ("jv", 8, w0),
+                       ("jv", DEFAULT_ARR_ITERS, 2 * w0), ("auction", 0, w0), ("auction", 0, 2 * w0),
+                       ("auction", 0, 4 * w0)]
+            if args.tiny:  # interpreted kernels are slow: one configuration of each
+                configs = [configs[0], configs[4]]
+            for algo, arr, warps in dict.fromkeys(configs):
                 if not budget.allows(cell + 2 * budget.slack):
-                    print(f"| {s} | {arr} | {warps} | skipped ({budget.left():.0f} s left) | | | | |")
+                    print(f"| {s} | {algo} | {arr} | {warps} | skipped ({budget.left():.0f} s left) | | | | |")
                     continue
                 agg = {"arr_bids": 0, "paths": 0, "steps": 0, "problems": 0, "fallback": 0}
 
-                def fn(c, st, arr=arr, warps=warps, agg=agg):
+                def fn(c, st, arr=arr, warps=warps, agg=agg, algo=algo):
                     inner: dict = {}
-                    _, v = solve_exact_triton(c, arr_iters=arr, num_warps=warps, stats=inner)
+                    _, v = solve_exact_triton(c, arr_iters=arr, num_warps=warps, algorithm=algo,
+                                              stats=inner)
                     for k in agg:
                         agg[k] += inner.get(k, 0)
                     return v
 
-                guarded(f"tune warm-up S={s} {arr}/{warps}", lambda tk=tk, fn=fn: fn(costs_of(tk, pairs_of(2)), {}))
+                guarded(f"tune warm-up S={s} {algo}/{arr}/{warps}", lambda tk=tk, fn=fn: fn(costs_of(tk, pairs_of(2)), {}))
                 for k in agg:
                     agg[k] = 0
-                r = guarded(f"tune S={s} {arr}/{warps}", lambda tk=tk, pairs=pairs, fn=fn, s=s: rate(
+                r = guarded(f"tune S={s} {algo}/{arr}/{warps}", lambda tk=tk, pairs=pairs, fn=fn, s=s: rate(
                     fn, tk, pairs, chunk_of(s), cell, device))
                 if isinstance(r, str):
-                    print(f"| {s} | {arr} | {warps} | {r} | | | | |")
+                    print(f"| {s} | {algo} | {arr} | {warps} | {r} | | | | |")
                     continue
                 npb = max(agg["problems"], 1)
-                print(f"| {s} | {arr} | {warps} | {fmt(r[0])} | {agg['arr_bids'] / npb:.1f} | "
+                print(f"| {s} | {algo} | {arr} | {warps} | {fmt(r[0])} | {agg['arr_bids'] / npb:.1f} | "
                       f"{agg['paths'] / npb:.1f} | {agg['steps'] / npb:.1f} | {agg['fallback']} |", flush=True)
 
     # -- 5. suggested auto table ---------------------------------------------------------------

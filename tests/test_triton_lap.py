@@ -43,7 +43,7 @@ def test_interpreted_kernel_matches_scipy(interp: dict[str, dict]) -> None:
         assert r["values_dtype"] == "torch.float64" and r["perms_dtype"] == "torch.int64", r
         assert r["max_gap_rel"] <= 1e-12, r  # the certificate bounds it by rtol = 1e-10
         assert r["kernel_max_gap_rel"] <= 1e-10, r
-        if r["name"] != "capped_paths_s8":
+        if "capped" not in r["name"]:
             assert r["fallback"] == 0, r
     # ties, constant and rank-one inputs need the shortest-path stage, not only bids
     assert interp["constant_s5"]["paths"] > 0
@@ -51,9 +51,10 @@ def test_interpreted_kernel_matches_scipy(interp: dict[str, dict]) -> None:
     assert interp["random_f64_s6_arr2"]["arr_bids"] > 0 and interp["ties_int_s6_arr2"]["arr_bids"] > 0
 
 
-def test_uncertified_problems_fall_back_and_are_counted(interp: dict[str, dict]) -> None:
-    r = interp["capped_paths_s8"]
-    assert 0 < r["fallback"] <= r["problems"]  # problems left with free rows after one path
+@pytest.mark.parametrize("name", ["capped_paths_s8", "auction_capped_bids_s6"])
+def test_uncertified_problems_fall_back_and_are_counted(interp: dict[str, dict], name: str) -> None:
+    r = interp[name]
+    assert 0 < r["fallback"] <= r["problems"]  # problems left unfinished by the cap
     assert r["max_gap_rel"] <= 1e-12
 
 
@@ -63,8 +64,11 @@ def test_semantic_rsm_on_triton_backend(interp: dict[str, dict]) -> None:
     assert r["batch_optimal_max_rel"] <= 1e-12
 
 
-@pytest.mark.parametrize(("s", "dtype"), [(49, "fp32"), (196, "fp32"), (784, "fp32"), (196, "fp64")])
-def test_kernel_compiles_for_h100_without_spills(s: int, dtype: str) -> None:
+@pytest.mark.parametrize(("kernel", "s", "dtype"), [
+    ("jv", 49, "fp32"), ("jv", 196, "fp32"), ("jv", 784, "fp32"), ("jv", 196, "fp64"),
+    ("auction", 196, "fp32"), ("auction", 784, "fp32"),
+])
+def test_kernel_compiles_for_h100_without_spills(kernel: str, s: int, dtype: str) -> None:
     if os.environ.get("TRITON_INTERPRET") == "1":
         pytest.skip("the kernel is interpreted in this process")
     from triton.backends.compiler import GPUTarget
@@ -74,10 +78,16 @@ def test_kernel_compiles_for_h100_without_spills(s: int, dtype: str) -> None:
 
     block = max(16, triton.next_power_of_2(s))
     sig = {"cost": "*" + dtype, "perm_out": "*i32", "gap_out": "*fp64", "scale_out": "*fp64",
-           "flag_out": "*i32", "stat_out": "*i32", "rtol": "fp32", "max_paths": "i32",
-           "S": "constexpr", "BLOCK": "constexpr", "ARR_ITERS": "constexpr"}
-    src = ASTSource(fn=triton_lap._lap_kernel, signature=sig,
-                    constexprs={"S": s, "BLOCK": block, "ARR_ITERS": triton_lap.DEFAULT_ARR_ITERS})
+           "flag_out": "*i32", "stat_out": "*i32", "rtol": "fp32"}
+    if kernel == "jv":
+        sig.update({"max_paths": "i32", "S": "constexpr", "BLOCK": "constexpr", "ARR_ITERS": "constexpr"})
+        const = {"S": s, "BLOCK": block, "ARR_ITERS": triton_lap.DEFAULT_ARR_ITERS}
+        fn = triton_lap._lap_kernel
+    else:
+        sig.update({"max_bids": "i32", "S": "constexpr", "BLOCK": "constexpr", "THETA": "constexpr"})
+        const = {"S": s, "BLOCK": block, "THETA": 6.0}
+        fn = triton_lap._auction_kernel
+    src = ASTSource(fn=fn, signature=sig, constexprs=const)
     compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),
                               options={"num_warps": triton_lap.num_warps_for(block)})
     ptx = compiled.asm["ptx"]
@@ -85,7 +95,7 @@ def test_kernel_compiles_for_h100_without_spills(s: int, dtype: str) -> None:
     ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
     if not ptxas.exists():
         pytest.skip("triton's bundled ptxas is missing")
-    ptx_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"semrsm_lap_{s}_{dtype}_{os.getpid()}.ptx"
+    ptx_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"semrsm_lap_{kernel}_{s}_{dtype}_{os.getpid()}.ptx"
     ptx_file.write_text(ptx)
     try:
         out = subprocess.run([str(ptxas), "-arch=sm_90a", "-v", str(ptx_file), "-o", os.devnull],

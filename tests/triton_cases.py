@@ -90,6 +90,19 @@ def main() -> None:
     # the uncertified path: one augmenting path allowed, rows left free -> scipy, counted
     out.append(_check("capped_paths_s8", torch.randn(6, 8, 8, generator=g, dtype=torch.float64),
                       arr_iters=0, max_paths=1))
+    # the auction kernel (the default above S = 100): fewer, small problems (its ε phases
+    # make it slow to interpret)
+    auc = {"algorithm": "auction"}
+    out.append(_check("auction_random_f64_s4", torch.randn(6, 4, 4, generator=g, dtype=torch.float64), **auc))
+    out.append(_check("auction_ties_s5", torch.randint(0, 3, (5, 5, 5), generator=g).float(), **auc))
+    out.append(_check("auction_constant_s4", torch.stack([torch.full((4, 4), v) for v in (0.0, 2.0)]), **auc))
+    xa = torch.rand(3, 6, generator=g, dtype=torch.float64) + 0.1
+    out.append(_check("auction_rank_one_s6", xa[:, :, None] * torch.randn(3, 6, generator=g,
+                      dtype=torch.float64)[:, None, :], **auc))
+    ta = torch.relu(torch.randn(3, 8, 6, generator=g))
+    out.append(_check("auction_relu_f32_s8", torch.bmm(ta[:-1], ta[1:].transpose(1, 2)), **auc))
+    out.append(_check("auction_capped_bids_s6", torch.randn(3, 6, 6, generator=g, dtype=torch.float64),
+                      max_bids=2, **auc))
     # the whole pipeline on the Triton backend against the numba solver
     import semrsm
 

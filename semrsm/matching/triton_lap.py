@@ -21,6 +21,11 @@ Algorithm (minimisation of ``a = -c``, i.e. maximisation of ``c``), all state in
    permutation, or whose search hit its step cap is flagged; the host solves flagged
    problems with ``scipy.optimize.linear_sum_assignment`` and counts them.
 
+A second kernel, ``_auction_kernel``, solves the same problems with the CPU solver's
+algorithm (Gauss-Seidel forward auction with ε-scaling, ε from range/4 down to
+``rtol · scale / S``, θ = 6, assignments that keep ε-CS carried across phases) and the
+same certificate with ``u_i = max_j (c_ij − p_j)``; :data:`ALGORITHM_BY_S` picks one by S.
+
 Costs are read in their own dtype (float32 or float64) and cast to float64 in registers,
 so the certified problem is exactly the stored one. The cost matrix stays in global
 memory (read row by row through L1/L2): Triton has no dynamically indexed on-chip array
@@ -52,6 +57,12 @@ INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 # steps at S = 196 and ≈ 5 % at S = 49 while costing more than they save;
 # bench/bench_gpu.py measures 0 / 2 / 8 on the GPU.
 DEFAULT_ARR_ITERS = 0
+# Kernel by problem size, rows (largest S, kernel), first match wins: "jv" (column
+# reduction + shortest augmenting paths) or "auction" (ε-scaling forward auction). From
+# CPU models of both on CNN features (row scans per problem, JV vs auction incl. its
+# ε-CS and certificate passes): S = 49: 1.1 k vs 1.9 k; S = 196: 14–18 k vs 10.4 k;
+# S = 784: 204–210 k vs 53 k. bench/bench_gpu.py measures both on the GPU.
+ALGORITHM_BY_S: tuple[tuple[int, str], ...] = ((100, "jv"), (1 << 30, "auction"))
 
 
 def available(device: torch.device | str) -> bool:
@@ -236,23 +247,145 @@ if triton is not None:
         tl.store(stat_out + b * 3 + 2, steps_total)
 
 
+    @triton.jit
+    def _argmax_combine(x1, k1, x2, k2):
+        """(value, key) of the larger value; equal values: the smaller key."""
+        take1 = (x1 > x2) | ((x1 == x2) & (k1 < k2))
+        return tl.where(take1, x1, x2), tl.where(take1, k1, k2)
+
+    @triton.jit
+    def _auction_kernel(
+        cost,
+        perm_out,
+        gap_out,
+        scale_out,
+        flag_out,
+        stat_out,
+        rtol,
+        max_bids,
+        S: tl.constexpr,
+        BLOCK: tl.constexpr,
+        THETA: tl.constexpr,
+    ):
+        """Forward auction with ε-scaling (Gauss-Seidel, as the CPU solver), maximising c."""
+        b = tl.program_id(0).to(tl.int64)
+        cost_b = cost + b * S * S
+        lane = tl.arange(0, BLOCK)
+        valid = lane < S
+        ninf = float("-inf")
+        zero_f = tl.zeros([BLOCK], dtype=tl.float64)
+        minus1 = tl.full([BLOCK], -1, tl.int32)
+        # scale Σ_i max_j |c_ij| and the cost range
+        scale = tl.sum(zero_f, axis=0)
+        cmax = tl.sum(zero_f, axis=0) + ninf
+        cmin = tl.sum(zero_f, axis=0) - ninf
+        for i in range(S):
+            c = -_row(cost_b, i, lane, S)  # +c, -inf beyond S
+            scale += tl.max(tl.where(valid, tl.abs(c), zero_f), axis=0)
+            cmax = tl.maximum(cmax, tl.max(c, axis=0))
+            cmin = tl.minimum(cmin, tl.min(tl.where(valid, c, -ninf), axis=0))
+        tol = rtol * scale
+        eps_final = tol / S
+        eps = tl.maximum((cmax - cmin) / 4.0, eps_final)
+        prices = zero_f
+        col2row = minus1
+        row2col = minus1
+        # constant matrices: every permutation is optimal (identity below)
+        running = ((cmax - cmin) > tol).to(tl.int32) != 0
+        bids = 0
+        phases = 0
+        gap = tl.sum(zero_f, axis=0)
+        while running:
+            phases += 1
+            # keep the assignments that satisfy ε-CS for the new ε; free the others
+            nfree = 0
+            for i in range(S):
+                j0 = _pick(row2col, lane, i)
+                x = -_row(cost_b, i, lane, S) - prices
+                keep = (j0 >= 0) & ((_pick(tl.where(valid, x, zero_f), lane, j0)
+                                     >= tl.max(x, axis=0) - eps).to(tl.int32) != 0)
+                row2col = tl.where((lane == i) & ~keep, -1, row2col)
+                col2row = tl.where((lane == j0) & (j0 >= 0) & ~keep, -1, col2row)
+                nfree = tl.where(keep, nfree, nfree + 1)
+            cur = -1
+            while (nfree > 0) & (bids < max_bids):
+                first_free = tl.min(tl.where(valid & (row2col < 0), lane, 2 * BLOCK), axis=0)
+                i = tl.where(cur >= 0, cur, first_free)
+                x = -_row(cost_b, i, lane, S) - prices
+                b1, j1 = tl.reduce((x, lane), 0, _argmax_combine)
+                b2 = tl.max(tl.where(lane == j1, ninf, x), axis=0)
+                prices = tl.where(lane == j1, prices + (b1 - b2) + eps, prices)
+                k = _pick(col2row, lane, j1)
+                col2row = tl.where(lane == j1, i, col2row)
+                row2col = tl.where(lane == i, j1, row2col)
+                row2col = tl.where((lane == k) & (k >= 0), -1, row2col)
+                cur = k
+                nfree = tl.where(k >= 0, nfree, nfree - 1)
+                bids += 1
+            if eps <= eps_final:
+                gap = _auction_gap(cost_b, prices, row2col, lane, S)
+                stop = ((gap <= tol).to(tl.int32) | (eps <= eps_final * 1e-6).to(tl.int32)) != 0
+                running = ~stop & (bids < max_bids)
+                eps_final = tl.where(stop, eps_final, eps_final / THETA)
+            else:
+                running = bids < max_bids
+            eps = tl.maximum(eps / THETA, eps_final)
+        constant = ((cmax - cmin) <= tol).to(tl.int32) != 0
+        row2col = tl.where(valid & constant, lane, row2col)
+        gap = _auction_gap(cost_b, prices, row2col, lane, S)
+        perm_ok = tl.min(tl.where(valid, row2col, S), axis=0) >= 0
+        within = (gap <= tol).to(tl.int32) != 0
+        certified = perm_ok & within
+        tl.store(perm_out + b * S + lane, row2col, mask=valid)
+        tl.store(gap_out + b, gap)
+        tl.store(scale_out + b, scale)
+        tl.store(flag_out + b, tl.where(certified, 0, 1))
+        tl.store(stat_out + b * 3, bids)
+        tl.store(stat_out + b * 3 + 1, phases)
+        tl.store(stat_out + b * 3 + 2, 0)
+
+    @triton.jit
+    def _auction_gap(cost_b, prices, row2col, lane, S: tl.constexpr):
+        """Σ_i [max_j (c_ij − p_j) − (c_iπ(i) − p_π(i))] ≥ V* − P (weak duality)."""
+        valid = lane < S
+        zero_f = tl.zeros_like(prices)
+        gap = tl.sum(zero_f, axis=0)
+        for i in range(S):
+            x = -_row(cost_b, i, lane, S) - prices
+            ji = _pick(row2col, lane, i)
+            gap += tl.max(x, axis=0) - _pick(tl.where(valid, x, zero_f), lane, ji)
+        return gap
+
+def algorithm_for(s: int) -> str:
+    """The kernel :func:`solve_exact_triton` runs by default at size ``s`` (see :data:`ALGORITHM_BY_S`)."""
+    for max_s, name in ALGORITHM_BY_S:
+        if s <= max_s:
+            return name
+    return ALGORITHM_BY_S[-1][1]
+
+
 def launch(
     costs: torch.Tensor, rtol: float, arr_iters: int = DEFAULT_ARR_ITERS,
-    max_paths: int | None = None, num_warps: int | None = None,
+    max_paths: int | None = None, num_warps: int | None = None, algorithm: str | None = None,
+    max_bids: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Run the kernel on a contiguous (B, S, S) float32/float64 tensor with S ≥ 2.
+    """Run a kernel on a contiguous (B, S, S) float32/float64 tensor with S ≥ 2.
 
-    ``max_paths`` caps the augmenting paths per problem (default S, which always
-    suffices); a problem left with free rows is flagged, as is one whose search fails.
-    ``num_warps`` overrides :func:`num_warps_for` (a tuning knob for the benchmark).
+    ``algorithm``: "jv" (:func:`_lap_kernel`) or "auction" (:func:`_auction_kernel`);
+    default :func:`algorithm_for`. ``max_paths`` (jv) caps the augmenting paths per
+    problem (default S, which always suffices) and ``max_bids`` (auction, default
+    ``200·S² + 10⁴``) the bids; a problem that hits a cap, or whose certificate fails, is
+    flagged. ``num_warps`` overrides :func:`num_warps_for` (a tuning knob).
 
     Returns the raw device outputs: ``perm`` (B, S) int32, ``gap`` and ``scale`` (B,)
-    float64, ``flag`` (B,) int32 (1 = not certified), ``stats`` (B, 3) int32 (row-reduction
-    bids, augmenting paths, Dijkstra steps). No host synchronisation.
+    float64, ``flag`` (B,) int32 (1 = not certified), ``stats`` (B, 3) int32 (jv:
+    row-reduction bids, augmenting paths, Dijkstra steps; auction: bids, phases, 0).
+    No host synchronisation.
     """
     b, s, _ = costs.shape
     dev = costs.device
     block = max(16, triton.next_power_of_2(s))
+    algorithm = algorithm or algorithm_for(s)
     out = {
         "perm": torch.empty((b, s), dtype=torch.int32, device=dev),
         "gap": torch.empty(b, dtype=torch.float64, device=dev),
@@ -260,12 +393,21 @@ def launch(
         "flag": torch.empty(b, dtype=torch.int32, device=dev),
         "stats": torch.empty((b, 3), dtype=torch.int32, device=dev),
     }
-    if b:
+    if not b:
+        return out
+    warps = int(num_warps or num_warps_for(block))
+    args = (costs, out["perm"], out["gap"], out["scale"], out["flag"], out["stats"], float(rtol))
+    if algorithm == "jv":
         _lap_kernel[(b,)](
-            costs, out["perm"], out["gap"], out["scale"], out["flag"], out["stats"],
-            float(rtol), int(s if max_paths is None else max_paths), S=s, BLOCK=block, ARR_ITERS=int(arr_iters),
-            num_warps=int(num_warps or num_warps_for(block)),
+            *args, int(s if max_paths is None else max_paths), S=s, BLOCK=block,
+            ARR_ITERS=int(arr_iters), num_warps=warps,
         )
+    elif algorithm == "auction":
+        cap = 200 * s * s + 10_000 if max_bids is None else int(max_bids)
+        _auction_kernel[(b,)](*args, min(cap, 2**31 - 1), S=s, BLOCK=block, THETA=6.0,
+                              num_warps=warps)
+    else:
+        raise ValueError(f"algorithm: unknown {algorithm!r}; use 'jv' or 'auction'")
     return out
 
 
@@ -276,6 +418,8 @@ def solve_exact_triton(
     arr_iters: int = DEFAULT_ARR_ITERS,
     max_paths: int | None = None,
     num_warps: int | None = None,
+    algorithm: str | None = None,
+    max_bids: int | None = None,
     stats: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Certified-optimal assignments of a batch (maximisation), one Triton program per problem.
@@ -289,9 +433,11 @@ def solve_exact_triton(
     max_paths : cap on augmenting paths per problem (default S: never reached); problems
         that hit it are solved by scipy and counted (how tests exercise the fallback).
     num_warps : warps per program (default :func:`num_warps_for` of the padded size).
+    algorithm : "jv" or "auction" (default :func:`algorithm_for`); ``max_bids`` caps the
+        auction's bids (as ``max_paths`` the JV paths).
     stats : optional dict, filled with ``problems``, ``fallback`` (problems solved by scipy
         because they were not certified), ``max_gap_rel``, ``arr_bids``, ``paths`` and
-        ``steps`` (sums over the batch).
+        ``steps`` (sums over the batch; for the auction: bids, phases, 0).
 
     Returns
     -------
@@ -320,7 +466,7 @@ def solve_exact_triton(
     if b == 0 or s <= 1:
         perms = torch.zeros((b, s), dtype=torch.int64, device=costs.device)
     else:
-        out = launch(costs, rtol, arr_iters, max_paths, num_warps)
+        out = launch(costs, rtol, arr_iters, max_paths, num_warps, algorithm, max_bids)
         perms = out["perm"].long()
         bad = out["flag"] != 0
         if bool(bad.any()):  # the one host synchronisation, after the launch
@@ -347,4 +493,4 @@ def _scipy(costs: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(out).astype(np.int64))
 
 
-__all__ = ["available", "launch", "num_warps_for", "solve_exact_triton"]
+__all__ = ["ALGORITHM_BY_S", "algorithm_for", "available", "launch", "num_warps_for", "solve_exact_triton"]
