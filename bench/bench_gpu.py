@@ -1,28 +1,44 @@
-"""GPU benchmark of the batched assignment solvers (issue 6), one command.
+"""One-shot GPU check of the exact and approximate matchers (issue 9), within a time budget.
 
-    python bench/bench_gpu.py            # on a CUDA machine: the full table
-    python bench/bench_gpu.py --smoke    # small version that runs on the CPU in about a minute
+    python bench/bench_gpu.py --budget 300                    # CUDA machine: the device check
+    TRITON_INTERPRET=1 python bench/bench_gpu.py --device cpu --tiny --budget 120
+                                                              # CPU rehearsal of the same code
 
-Prints markdown tables: pairs per second of ``torch-linear-assignment`` (optional,
-``pip install torch-linear-assignment``; skipped with a message when missing), of this
-project's batched auction (``semrsm.matching.gpu``), of a scipy loop (on a sample) and of
-the fp32 cost-matrix products alone, at S = 49, 196, 784 for N = 64, 256, 1024 images
-(pairs i <= j, capped per S by ``--max-pairs``); the largest relative gap to scipy's
-optimum on a sample of pairs; greedy / Batch-Optimal quality at S = 3136; and the
-end-to-end time of a 1,024-image semantic RSM at S = 196.
+Prints markdown (device, date, load) with:
 
-Features: ReLU activations of a random-init timm ``resnet18`` on crops of the photos that
-scikit-image ships (no download): layer4 (S = 49), layer3 (196), layer2 (784),
-layer1 (3136) at 224 px.
+1. exact matching, pairs/s (cost products included) at S = 49, 196, 784 and N = 64, 256:
+   torch-linear-assignment (``tla``), this project's Triton kernel (``triton``), the
+   torch-op auction (``torch``), the numba CPU solver (``numba``, float64 costs copied to
+   the host), a one-thread scipy loop on a sample, and the fp32 products alone. Every
+   solver is first warmed up on every shape it will see (Triton compiles per S); each
+   cell is then time-boxed (``--cell-seconds``), so pairs are capped by time;
+2. the largest relative gap of each solver's value to scipy's optimum on sampled pairs;
+3. greedy and Batch-Optimal at S = 3,136: value / exact optimum (exact by the numba
+   solver) and pairs/s, for the implementation ``backend="auto"`` picks and for the CPU;
+4. end-to-end ``semantic_rsm`` at N = 256 and 1,024, S = 196 (``auto`` and ``triton``),
+   and greedy / Batch-Optimal / TopK-Greedy end to end (N = 128) with ``auto`` and the CPU;
+5. tuning of the Triton kernel (row-reduction bids, warps per program) at S = 196, 784;
+6. a suggested ``CUDA_EXACT_TABLE`` (semrsm/matching/registry.py) from the measured rates.
+
+The run stops itself within ``--budget`` seconds: a section that would not fit is
+skipped with a note. A solver that fails prints its error in its cell; the run goes on.
+Features: random-init timm resnet18 on crops of scikit-image's photos (bench/features.py,
+no download); layer4/3/2/1 give S = 49/196/784/3136 at 224 px (``--tiny``: 64 px, S =
+4/16/64/256, small N, for CPU runs under ``TRITON_INTERPRET=1``).
 """
 
+# ruff: noqa: E402  (the clock starts before the heavy imports: the budget counts them)
 from __future__ import annotations
 
 import argparse
 import datetime
-import platform
+import os
 import sys
 import time
+import traceback
+
+_T_START = time.perf_counter()  # the budget counts imports too
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,63 +46,28 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semrsm.matching.gpu import solve_batch_torch  # noqa: E402
+from bench.features import photo_crops  # noqa: E402
+from semrsm._platform import machine_description  # noqa: E402
+from semrsm.matching import select_implementation, solve_batch  # noqa: E402
+from semrsm.matching.gpu import exact_solver  # noqa: E402
 
-LAYER_OF_STRIDE = {4: 1, 8: 2, 16: 3, 32: 4}  # timm resnet18 features_only index by stride
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "cat", "immunohistochemistry")
-
-
-def photo_crops(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """``n`` random crops (50-90 % of the short side) of scikit-image's bundled photos."""
-    import skimage.data as skd
-    from skimage.transform import resize
-
-    photos = []
-    for name in PHOTOS:
-        try:
-            im = np.asarray(getattr(skd, name)())
-        except Exception:  # noqa: BLE001 - a photo that needs a download is just skipped
-            continue
-        if im.ndim == 2:
-            im = np.stack([im] * 3, axis=-1)
-        photos.append(im[..., :3])
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, size, size, 3), dtype=np.float32)
-    for k in range(n):
-        im = photos[k % len(photos)]
-        h, w = im.shape[:2]
-        cs = int(min(h, w) * rng.uniform(0.5, 0.9))
-        y, x = rng.integers(0, h - cs + 1), rng.integers(0, w - cs + 1)
-        out[k] = (
-            resize(
-                im[y : y + cs, x : x + cs], (size, size), anti_aliasing=True, preserve_range=True
-            )
-            / 255.0
-        )
-    return torch.from_numpy(out).permute(0, 3, 1, 2)
+LAYERS = ("layer1", "layer2", "layer3", "layer4")
+ERRORS: list[str] = []
 
 
-def resnet_tokens(n: int, image_size: int, device: torch.device) -> dict[int, torch.Tensor]:
-    """(N, S, C) float32 ReLU tokens of resnet18 layers 1-4, keyed by S."""
-    import timm
+class Budget:
+    """Wall-clock budget of the whole run."""
 
-    torch.manual_seed(0)
-    model = (
-        timm.create_model(
-            "resnet18", pretrained=False, features_only=True, out_indices=(1, 2, 3, 4)
-        )
-        .eval()
-        .to(device)
-    )
-    x = photo_crops(n, image_size)
-    feats: dict[int, list[torch.Tensor]] = {}
-    with torch.no_grad():
-        for lo in range(0, n, 64):
-            xb = ((x[lo : lo + 64] - 0.45) / 0.225).to(device)
-            for f in model(xb):
-                tok = f.flatten(2).transpose(1, 2).contiguous()
-                feats.setdefault(tok.shape[1], []).append(tok)
-    return {s: torch.cat(v) for s, v in feats.items()}
+    def __init__(self, seconds: float, slack: float) -> None:
+        self.t0 = _T_START
+        self.seconds = seconds
+        self.slack = slack  # seconds a short step may need
+
+    def left(self) -> float:
+        return self.seconds - (time.perf_counter() - self.t0)
+
+    def allows(self, need: float) -> bool:
+        return self.left() >= need
 
 
 def sync(device: torch.device) -> None:
@@ -94,231 +75,486 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def pair_chunks(n: int, max_pairs: int, chunk: int):
-    i, j = np.triu_indices(n)
-    i, j = i[:max_pairs], j[:max_pairs]
-    for lo in range(0, len(i), chunk):
-        yield torch.from_numpy(i[lo : lo + chunk]), torch.from_numpy(j[lo : lo + chunk])
-
-
-def costs_of(tok: torch.Tensor, ii: torch.Tensor, jj: torch.Tensor) -> torch.Tensor:
-    ii, jj = ii.to(tok.device), jj.to(tok.device)
-    return torch.bmm(tok[ii], tok[jj].transpose(1, 2))
-
-
-def time_products(tok, n, max_pairs, chunk, device) -> tuple[float, int]:
-    sync(device)
-    t = time.perf_counter()
-    done = 0
-    for ii, jj in pair_chunks(n, max_pairs, chunk):
-        c = costs_of(tok, ii, jj)
-        done += len(c)
-    sync(device)
-    return done / (time.perf_counter() - t), done
-
-
-def time_ours(tok, n, max_pairs, chunk, device, **params) -> tuple[float, int, dict]:
-    agg = {"fallback": 0, "rounds": 0}
-    sync(device)
-    t = time.perf_counter()
-    done = 0
-    for ii, jj in pair_chunks(n, max_pairs, chunk):
-        st: dict = {}
-        _, v = solve_batch_torch(costs_of(tok, ii, jj), "exact", stats=st, **params)
-        agg["fallback"] += st["fallback"]
-        agg["rounds"] = max(agg["rounds"], st["rounds"])
-        done += len(v)
-    sync(device)
-    return done / (time.perf_counter() - t), done, agg
-
-
-def time_tla(tok, n, max_pairs, chunk, device) -> tuple[float, int] | str:
+def load() -> str:
     try:
-        from torch_linear_assignment import batch_linear_assignment
-    except ImportError:
-        return "not installed (pip install torch-linear-assignment)"
+        return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load n/a"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (host: {machine_description()})"
+    return f"CPU only: {machine_description()}"
+
+
+@torch.inference_mode()
+def resnet_tokens(n_per_layer: dict[str, int], image_size: int, device: torch.device) -> dict[int, torch.Tensor]:
+    """(n, S, C) float32 ReLU tokens of a random-init resnet18 per layer, keyed by S.
+
+    As ``bench.features.resnet18_tokens`` (same crops, seed and layers), run on ``device``
+    in one pass for all layers.
+    """
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", pretrained=False).eval().to(device)
+    n = max(n_per_layer.values())
+    images = crops(n, image_size)
+    feats: dict[str, list[torch.Tensor]] = {}
+    for lo in range(0, n, 64):
+        x = images[lo:lo + 64].to(device)
+        x = model.maxpool(model.act1(model.bn1(model.conv1(x))))
+        for name in LAYERS:
+            x = getattr(model, name)(x)
+            if lo < n_per_layer.get(name, 0):
+                feats.setdefault(name, []).append(x.flatten(2).transpose(1, 2).contiguous())
+    out = {}
+    for name, parts in feats.items():
+        t = torch.cat(parts)[: n_per_layer[name]].float().contiguous()
+        out[t.shape[1]] = t
+    return out
+
+
+def crops(n: int, size: int, per_job: int = 60) -> torch.Tensor:
+    """``n`` photo crops (``bench.features.photo_crops``), made in parallel processes.
+
+    Job ``k`` makes ``per_job`` crops with seed ``k`` (a multiple of the 5 photos, so every
+    photo keeps its share). Resizing 1,024 crops takes ~20 s on one core; this keeps the
+    device check's budget for the solvers.
+    """
+    jobs = [(min(per_job, n - lo), k) for k, lo in enumerate(range(0, n, per_job))]
+    workers = min(len(jobs), os.cpu_count() or 1, 16)
+    if workers <= 1:
+        return torch.cat([photo_crops(m, seed=k, size=size) for m, k in jobs])
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+        parts = list(ex.map(photo_crops, *zip(*jobs, strict=True), [size] * len(jobs)))
+    return torch.cat(parts)
+
+
+def pairs_of(n: int, limit: int | None = None) -> np.ndarray:
+    i, j = np.triu_indices(n, k=1)
+    p = np.stack([i, j], 1)
+    return p if limit is None else p[:limit]
+
+
+def costs_of(tok: torch.Tensor, pairs: np.ndarray) -> torch.Tensor:
+    idx = torch.as_tensor(pairs, device=tok.device)
+    return torch.bmm(tok[idx[:, 0]], tok[idx[:, 1]].transpose(1, 2))
+
+
+# -- solvers: fn(costs on the device) -> values (B,) float64 ----------------------------
+
+
+def exact_fns(device: torch.device) -> dict[str, Callable | str]:
+    """Exact solvers by implementation name; a string says why one is not available."""
+    from semrsm.matching import registry
+
+    out: dict[str, Callable | str] = {}
+    from semrsm.matching.tla import installed
+
+    for name in ("tla", "triton", "torch"):
+        cpu_tla = name == "tla" and device.type == "cpu" and installed()  # its scipy loop
+        if not registry.gpu_usable(name, device) and not cpu_tla:
+            out[name] = "not installed" if name == "tla" and not installed() else f"n/a on {device.type}"
+            continue
+        solve = exact_solver(name)
+        out[name] = (lambda s: lambda c, st=None: s(c, {} if st is None else st)[1])(solve)
+
+    def numba(c: torch.Tensor, st=None) -> torch.Tensor:
+        _, v = solve_batch(c.detach().to("cpu", torch.float64).numpy(), "exact", backend="numba")
+        return torch.from_numpy(v)
+
+    out["numba"] = numba
+    return out
+
+
+def rate(fn: Callable, tok: torch.Tensor, pairs: np.ndarray, chunk: int, seconds: float,
+         device: torch.device) -> tuple[float, int, dict]:
+    """Pairs/s of ``fn`` over chunks of ``pairs`` (products included), stopping after ``seconds``."""
+    stats = {"fallback": 0}
     sync(device)
-    t = time.perf_counter()
+    t0 = time.perf_counter()
     done = 0
-    for ii, jj in pair_chunks(n, max_pairs, chunk):
-        c = costs_of(tok, ii, jj)
-        a = batch_linear_assignment(-c)  # it minimises
-        c.gather(2, a[:, :, None].long()).double().sum((1, 2))
-        done += len(c)
+    for lo in range(0, len(pairs), chunk):
+        st: dict = {}
+        v = fn(costs_of(tok, pairs[lo:lo + chunk]), st)
+        if isinstance(v, torch.Tensor):
+            v.sum().item()  # wait for the device
+        stats["fallback"] += int(st.get("fallback", 0))
+        done += min(chunk, len(pairs) - lo)
+        if time.perf_counter() - t0 > seconds:
+            break
     sync(device)
-    return done / (time.perf_counter() - t), done
+    return done / (time.perf_counter() - t0), done, stats
 
 
-def time_scipy(tok, n, max_pairs) -> tuple[float, int]:
-    from scipy.optimize import linear_sum_assignment
-
-    ii, jj = next(pair_chunks(n, max_pairs, max_pairs))
-    c = costs_of(tok, ii, jj).double().cpu().numpy()
-    t = time.perf_counter()
-    for x in c:
-        linear_sum_assignment(x, maximize=True)
-    return len(c) / (time.perf_counter() - t), len(c)
-
-
-def max_gap_to_scipy(tok, n, sample, device) -> float:
-    from scipy.optimize import linear_sum_assignment
-
-    rng = np.random.default_rng(1)
-    i, j = np.triu_indices(n)
-    pick = rng.choice(len(i), size=min(sample, len(i)), replace=False)
-    c = costs_of(tok, torch.from_numpy(i[pick]), torch.from_numpy(j[pick]))
-    _, v = solve_batch_torch(c, "exact")
-    worst = 0.0
-    for x, val in zip(c.double().cpu().numpy(), v.cpu().numpy(), strict=True):
-        r, col = linear_sum_assignment(x, maximize=True)
-        opt = x[r, col].sum()
-        worst = max(worst, abs(opt - val) / max(abs(opt), 1e-300))
-    return worst
-
-
-def fmt(x) -> str:
+def fmt(x: float | str) -> str:
     if isinstance(x, str):
         return x
     return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
 
 
+def guarded(label: str, fn: Callable):
+    """Run ``fn``; on an exception record it and return a short message for the table."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - one failing solver must not end the device check
+        ERRORS.append(f"{label}: {type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}")
+        return f"error ({type(e).__name__})"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--smoke", action="store_true", help="tiny CPU-friendly version")
+    ap.add_argument("--budget", type=float, default=300.0, help="seconds for the whole run")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--n", type=int, nargs="+", default=[64, 256, 1024])
-    ap.add_argument("--image-size", type=int, default=224)
-    ap.add_argument(
-        "--max-pairs",
-        type=str,
-        default="49:524800,196:131328,784:16384",
-        help="pairs measured per S (first pairs in i<=j order)",
-    )
-    ap.add_argument(
-        "--chunk",
-        type=str,
-        default="49:131072,196:32768,784:2048",
-        help="pairs per solver call per S",
-    )
-    ap.add_argument("--gap-sample", type=int, default=64, help="pairs checked against scipy")
-    ap.add_argument("--scipy-sample", type=int, default=100, help="pairs timed with scipy")
-    ap.add_argument("--e2e-n", type=int, default=1024, help="images of the end-to-end RSM")
-    ap.add_argument("--quality-pairs", type=int, default=8, help="pairs at S = 3136")
+    ap.add_argument("--tiny", action="store_true", help="64 px images, tiny N: a CPU rehearsal")
+    ap.add_argument("--cell-seconds", type=float, default=None, help="time box per solver and cell")
     args = ap.parse_args(argv)
-    if args.smoke:
-        args.n, args.image_size = [8, 16], 112
-        args.max_pairs = "16:1000,49:1000,196:30"
-        args.chunk = "16:1000,49:1000,196:30"
-        args.gap_sample, args.scipy_sample, args.e2e_n, args.quality_pairs = 8, 20, 12, 2
+    budget = Budget(args.budget, 3.0 if args.tiny else 20.0)
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("no CUDA GPU here: use --device cpu (with --tiny and TRITON_INTERPRET=1)")
+        return 2
+    if args.tiny:
+        image_size, ns, e2e_ns = 64, (3, 4), (4,)
+        table_layers, quality_layer, e2e_layer = ("layer4", "layer3"), "layer2", "layer3"
+        windows, chunk_of, cell = (8,), (lambda s: 3), 0.5
+        gap_pairs, quality_pairs, scipy_pairs = 2, 1, 3
+    else:
+        image_size, ns, e2e_ns = 224, (64, 256), (256, 1024)
+        table_layers, quality_layer, e2e_layer = ("layer4", "layer3", "layer2"), "layer1", "layer3"
+        windows, cell = (64, 128, 256), 2.5
+        chunk_of = lambda s: {49: 32768, 196: 16384}.get(s, 1024)  # noqa: E731
+        gap_pairs, quality_pairs, scipy_pairs = 32, 4, 40
+    cell = args.cell_seconds or cell
     torch.set_num_threads(min(torch.get_num_threads(), 16))
-    max_pairs = {int(k): int(v) for k, v in (kv.split(":") for kv in args.max_pairs.split(","))}
-    chunks = {int(k): int(v) for k, v in (kv.split(":") for kv in args.chunk.split(","))}
-    dev_name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu"
-    )
-    print(
-        f"# bench_gpu: {dev_name}, torch {torch.__version__}, "
-        f"{datetime.datetime.now().isoformat(timespec='minutes')}\n"
-    )
+    import triton
+
+    print(f"# bench_gpu: {device_name(device)}\n\n{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+          f"torch {torch.__version__}, triton {triton.__version__}, budget {args.budget:.0f} s, "
+          f"{load()}, TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET', '0')}\n")
 
     t = time.perf_counter()
-    n_max = max(args.n + [args.e2e_n])
-    tokens = resnet_tokens(n_max, args.image_size, device)
-    print(
-        f"features: resnet18 (random init) on {n_max} photo crops, {args.image_size} px, "
-        f"{time.perf_counter() - t:.1f} s; token shapes "
-        + ", ".join(f"S={s}xC={v.shape[2]}" for s, v in sorted(tokens.items()))
-        + "\n"
-    )
-    sizes = sorted(s for s in tokens if s in max_pairs)
+    n_tab = max(max(ns), max(e2e_ns))
+    need = {**{name: max(ns) for name in table_layers}, e2e_layer: n_tab, quality_layer: quality_pairs + 1}
+    tokens_by_layer = resnet_tokens(need, image_size, device)
+    layer_s = {name: (image_size // (4 * 2 ** k)) ** 2 for k, name in enumerate(LAYERS)}
+    print(f"features: random-init resnet18 on {n_tab} photo crops at {image_size} px, "
+          f"{time.perf_counter() - t:.1f} s; " + ", ".join(
+              f"S={s}×C={v.shape[2]} (N={v.shape[0]})" for s, v in sorted(tokens_by_layer.items())) + "\n")
+    tok = lambda layer: tokens_by_layer[layer_s[layer]]  # noqa: E731
 
-    print(
-        "| S x C | N | pairs timed | torch-linear-assignment | semrsm auction | scipy loop "
-        "(sample) | products fp32 | ours / TLA | max rounds | fallback |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for s in sizes:
-        for n in args.n:
-            tok = tokens[s][:n]
-            mp, ch = max_pairs[s], chunks[s]
-            # warm-up (allocator, kernels) on a few pairs
-            solve_batch_torch(costs_of(tok, *next(pair_chunks(n, 8, 8))), "exact")
-            ours, done, agg = time_ours(tok, n, mp, ch, device)
-            tla = time_tla(tok, n, mp, ch, device)
-            tla_s = tla if isinstance(tla, str) else fmt(tla[0])
-            ratio = "-" if isinstance(tla, str) else f"{ours / tla[0]:.2f}x"
-            sp, _ = time_scipy(tok, n, args.scipy_sample)
-            prod, _ = time_products(tok, n, mp, ch, device)
-            print(
-                f"| {s} x {tok.shape[2]} | {n} | {done:,} | {tla_s} | {fmt(ours)} | {fmt(sp)} | "
-                f"{fmt(prod)} | {ratio} | {agg['rounds']} | {agg['fallback']} |",
-                flush=True,
-            )
+    fns = exact_fns(device)
+    usable = {k: f for k, f in fns.items() if not isinstance(f, str)}
+    table_s = [layer_s[x] for x in table_layers]
 
-    print("\n| S | max relative gap to scipy's optimum (sampled pairs) |\n|---|---|")
-    for s in sizes:
-        n = min(args.n[-1], len(tokens[s]))
-        print(
-            f"| {s} | {max_gap_to_scipy(tokens[s][:n], n, args.gap_sample, device):.2e} "
-            f"({min(args.gap_sample, n * (n + 1) // 2)} pairs) |",
-            flush=True,
+    # -- warm-up: every solver on every shape it will see (compiles are not timed) -----
+    t = time.perf_counter()
+    warm_sizes = sorted(set(table_s) | set(windows) | {layer_s[e2e_layer]})
+    for s in warm_sizes:
+        src = next((v for v in tokens_by_layer.values() if v.shape[1] >= s and len(v) >= 2), None)
+        if src is None:
+            continue
+        c = costs_of(src[:3, :s].contiguous(), pairs_of(min(3, len(src))))
+        for name, f in usable.items():
+            if name in ("numba",):
+                continue
+            guarded(f"warm-up {name} S={s}", lambda f=f, c=c: f(c))
+    sync(device)
+    print(f"warm-up (compiles) of {', '.join(k for k in usable if k != 'numba')} at S = "
+          f"{', '.join(map(str, warm_sizes))}: {time.perf_counter() - t:.1f} s\n")
+
+    # -- 1. exact: pairs/s ----------------------------------------------------------------
+    print(f"## Exact matching, pairs/s (products included; each cell time-boxed to ~{cell:g} s)\n")
+    names = ["tla", "triton", "torch", "numba"]
+    print("| S × C | N | pairs (max) | " + " | ".join(names) + " | scipy loop, 1 thread | fp32 products | "
+          "triton / tla | triton fallback |")
+    print("|---" * (len(names) + 7) + "|")
+    rates: dict[tuple[int, int, str], float] = {}
+    per_cell = cell * (len(usable) + 2) + 2
+    for s in table_s:
+        for n in ns:
+            if not budget.allows(per_cell + 10 * budget.slack / 20 + budget.slack):
+                print(f"| {s} | {n} | skipped: {budget.left():.0f} s of budget left |")
+                continue
+            tk = tok(table_layers[table_s.index(s)])[:n]
+            pairs = pairs_of(n)
+            cells, fb = [], "-"
+            for name in names:
+                f = fns[name]
+                if isinstance(f, str):
+                    cells.append(f)
+                    continue
+                # slow solvers get small chunks so one chunk stays within the time box
+                slow = {"torch": {49: 4096, 196: 256}, "numba": {49: 4096, 196: 512}}.get(name)
+                ch = min(chunk_of(s), slow.get(s, 32)) if slow else chunk_of(s)
+                r = guarded(f"{name} S={s} N={n}", lambda f=f, ch=ch, tk=tk, pairs=pairs: rate(f, tk, pairs, ch, cell, device))
+                if isinstance(r, str):
+                    cells.append(r)
+                    continue
+                rates[(s, n, name)] = r[0]
+                cells.append(fmt(r[0]))
+                if name == "triton":
+                    fb = str(r[2]["fallback"])
+            sp = guarded(f"scipy S={s}", lambda tk=tk, pairs=pairs: scipy_rate(tk, pairs[:scipy_pairs], cell))
+            ch_s = chunk_of(s)
+            prod = guarded(f"products S={s}", lambda tk=tk, pairs=pairs, ch=ch_s: rate(
+                lambda c, st: None, tk, pairs, ch, cell, device)[0])
+            ratio = (f"{rates[(s, n, 'triton')] / rates[(s, n, 'tla')]:.2f}×"
+                     if (s, n, "triton") in rates and (s, n, "tla") in rates else "-")
+            print(f"| {s} × {tk.shape[2]} | {n} | {len(pairs):,} | " + " | ".join(cells)
+                  + f" | {fmt(sp)} | {fmt(prod)} | {ratio} | {fb} |", flush=True)
+
+    # -- 2. exactness against scipy ---------------------------------------------------------
+    print("\n## Largest relative gap to scipy's optimum (sampled pairs of N = "
+          f"{max(ns)}; float32 costs, scipy in float64)\n")
+    print("| S | pairs | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names))
+    gaps: dict[tuple[int, str], float] = {}
+    for s, layer in zip(table_s, table_layers, strict=True):
+        if not budget.allows(budget.slack + 10 * (s / 784) ** 2):
+            print(f"| {s} | skipped: {budget.left():.0f} s of budget left |")
+            continue
+        tk = tok(layer)
+        rng = np.random.default_rng(1)
+        allp = pairs_of(len(tk))
+        pick = allp[rng.choice(len(allp), size=min(gap_pairs, len(allp)), replace=False)]
+        c = costs_of(tk, pick)
+        opt = scipy_values(c)
+        cells = []
+        for name in names:
+            f = fns[name]
+            if isinstance(f, str):
+                cells.append(f)
+                continue
+            v = guarded(f"gap {name} S={s}", lambda f=f, c=c: f(c))
+            if isinstance(v, str):
+                cells.append(v)
+                continue
+            g = float(np.max(np.abs(v.cpu().numpy() - opt) / np.maximum(np.abs(opt), 1e-300)))
+            gaps[(s, name)] = g
+            cells.append(f"{g:.1e}")
+        print(f"| {s} | {len(pick)} | " + " | ".join(cells) + " |", flush=True)
+
+    # -- 3. approximate matchers at the largest S -----------------------------------------
+    s_big = layer_s[quality_layer]
+    print(f"\n## Greedy and Batch-Optimal at S = {s_big} ({quality_pairs} pairs)\n")
+    if budget.allows(3 * budget.slack):
+        guarded("quality", lambda: quality_section(tok(quality_layer), quality_pairs, windows, device, budget))
+    else:
+        print(f"skipped: {budget.left():.0f} s of budget left\n")
+
+    # -- 4. end to end ------------------------------------------------------------------------
+    s_e2e = layer_s[e2e_layer]
+    print(f"## End-to-end `semantic_rsm` (cosine, exact), S = {s_e2e}\n")
+    print("| N | pairs | backend | implementation | seconds | pairs/s |\n|---|---|---|---|---|---|")
+    import semrsm
+
+    for n in e2e_ns:
+        tk = tok(e2e_layer)[:n]
+        npairs = n * (n - 1) // 2
+        for backend in ("auto", "triton"):
+            impl = select_implementation("exact", device, s_e2e, backend=backend)
+            key = (s_e2e, max(ns), impl)
+            if impl not in usable:
+                print(f"| {n} | {npairs:,} | {backend} | {impl} | n/a | |")
+                continue
+            est = npairs / rates[key] * 1.5 + budget.slack / 4 if key in rates else None
+            if est is None or not budget.allows(est + budget.slack / 4):
+                why = "no measured rate" if est is None else f"needs ~{est:.0f} s"
+                print(f"| {n} | {npairs:,} | {backend} | {impl} | skipped ({why}, "
+                      f"{budget.left():.0f} s left) | |")
+                continue
+
+            def run(tk=tk, backend=backend):
+                sync(device)
+                t0 = time.perf_counter()
+                semrsm.semantic_rsm(tk, kernel="cosine", matcher="exact", device=str(device), backend=backend)
+                sync(device)
+                return time.perf_counter() - t0
+
+            dt = guarded(f"e2e {backend} N={n}", run)
+            cell_s = dt if isinstance(dt, str) else f"{dt:.2f}"
+            cell_r = "" if isinstance(dt, str) else fmt(npairs / dt)
+            print(f"| {n} | {npairs:,} | {backend} | {impl} | {cell_s} | {cell_r} |", flush=True)
+
+    # -- 4b. end to end, approximate matchers: auto against the CPU ---------------------------
+    n_ap = 4 if args.tiny else 128
+    print(f"\n## End-to-end approximate matchers, N = {n_ap}, S = {s_e2e}: `auto` against the CPU\n")
+    print("| matcher | backend | implementation | seconds | pairs/s |\n|---|---|---|---|---|")
+    tk = tok(e2e_layer)[:n_ap]
+    for matcher, params in [("greedy", {}), ("batch_optimal", {"window": 128 if not args.tiny else 8}),
+                            ("topk_greedy", {"k": 32 if not args.tiny else 4})]:
+        for backend in ("auto", "numba"):
+            impl = select_implementation(matcher, device, s_e2e, params, backend)
+            label = matcher + "".join(f" ({k} {v})" for k, v in params.items())
+            if not budget.allows(budget.slack):
+                print(f"| {label} | {backend} | {impl} | skipped ({budget.left():.0f} s left) | |")
+                continue
+
+            def run_ap(tk=tk, matcher=matcher, params=params, backend=backend):
+                sync(device)
+                t0 = time.perf_counter()
+                semrsm.semantic_rsm(tk, kernel="cosine", matcher=matcher, device=str(device),
+                                    backend=backend, **params)
+                sync(device)
+                return time.perf_counter() - t0
+
+            dt = guarded(f"e2e {label} {backend}", run_ap)
+            cell_s = dt if isinstance(dt, str) else f"{dt:.2f}"
+            cell_r = "" if isinstance(dt, str) else fmt(n_ap * (n_ap - 1) / 2 / dt)
+            print(f"| {label} | {backend} | {impl} | {cell_s} | {cell_r} |", flush=True)
+
+    # -- 4c. Triton kernel tuning: row-reduction bids and warps per program ---------------------
+    if "triton" in usable:
+        from semrsm.matching.triton_lap import (
+            ALGORITHM_BY_S,
+            DEFAULT_ARR_ITERS,
+            num_warps_for,
+            solve_exact_triton,
         )
 
-    s_big = max(tokens)
-    tok = tokens[s_big]
-    q = args.quality_pairs
-    c = costs_of(tok, torch.arange(q), torch.arange(1, q + 1))
-    rn, cn = tok[:q].norm(dim=2), tok[1 : q + 1].norm(dim=2)
-    sync(device)
-    t = time.perf_counter()
-    st: dict = {}
-    _, ve = solve_batch_torch(c, "exact", stats=st)
-    sync(device)
-    rows = [("exact", 1.0, time.perf_counter() - t)]
-    for name, params in [
-        ("greedy", {}),
-        ("batch_optimal", {"window": 64}),
-        ("batch_optimal", {"window": 128}),
-        ("batch_optimal", {"window": 256}),
-        ("identity", {}),
-    ]:
-        t = time.perf_counter()
-        _, v = solve_batch_torch(c, name, row_norms=rn, col_norms=cn, **params)
-        sync(device)
-        label = name + (f" (window {params['window']})" if params else "")
-        rows.append((label, float((v / ve).mean()), time.perf_counter() - t))
-    print(
-        f"\nS = {s_big} x C = {tok.shape[2]}, {q} pairs (exact: {st['rounds']} rounds, "
-        f"fallback {st['fallback']}):\n"
-    )
-    print("| matcher | mean value / optimum | pairs/s |\n|---|---|---|")
-    for label, r, dt in rows:
-        print(f"| {label} | {r:.4f} | {fmt(q / dt)} |")
+        print(f"\n(`triton` in the tables above: ALGORITHM_BY_S = {ALGORITHM_BY_S})")
 
-    try:
-        import semrsm
+        print("\n## Triton kernels: JV (row-reduction bids `arr_iters`) or auction, warps per "
+              f"program, N = {max(ns)} (auction: bids and ε phases in the bids/paths columns)\n")
+        print("| S | kernel | arr_iters | warps | pairs/s | bids / problem | paths (phases) / problem | "
+              "Dijkstra steps / problem | fallback |\n|---|---|---|---|---|---|---|---|---|")
+        # the acceptance sizes (196, 784) on a GPU; the smallest size in a CPU rehearsal
+        tune = [(s, la) for s, la in zip(table_s, table_layers, strict=True)
+                if (s == table_s[0]) == args.tiny]
+        for s, layer in tune:
+            tk = tok(layer)[:max(ns)]
+            pairs = pairs_of(len(tk))
+            w0 = num_warps_for(max(16, triton.next_power_of_2(s)))
+            configs = [("jv", DEFAULT_ARR_ITERS, w0), ("jv", 2, w0), ("jv", 8, w0),
+                       ("jv", DEFAULT_ARR_ITERS, 2 * w0), ("auction", 0, w0), ("auction", 0, 2 * w0),
+                       ("auction", 0, 4 * w0)]
+            if args.tiny:  # interpreted kernels are slow: one configuration of each
+                configs = [configs[0], configs[4]]
+            for algo, arr, warps in dict.fromkeys(configs):
+                if not budget.allows(cell + 2 * budget.slack):
+                    print(f"| {s} | {algo} | {arr} | {warps} | skipped ({budget.left():.0f} s left) | | | | |")
+                    continue
+                agg = {"arr_bids": 0, "paths": 0, "steps": 0, "problems": 0, "fallback": 0}
 
-        semantic_rsm = semrsm.semantic_rsm
-    except (ImportError, AttributeError) as e:
-        print(f"\nend-to-end: semrsm.semantic_rsm not available ({e})")
-        return 0
-    s_e2e = 196 if 196 in tokens else sizes[-1]
-    n = min(args.e2e_n, len(tokens[s_e2e]))
-    tok = tokens[s_e2e][:n]
-    sync(device)
-    t = time.perf_counter()
-    rsm = semantic_rsm(tok, kernel="cosine", matcher="exact", device=str(device))
-    sync(device)
-    dt = time.perf_counter() - t
-    print(
-        f"\nend-to-end semantic RSM: N = {n}, S = {s_e2e}, {n * (n + 1) // 2:,} pairs, "
-        f"device={device}: {dt:.2f} s ({n * (n + 1) / 2 / dt:,.0f} pairs/s), "
-        f"finite={bool(np.isfinite(rsm).all())}"
-    )
+                def fn(c, st, arr=arr, warps=warps, agg=agg, algo=algo):
+                    inner: dict = {}
+                    _, v = solve_exact_triton(c, arr_iters=arr, num_warps=warps, algorithm=algo,
+                                              stats=inner)
+                    for k in agg:
+                        agg[k] += inner.get(k, 0)
+                    return v
+
+                guarded(f"tune warm-up S={s} {algo}/{arr}/{warps}", lambda tk=tk, fn=fn: fn(costs_of(tk, pairs_of(2)), {}))
+                for k in agg:
+                    agg[k] = 0
+                r = guarded(f"tune S={s} {algo}/{arr}/{warps}", lambda tk=tk, pairs=pairs, fn=fn, s=s: rate(
+                    fn, tk, pairs, chunk_of(s), cell, device))
+                if isinstance(r, str):
+                    print(f"| {s} | {algo} | {arr} | {warps} | {r} | | | | |")
+                    continue
+                npb = max(agg["problems"], 1)
+                print(f"| {s} | {algo} | {arr} | {warps} | {fmt(r[0])} | {agg['arr_bids'] / npb:.1f} | "
+                      f"{agg['paths'] / npb:.1f} | {agg['steps'] / npb:.1f} | {agg['fallback']} |", flush=True)
+
+    # -- 5. suggested auto table ---------------------------------------------------------------
+    print("\n## Suggested `CUDA_EXACT_TABLE` (fastest solver within 1e-6 of scipy, N = "
+          f"{max(ns)})\n")
+    rows = []
+    for s in table_s:
+        ok = [(rates[(s, max(ns), k)], k) for k in names
+              if (s, max(ns), k) in rates and gaps.get((s, k), 1.0) <= 1e-6]
+        if ok:
+            rows.append((s, max(ok)[1]))
+    if device.type != "cuda":
+        print("(CPU rehearsal: 'tla' runs its scipy fallback here; not a measurement)\n")
+    if rows:
+        rows[-1] = (1 << 30, rows[-1][1])
+        print("```python\nCUDA_EXACT_TABLE = (" + ", ".join(
+            f"({'1 << 30' if s == 1 << 30 else s}, {k!r})" for s, k in rows) + ",)\n```")
+    else:
+        print("(no complete measurement)")
+    print(f"\ntotal {budget.seconds - budget.left():.0f} s of {args.budget:.0f} s budget; {load()}")
+    if ERRORS:
+        print("\n## Errors\n\n```")
+        for e in ERRORS:
+            print(e)
+        print("```")
     return 0
+
+
+def scipy_values(costs: torch.Tensor) -> np.ndarray:
+    from scipy.optimize import linear_sum_assignment
+
+    out = []
+    for x in costs.detach().cpu().double().numpy():
+        r, col = linear_sum_assignment(x, maximize=True)
+        out.append(x[r, col].sum())
+    return np.array(out)
+
+
+def scipy_rate(tok: torch.Tensor, pairs: np.ndarray, seconds: float) -> float:
+    from scipy.optimize import linear_sum_assignment
+
+    c = costs_of(tok, pairs).detach().cpu().double().numpy()
+    t0 = time.perf_counter()
+    done = 0
+    for x in c:
+        linear_sum_assignment(x, maximize=True)
+        done += 1
+        if time.perf_counter() - t0 > seconds:
+            break
+    return done / (time.perf_counter() - t0)
+
+
+def quality_section(tk: torch.Tensor, q: int, windows: tuple[int, ...], device: torch.device,
+                    budget: Budget) -> None:
+    from semrsm.matching.registry import gpu_usable
+
+    pairs = np.stack([np.arange(q), np.arange(1, q + 1)], 1)
+    c = costs_of(tk, pairs)
+    rn, cn = tk[:q].norm(dim=2), tk[1:q + 1].norm(dim=2)
+    c64 = c.detach().to("cpu", torch.float64).numpy()
+    t0 = time.perf_counter()
+    _, opt = solve_batch(c64, "exact", backend="numba")
+    t_exact = time.perf_counter() - t0
+    s = c.shape[1]
+    print(f"exact optimum by the numba CPU solver: {t_exact:.1f} s for {q} pairs\n")
+    print("| matcher | backend | implementation | mean value / optimum | pairs/s |\n|---|---|---|---|---|")
+    print(f"| exact | numba | numba | 1.0000 | {fmt(q / t_exact)} |")
+    specs = [("greedy", {})] + [("batch_optimal", {"window": w}) for w in windows] + [("identity", {})]
+    for matcher, params in specs:
+        for backend in ("auto", "numba", "triton"):
+            if backend == "triton" and (matcher != "batch_optimal" or not gpu_usable("triton", device)):
+                continue
+            impl = select_implementation(matcher, device, s, params, backend)
+            if backend == "numba" and select_implementation(matcher, device, s, params) == "numba":
+                continue  # same as the auto row
+            if not budget.allows(budget.slack):
+                print(f"| {matcher} | {backend} | skipped: {budget.left():.0f} s left | | |")
+                continue
+            label = matcher + (f" (window {params['window']})" if params else "")
+            src = c if backend != "numba" else c64
+
+            def run(src=src, matcher=matcher, params=params, backend=backend):
+                sync(device)
+                t1 = time.perf_counter()
+                _, v = solve_batch(src, matcher, row_norms=rn, col_norms=cn, backend=backend, **params)
+                sync(device)
+                return v, time.perf_counter() - t1
+
+            r = guarded(f"quality {label} {backend}", run)
+            if isinstance(r, str):
+                print(f"| {label} | {backend} | {impl} | {r} | |")
+                continue
+            v, dt = r
+            print(f"| {label} | {backend} | {impl} | {float(np.mean(v / opt)):.4f} | {fmt(q / dt)} |",
+                  flush=True)
+    print()
 
 
 if __name__ == "__main__":

@@ -177,8 +177,11 @@ def semantic_rsm(
         solver. CUDA: ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, at most
         min(2 GiB, free/4).
     sigma2 : RBF bandwidth; None uses the median heuristic over the matched distances.
-    backend : assignment solver: "auto" (the batched torch solver on CUDA, the numba auction
-        on CPU), "numba", or "torch" (the GPU code path, also on CPU).
+    backend : assignment solver, one of :data:`semrsm.matching.BACKENDS`: "auto" (numba on
+        CPU; on CUDA the fastest measured GPU solver per matcher and size, see
+        :func:`semrsm.matching.select_implementation`), "numba", "torch" (the torch-op
+        solvers, also on CPU), "tla" (torch-linear-assignment) or "triton" (the project's
+        Triton kernel).
 
     Returns
     -------

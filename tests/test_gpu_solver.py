@@ -283,3 +283,99 @@ def test_bad_input_raises_value_error(args: tuple, kwargs: dict, match: str) -> 
     with pytest.raises(ValueError, match=match):
         solve_batch_torch(*args, **kwargs)
     assert issubclass(GPUMatcherError, ValueError)
+
+
+# --------------------------------------------------------------------------------------
+# registry: parameters, validation, which implementation runs
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("matcher", "params", "match"),
+    [
+        ("batch_optimal", {"window": 0}, "window must be an integer ≥ 1"),
+        ("batch_optimal", {"window": 2.5}, "window must be an integer"),
+        ("batch_optimal", {"window": True}, "window must be an integer"),
+        ("batch_optimal", {"window": "8"}, "window must be an integer"),
+        ("topk_greedy", {"k": -1}, "k must be an integer ≥ 0"),
+        ("exact", {"rtol": float("nan")}, "rtol must be a number in"),
+        ("exact", {"rtol": float("inf")}, "rtol must be a number in"),
+        ("exact", {"rtol": 0.0}, "rtol must be a number in"),
+        ("exact", {"rtol": -1e-9}, "rtol must be a number in"),
+        ("greedy", {"k": 3}, "takes parameters"),
+        ("hungarian", {}, "unknown matcher"),
+    ],
+)
+def test_registry_validates_parameters(matcher: str, params: dict, match: str) -> None:
+    from semrsm.matching import check_matcher
+
+    with pytest.raises(ValueError, match=match):
+        check_matcher(matcher, params)
+
+
+def test_registry_defaults_and_public_view() -> None:
+    from semrsm.matching import MATCHERS, check_matcher
+    from semrsm.matching.registry import REGISTRY
+
+    assert set(MATCHERS) == set(REGISTRY)
+    for name, spec in REGISTRY.items():
+        assert MATCHERS[name]["params"] == spec.defaults
+        assert MATCHERS[name]["description"] == spec.description
+        assert check_matcher(name, {}) == spec.defaults
+    assert check_matcher("batch_optimal", {"window": np.int64(16)}) == {"window": 16}
+    assert check_matcher("batch_optimal", {"window": 16.0}) == {"window": 16}
+    assert check_matcher("topk_greedy", {"k": 0}) == {"k": 0}
+
+
+def test_select_implementation_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semrsm.matching import registry, select_implementation
+
+    assert select_implementation("exact", "cpu", 196) == "numba"
+    assert select_implementation("greedy", "cpu", 196) == "numba"
+    assert select_implementation("greedy", "cuda", 196) == "torch"
+    assert select_implementation("identity", "cuda:0", 196) == "torch"
+    assert select_implementation("topk_greedy", "cuda", 196, {"k": 0}) == "torch"
+    assert select_implementation("exact", "cpu", 196, backend="tla") == "tla"
+    with pytest.raises(ValueError, match="backend"):
+        select_implementation("exact", "cpu", 196, backend="cupy")
+    # on CUDA: the table's solver when it runs on the device, else the CPU
+    monkeypatch.setattr(registry, "gpu_usable", lambda impl, dev: impl in ("tla", "torch"))
+    assert select_implementation("exact", "cuda", 196) == "tla"
+    assert select_implementation("batch_optimal", "cuda", 3136, {"window": 128}) == "tla"
+    monkeypatch.setattr(registry, "CUDA_EXACT_TABLE", ((64, "triton"), (256, "tla"), (1 << 30, "numba")))
+    assert select_implementation("exact", "cuda", 49) == "numba"  # triton not usable here
+    assert select_implementation("exact", "cuda", 196) == "tla"
+    assert select_implementation("exact", "cuda", 784) == "numba"
+    assert select_implementation("batch_optimal", "cuda", 784, {"window": 64}) == "numba"
+    monkeypatch.setattr(registry, "gpu_usable", lambda impl, dev: True)
+    assert select_implementation("batch_optimal", "cuda", 784, {"window": 64}) == "triton"
+    assert select_implementation("topk_greedy", "cuda", 784, {"k": 200}) == "tla"
+
+
+@pytest.mark.parametrize("matcher,params", [("exact", {}), ("batch_optimal", {"window": 8}),
+                                            ("topk_greedy", {"k": 6}), ("greedy", {})])
+def test_tla_backend_matches_numba(matcher: str, params: dict) -> None:
+    pytest.importorskip("torch_linear_assignment")
+    from semrsm.matching import solve_batch
+
+    g = torch.Generator().manual_seed(5)
+    a = torch.relu(torch.randn(6, 20, 8, generator=g, dtype=torch.float64))
+    b = torch.relu(torch.randn(6, 20, 8, generator=g, dtype=torch.float64))
+    costs = torch.bmm(a, b.transpose(1, 2))
+    kw = {"row_norms": a.norm(dim=2), "col_norms": b.norm(dim=2), **params}
+    p_t, v_t = solve_batch(costs, matcher, backend="tla", **kw)
+    p_n, v_n = solve_batch(costs.numpy(), matcher, backend="numba", **kw)
+    _assert_perms(torch.from_numpy(p_t), 20)
+    assert v_t.dtype == np.float64
+    np.testing.assert_allclose(v_t, v_n, rtol=1e-12)
+
+
+def test_tla_wrapper_float32_values_in_float64() -> None:
+    pytest.importorskip("torch_linear_assignment")
+    from semrsm.matching.tla import solve_exact_tla
+
+    costs = torch.randn(5, 12, 12, generator=torch.Generator().manual_seed(3))
+    perms, values = solve_exact_tla(costs)
+    _assert_perms(perms, 12)
+    _assert_values(costs, perms, values)
+    np.testing.assert_allclose(values.numpy(), _opt(costs), rtol=1e-6)

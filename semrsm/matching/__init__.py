@@ -2,8 +2,9 @@
 
 A matcher takes cost matrices ``M[b] = A_b B_bᵀ`` (B, S, S) and returns permutations
 ``perms[b, s] = t`` (position ``t`` of the second image matched to position ``s`` of the
-first) and their values. Registry in the spirit of timm: :data:`MATCHERS` lists the names,
-their parameters and defaults.
+first) and their values. Every matcher is declared once in
+:mod:`semrsm.matching.registry` (parameters with defaults and validation, description,
+CPU and GPU implementations, the rule that picks one); :data:`MATCHERS` is its public view.
 """
 
 from __future__ import annotations
@@ -14,33 +15,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from semrsm.matching.approximate import batch_optimal_batch, greedy_batch, topk_greedy_batch
-from semrsm.matching.exact import DEFAULT_RTOL, exact_batch
+from semrsm.matching.registry import (
+    IMPLEMENTATIONS,
+    REGISTRY,
+    MatcherSpec,
+    get_matcher,
+    select_implementation,
+)
 
 # numba's default (workqueue) threading layer must not be entered from two threads at once,
 # and a Streamlit server runs each browser session in its own thread: serialise the parallel
 # CPU solves (each one already uses every core).
 _CPU_SOLVER_LOCK = threading.Lock()
 
+#: name → {"params": {name: default}, "description": str}, built from the registry.
 MATCHERS: dict[str, dict[str, Any]] = {
-    "exact": {
-        "params": {"rtol": DEFAULT_RTOL},
-        "description": "optimal permutation (auction with ε-scaling, certified to rtol)",
-    },
-    "batch_optimal": {
-        "params": {"window": 128},
-        "description": "tokens sorted by norm, exact within consecutive windows (paper's trade-off)",
-    },
-    "topk_greedy": {
-        "params": {"k": 32},
-        "description": "exact among the k highest-norm tokens of each side, greedy for the rest",
-    },
-    "greedy": {"params": {}, "description": "repeatedly take the highest remaining inner product"},
-    "identity": {"params": {}, "description": "no matching: reproduces the spatio-semantic RSM"},
+    name: {"params": spec.defaults, "description": spec.description}
+    for name, spec in REGISTRY.items()
 }
 
-
-BACKENDS = ("auto", "numba", "torch")
+#: "auto" (the registry's rule), "numba" (CPU, float64), "torch" (batched torch ops on the
+#: costs' device, the ε-scaling auction for exact problems: how CI runs the GPU code path),
+#: "tla" (torch-linear-assignment for the exact problems; its scipy loop on CPU tensors),
+#: "triton" (this project's Triton kernel; CUDA, or CPU under TRITON_INTERPRET=1).
+BACKENDS = ("auto", *IMPLEMENTATIONS)
 
 
 def check_backend(backend: str) -> str:
@@ -51,17 +49,15 @@ def check_backend(backend: str) -> str:
 
 
 def check_matcher(matcher: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Validate a matcher name and its parameters; return the parameters with defaults filled in."""
-    if matcher not in MATCHERS:
-        raise ValueError(f"matcher: unknown matcher {matcher!r}; choose one of {tuple(MATCHERS)}")
-    allowed = MATCHERS[matcher]["params"]
-    unknown = set(params) - set(allowed)
-    if unknown:
-        raise ValueError(
-            f"matcher {matcher!r} takes parameters {tuple(allowed) or '()'}; "
-            f"got unknown {sorted(unknown)}"
-        )
-    return {**allowed, **params}
+    """Validate a matcher name and its parameters; return the parameters with defaults filled in.
+
+    Raises
+    ------
+    ValueError
+        Unknown matcher, unknown parameter, or a value of the wrong type or out of range
+        (the message says what to use).
+    """
+    return get_matcher(matcher).check(params)
 
 
 def solve_batch(
@@ -77,32 +73,36 @@ def solve_batch(
 
     Parameters
     ----------
-    costs : (B, S, S) array or tensor; ``costs[b, s, t] = <a_s, b_t>``. CUDA tensors are
-        solved on the GPU (``semrsm.matching.gpu``); everything else on the CPU in float64.
+    costs : (B, S, S) array or tensor; ``costs[b, s, t] = <a_s, b_t>``.
     matcher : a name of :data:`MATCHERS`.
     row_norms, col_norms : (B, S) token norms of the two sides; needed by ``topk_greedy`` and
         ``batch_optimal`` (they sort tokens by norm).
-    backend : "auto" (CUDA tensors → the torch solver, everything else → numba), "numba"
-        (CPU, float64) or "torch" (the batched torch solver on the costs' device: this is
-        how CI runs the GPU code path without a GPU).
+    backend : one of :data:`BACKENDS`. "auto": numba for everything not on CUDA; on CUDA
+        the registry's rule (:func:`semrsm.matching.registry.select_implementation`:
+        torch-linear-assignment for exact problems, windows and top-k blocks until a faster
+        solver is measured; torch ops for greedy and identity).
     **params : the matcher's parameters (see :data:`MATCHERS`).
 
     Returns
     -------
     perms : (B, S) int64 ndarray, values : (B,) float64 ndarray with
-        ``values[b] = Σ_s costs[b, s, perms[b, s]]``.
+        ``values[b] = Σ_s costs[b, s, perms[b, s]]`` (gathered from ``costs``, summed in
+        float64).
 
     Raises
     ------
     ValueError
-        Unknown matcher or parameter, or costs that are not a batch of square matrices.
+        Unknown matcher, backend or parameter, a bad parameter value, or costs that are not
+        a batch of square matrices.
     """
-    params = check_matcher(matcher, params)
+    spec = get_matcher(matcher)
+    params = spec.check(params)
     if costs.ndim != 3 or costs.shape[1] != costs.shape[2]:
         raise ValueError(f"costs: expected shape (B, S, S), got {tuple(costs.shape)}")
     check_backend(backend)
-    is_cuda = isinstance(costs, torch.Tensor) and costs.is_cuda
-    if backend == "torch" or (backend == "auto" and is_cuda):
+    device = costs.device if isinstance(costs, torch.Tensor) else torch.device("cpu")
+    impl = select_implementation(matcher, device, costs.shape[1], params, backend)
+    if impl != "numba":
         from semrsm.matching.gpu import solve_batch_torch
 
         costs = torch.as_tensor(costs)
@@ -111,7 +111,8 @@ def solve_batch(
             return None if x is None else torch.as_tensor(x, device=costs.device)
 
         perms_t, values_t = solve_batch_torch(
-            costs, matcher, row_norms=_t(row_norms), col_norms=_t(col_norms), **params
+            costs, matcher, row_norms=_t(row_norms), col_norms=_t(col_norms),
+            exact_solver_name=impl, **params,
         )
         return perms_t.cpu().numpy(), values_t.cpu().numpy().astype(np.float64)
     if isinstance(costs, torch.Tensor):
@@ -121,26 +122,16 @@ def solve_batch(
     if isinstance(col_norms, torch.Tensor):
         col_norms = col_norms.detach().cpu().numpy()
     costs = np.ascontiguousarray(costs, dtype=np.float64)
-    with _CPU_SOLVER_LOCK:
-        return _solve_cpu(costs, matcher, row_norms, col_norms, params)
-
-
-def _solve_cpu(costs: np.ndarray, matcher: str, row_norms: np.ndarray | None,
-               col_norms: np.ndarray | None, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    b, s, _ = costs.shape
-    if matcher == "exact":
-        perms, values, _ = exact_batch(costs, rtol=params["rtol"])
-        return perms, values
-    if matcher == "identity":
-        perms = np.broadcast_to(np.arange(s, dtype=np.int64), (b, s)).copy()
-    elif matcher == "greedy":
-        perms = greedy_batch(costs)
-    elif matcher == "batch_optimal":
-        perms = batch_optimal_batch(costs, row_norms, col_norms, window=params["window"])
-    else:
-        perms = topk_greedy_batch(costs, row_norms, col_norms, k=params["k"])
+    perms = _solve_cpu(spec, costs, row_norms, col_norms, params)
     values = np.take_along_axis(costs, perms[:, :, None], axis=2)[:, :, 0].sum(axis=1)
     return perms, values
+
+
+def _solve_cpu(spec: MatcherSpec, costs: np.ndarray, row_norms: np.ndarray | None,
+               col_norms: np.ndarray | None, params: dict[str, Any]) -> np.ndarray:
+    """The one place where CPU solves run (serialised across threads)."""
+    with _CPU_SOLVER_LOCK:
+        return spec.cpu(costs, row_norms, col_norms, params)
 
 
 def match_pair(a: Any, b: Any, matcher: str = "exact", **params: Any) -> tuple[np.ndarray, float]:
@@ -180,4 +171,12 @@ def match_pair(a: Any, b: Any, matcher: str = "exact", **params: Any) -> tuple[n
     return perms[0], float(values[0])
 
 
-__all__ = ["BACKENDS", "MATCHERS", "check_backend", "check_matcher", "match_pair", "solve_batch"]
+__all__ = [
+    "BACKENDS",
+    "MATCHERS",
+    "check_backend",
+    "check_matcher",
+    "match_pair",
+    "select_implementation",
+    "solve_batch",
+]

@@ -32,7 +32,11 @@ Exact matcher: a Jacobi auction with ε-scaling (Bertsekas), batched over proble
 
 Approximate matchers: ``greedy`` (rounds of mutually-best pairs, equal to the global greedy
 order), ``batch_optimal`` and ``topk_greedy`` (windows/blocks of norm-sorted tokens solved
-with the batched auction), ``identity``.
+as one batch by an exact solver of :data:`EXACT_SOLVERS`: this auction,
+torch-linear-assignment or the project's Triton kernel), ``identity``.
+
+Which matcher runs with which exact solver is decided by the registry
+(:mod:`semrsm.matching.registry`); :func:`solve_batch_torch` is its torch-side entry.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from typing import Any
 import torch
 
 DEFAULT_RTOL = 1e-10
-GPU_MATCHERS = ("exact", "greedy", "batch_optimal", "topk_greedy", "identity")
+EXACT_SOLVERS = ("torch", "tla", "triton")
 _NEG_INF = float("-inf")
 
 
@@ -541,19 +545,49 @@ def _sub(costs: torch.Tensor, ro: torch.Tensor, co: torch.Tensor) -> torch.Tenso
     return x.gather(2, co[:, None, :].expand(b, ro.shape[1], co.shape[1]))
 
 
+def exact_solver(name: str = "torch", rtol: float = DEFAULT_RTOL, **tuning: Any):
+    """A batched exact solver ``solve(costs, stats) -> (perms, values)``.
+
+    Parameters
+    ----------
+    name : "torch" (:func:`solve_exact_torch`, tuning: its keyword parameters), "tla"
+        (torch-linear-assignment; no tuning, ``rtol`` unused) or "triton"
+        (:func:`semrsm.matching.triton_lap.solve_exact_triton`, tuning: ``arr_iters``).
+    rtol : certified relative gap (torch, triton).
+
+    Raises
+    ------
+    GPUMatcherError
+        Unknown solver name.
+    """
+    if name == "torch":
+        return lambda c, st: solve_exact_torch(c, rtol=rtol, stats=st, **tuning)
+    if name == "tla":
+        from semrsm.matching.tla import solve_exact_tla
+
+        if tuning:
+            raise GPUMatcherError(f"exact solver 'tla' takes no tuning parameters; got {sorted(tuning)}")
+        return lambda c, st: solve_exact_tla(c, stats=st)
+    if name == "triton":
+        from semrsm.matching.triton_lap import solve_exact_triton
+
+        return lambda c, st: solve_exact_triton(c, rtol=rtol, stats=st, **tuning)
+    raise GPUMatcherError(f"exact solver: unknown {name!r}; use one of {EXACT_SOLVERS}")
+
+
 def _exact_blocks(
     costs: torch.Tensor,
     ro: torch.Tensor,
     co: torch.Tensor,
     perm: torch.Tensor,
-    exact_params: dict,
+    exact,
     stats: dict,
 ) -> None:
     """Solve costs[b][ro[b]][:, co[b]] exactly for all b; write into perm (B, S)."""
     if ro.shape[1] == 0:
         return
     st: dict = {}
-    loc, _ = solve_exact_torch(_sub(costs, ro, co), stats=st, **exact_params)
+    loc, _ = exact(_sub(costs, ro, co).contiguous(), st)
     perm.scatter_(1, ro, co.gather(1, loc))
     stats["fallback"] = stats.get("fallback", 0) + st.get("fallback", 0)
 
@@ -565,6 +599,7 @@ def batch_optimal_torch(
     row_norms: torch.Tensor | None = None,
     col_norms: torch.Tensor | None = None,
     stats: dict | None = None,
+    exact=None,
     **exact_params: Any,
 ) -> torch.Tensor:
     """Batch-Optimal permutations: norm-sorted tokens, exact within consecutive windows.
@@ -578,13 +613,16 @@ def batch_optimal_torch(
         used: each row's maximum over its columns and each column's maximum over its rows
         (high-norm tokens have the largest inner products).
     stats : optional dict; ``fallback`` counts windows solved by scipy.
-    **exact_params : passed to :func:`solve_exact_torch` (``rtol``, ...).
+    exact : batched exact solver of the windows (:func:`exact_solver`); default the
+        auction of :func:`solve_exact_torch` with ``**exact_params`` (``rtol``, ...).
 
     Returns
     -------
     perms : (B, S) int64 on ``costs.device``.
     """
     costs = _check_costs(costs)
+    if exact is None:
+        exact = exact_solver("torch", **exact_params)
     if int(window) < 1:
         raise GPUMatcherError(f"batch_optimal: window must be a positive integer, got {window}")
     b, s, _ = costs.shape
@@ -601,10 +639,10 @@ def batch_optimal_torch(
             cw = co[:, :full].reshape(b * nw, window)
             src = costs.repeat_interleave(nw, dim=0) if nw > 1 else costs
             sub_perm = torch.empty((b * nw, s), dtype=torch.int64, device=costs.device)
-            _exact_blocks(src, rw, cw, sub_perm, exact_params, st)
+            _exact_blocks(src, rw, cw, sub_perm, exact, st)
             perm.scatter_(1, ro[:, :full], sub_perm.gather(1, rw).reshape(b, full))
         if full < s:
-            _exact_blocks(costs, ro[:, full:], co[:, full:], perm, exact_params, st)
+            _exact_blocks(costs, ro[:, full:], co[:, full:], perm, exact, st)
     if stats is not None:
         stats.update(st)
     return perm
@@ -617,6 +655,7 @@ def topk_greedy_torch(
     row_norms: torch.Tensor | None = None,
     col_norms: torch.Tensor | None = None,
     stats: dict | None = None,
+    exact=None,
     **exact_params: Any,
 ) -> torch.Tensor:
     """TopK-Greedy permutations: exact among the ``k`` highest-norm tokens, greedy after.
@@ -628,6 +667,8 @@ def topk_greedy_torch(
     perms : (B, S) int64 on ``costs.device``.
     """
     costs = _check_costs(costs)
+    if exact is None:
+        exact = exact_solver("torch", **exact_params)
     if int(k) < 0:
         raise GPUMatcherError(f"topk_greedy: k must be a non-negative integer, got {k}")
     b, s, _ = costs.shape
@@ -636,7 +677,7 @@ def topk_greedy_torch(
     if b and s:
         k = min(int(k), s)
         ro, co = _orders(costs, row_norms, col_norms)
-        _exact_blocks(costs, ro[:, :k], co[:, :k], perm, exact_params, st)
+        _exact_blocks(costs, ro[:, :k], co[:, :k], perm, exact, st)
         if k < s:
             loc = greedy_torch(_sub(costs, ro[:, k:], co[:, k:]))
             perm.scatter_(1, ro[:, k:], co[:, k:].gather(1, loc))
@@ -657,6 +698,7 @@ def solve_batch_torch(
     row_norms: torch.Tensor | None = None,
     col_norms: torch.Tensor | None = None,
     stats: dict | None = None,
+    exact_solver_name: str = "torch",
     **params: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Solve a batch of maximisation assignment problems with torch ops (CUDA or CPU).
@@ -665,14 +707,17 @@ def solve_batch_torch(
     ----------
     costs : torch.Tensor (B, S, S) float32 or float64 on any device;
         ``costs[b, s, t] = <a_s, b_t>``.
-    matcher : one of ``"exact"``, ``"greedy"``, ``"batch_optimal"`` (param ``window``,
-        default 128), ``"topk_greedy"`` (param ``k``, default 32), ``"identity"``.
+    matcher : a name of the registry (:mod:`semrsm.matching.registry`): ``"exact"``,
+        ``"greedy"``, ``"batch_optimal"`` (``window``), ``"topk_greedy"`` (``k``),
+        ``"identity"``.
     row_norms, col_norms : (B, S) token norms, used by ``batch_optimal``/``topk_greedy``
         to sort tokens; without them the row/column maxima of ``costs`` stand in.
     stats : optional dict filled with solver diagnostics (see :func:`solve_exact_torch`);
         ``stats["fallback"]`` counts problems handed to scipy.
-    **params : matcher parameters; ``exact`` takes ``rtol`` (alias ``tol``) and the tuning
-        parameters of :func:`solve_exact_torch`.
+    exact_solver_name : the exact solver of whole problems, windows and top-k blocks, one
+        of :data:`EXACT_SOLVERS` (see :func:`exact_solver`).
+    **params : the matcher's registry parameters (``rtol`` alias ``tol``, ``window``,
+        ``k``); any other keyword is a tuning parameter of the exact solver.
 
     Returns
     -------
@@ -690,45 +735,47 @@ def solve_batch_torch(
     Memory: the cost tensor, O(B·S) solver state and a bounded budget of temporaries
     (``work_bytes``, default a quarter of the free CUDA memory, at most 8 GiB).
     """
+    from semrsm.matching.registry import get_matcher
+
     if "tol" in params:
         params["rtol"] = params.pop("tol")
-    if matcher not in GPU_MATCHERS:
-        raise GPUMatcherError(f"matcher: unknown matcher {matcher!r}; choose one of {GPU_MATCHERS}")
-    costs = _check_costs(costs)
-    b, s, _ = costs.shape
-    st: dict = {"fallback": 0}
     try:
-        if matcher == "exact":
-            perms, values = solve_exact_torch(costs, stats=st, **params)
-            if stats is not None:
-                stats.update(st)
-            return perms, values
-        if matcher == "identity":
-            if params:
-                raise TypeError(f"unexpected parameters {sorted(params)}")
-            perms = torch.arange(s, device=costs.device).expand(b, s).contiguous()
-        elif matcher == "greedy":
-            perms = greedy_torch(costs, **params)
-        elif matcher == "batch_optimal":
-            perms = batch_optimal_torch(
-                costs, row_norms=row_norms, col_norms=col_norms, stats=st, **params
-            )
+        spec = get_matcher(matcher)
+    except ValueError as e:
+        raise GPUMatcherError(str(e)) from None
+    costs = _check_costs(costs)
+    names = {p.name for p in spec.params}
+    tuning = {k: params.pop(k) for k in list(params) if k not in names and k != "rtol"}
+    rtol = params.pop("rtol", DEFAULT_RTOL)
+    if matcher == "exact":
+        params["rtol"] = rtol
+    try:
+        checked = spec.check(params)
+    except ValueError as e:
+        raise GPUMatcherError(str(e)) from None
+    if tuning and spec.exact_size(costs.shape[1], checked) == 0:
+        raise GPUMatcherError(f"matcher {matcher!r}: unexpected parameters {sorted(tuning)}")
+    try:
+        exact = exact_solver(exact_solver_name, rtol=rtol, **tuning)
+        st: dict = {"fallback": 0}
+        if matcher == "exact":  # keep the solver's own values and diagnostics
+            perms, values = exact(costs, st)
         else:
-            perms = topk_greedy_torch(
-                costs, row_norms=row_norms, col_norms=col_norms, stats=st, **params
-            )
-    except TypeError as e:  # unknown keyword
+            perms = spec.gpu(costs, row_norms, col_norms, checked, exact, st)
+            values = _gather_values(costs, perms)
+    except TypeError as e:  # unknown tuning keyword
         raise GPUMatcherError(f"matcher {matcher!r}: {e}") from None
     if stats is not None:
         stats.update(st)
-    return perms, _gather_values(costs, perms)
+    return perms, values
 
 
 __all__ = [
     "DEFAULT_RTOL",
     "GPUMatcherError",
-    "GPU_MATCHERS",
+    "EXACT_SOLVERS",
     "batch_optimal_torch",
+    "exact_solver",
     "greedy_torch",
     "solve_batch_torch",
     "solve_exact_torch",
