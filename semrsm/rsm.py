@@ -19,6 +19,7 @@ import torch
 from semrsm.costs import default_chunk_pairs, iter_cost_chunks, pair_indices
 from semrsm.kernels import check_kernels, kernel_from_inner, median_sigma2, squared_distances
 from semrsm.matching import check_backend, check_matcher, solve_batch
+from semrsm.matching.scheduling import CancelLike, cancel_scope, check_cancel
 from semrsm.tokens import ArrayLike, validate_tokens
 
 Progress = Callable[[int, int], None]
@@ -71,6 +72,8 @@ def resolve_device(device: str | torch.device, tokens: ArrayLike | None = None) 
     """
     if isinstance(device, torch.device):
         device = str(device)
+    if not isinstance(device, str):
+        raise ValueError(f"device: got {device!r}; use 'auto', 'cpu' or 'cuda'")
     if device == "auto":
         if isinstance(tokens, torch.Tensor) and tokens.is_cuda:
             return tokens.device
@@ -143,6 +146,7 @@ def semantic_rsm(
     chunk_pairs: int | None = None,
     sigma2: float | None = None,
     backend: str = "auto",
+    cancel: CancelLike = None,
     **matcher_params: Any,
 ) -> np.ndarray | dict[str, np.ndarray] | SemanticResult:
     """Semantic RSM: ``s(i, j) = k(R_i, P* R_j)`` with ``P*`` the best spatial permutation.
@@ -168,6 +172,11 @@ def semantic_rsm(
     sigma2 : RBF bandwidth; None uses the median heuristic over the matched distances.
     backend : assignment solver: "auto" (the batched torch solver on CUDA, the numba auction
         on CPU), "numba", or "torch" (the GPU code path, also on CPU).
+    cancel : threading.Event or callable returning bool, optional. Set the event (from any
+        thread) or return True to stop: :class:`semrsm.Cancelled` is raised within about a
+        quarter second of CPU solving (CPU solves of all threads take fair turns in such
+        slices, see ``semrsm.matching.scheduling``), or after the current chunk on CUDA.
+        A ``progress`` callback may also raise (any exception) to stop after a chunk.
 
     Returns
     -------
@@ -178,7 +187,10 @@ def semantic_rsm(
     ------
     ValueError
         Unknown kernel/matcher/parameter, wrong rank, an empty set, mismatched shapes,
-        NaN/inf features, or ``device="cuda"`` without a GPU.
+        NaN/inf features, features so large that float products overflow, or
+        ``device="cuda"`` without a GPU.
+    semrsm.Cancelled
+        ``cancel`` was set, or the process is shutting down.
     """
     started = time.perf_counter()
     kernels = check_kernels(kernel)
@@ -199,13 +211,15 @@ def semantic_rsm(
     if progress is not None:
         progress(0, total)
     for start, stop, costs in iter_cost_chunks(t, pairs, chunk_pairs):
+        check_cancel(cancel)
         idx = pairs[start:stop]
         rn = cn = None
         if token_norms is not None:
             rn, cn = token_norms[idx[:, 0]], token_norms[idx[:, 1]]
-        perms, values = solve_batch(
-            costs, matcher, row_norms=rn, col_norms=cn, backend=backend, **params
-        )
+        with cancel_scope(cancel):
+            perms, values = solve_batch(
+                costs, matcher, row_norms=rn, col_norms=cn, backend=backend, **params
+            )
         inner[idx[:, 0], idx[:, 1]] = values
         inner[idx[:, 1], idx[:, 0]] = values
         if perms_all is not None:

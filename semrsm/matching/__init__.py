@@ -8,7 +8,6 @@ their parameters and defaults.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -16,11 +15,12 @@ import torch
 
 from semrsm.matching.approximate import batch_optimal_batch, greedy_batch, topk_greedy_batch
 from semrsm.matching.exact import DEFAULT_RTOL, exact_batch
+from semrsm.matching.scheduling import CPU_SOLVER
 
 # numba's default (workqueue) threading layer must not be entered from two threads at once,
 # and a Streamlit server runs each browser session in its own thread: serialise the parallel
-# CPU solves (each one already uses every core).
-_CPU_SOLVER_LOCK = threading.Lock()
+# CPU solves (each one already uses every core) in fair, cancellable slices (scheduling.py).
+_CPU_SOLVER_LOCK = CPU_SOLVER
 
 MATCHERS: dict[str, dict[str, Any]] = {
     "exact": {
@@ -121,8 +121,14 @@ def solve_batch(
     if isinstance(col_norms, torch.Tensor):
         col_norms = col_norms.detach().cpu().numpy()
     costs = np.ascontiguousarray(costs, dtype=np.float64)
-    with _CPU_SOLVER_LOCK:
-        return _solve_cpu(costs, matcher, row_norms, col_norms, params)
+    return _CPU_SOLVER_LOCK.run_sliced(
+        lambda sl: _solve_cpu(costs[sl], matcher, _part(row_norms, sl), _part(col_norms, sl), params),
+        costs.shape[0], (matcher, costs.shape[1], tuple(sorted(params.items()))),
+    )
+
+
+def _part(norms: np.ndarray | None, sl: slice) -> np.ndarray | None:
+    return None if norms is None else norms[sl]
 
 
 def _solve_cpu(costs: np.ndarray, matcher: str, row_norms: np.ndarray | None,
