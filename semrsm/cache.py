@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Cache", "CacheWarning", "content_key", "default_cache_dir"]
+__all__ = ["Cache", "CacheWarning", "content_key", "default_cache_dir", "parse_size", "upload_name"]
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _META = "__meta__"
@@ -222,6 +222,7 @@ class Cache:
         self._counter_lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self._memory_uploads: dict[str, tuple[str, bytes]] = {}
+        self._upload_names: dict[str, str] = {}
         if max_bytes is None:
             env = os.environ.get("SEMRSM_CACHE_MAX_BYTES")
             max_bytes = DEFAULT_MAX_BYTES
@@ -593,6 +594,7 @@ class Cache:
             locate it with :meth:`upload_path`. Identical content is stored once.
         """
         digest = hashlib.sha256(bytes(data)).hexdigest()
+        self._remember_name(digest, name)
         if self._find_upload(digest) is not None:
             return digest
         ext = Path(str(name).replace("\\", "/")).suffix.lower()
@@ -618,6 +620,20 @@ class Cache:
                 "space or set SEMRSM_CACHE_DIR to a writable folder."
             )
         return digest
+
+    def _remember_name(self, digest: str, name: str) -> None:
+        """Keep the user's file name next to the upload, so messages can say it."""
+        base = _clip(Path(str(name).replace("\\", "/")).name, 200)
+        with self._counter_lock:
+            self._upload_names[digest] = base
+        with contextlib.suppress(OSError):
+            names = self.uploads_dir / "names"
+            names.mkdir(exist_ok=True)
+            (names / digest).write_text(base, encoding="utf-8")
+
+    def upload_name(self, digest_or_path: str | os.PathLike) -> str | None:
+        """The name a stored upload was given by its user (None when unknown)."""
+        return upload_name(digest_or_path, self)
 
     def _find_upload(self, digest: str) -> Path | None:
         if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -690,6 +706,28 @@ class Cache:
             "max_bytes": self.max_bytes,
             "time": time.time(),
         }
+
+
+def upload_name(path: str | os.PathLike, cache: Cache | None = None) -> str | None:
+    """The user's name of a file stored by :meth:`Cache.store_upload`, from its path (or
+    digest); None for any other file.
+
+    Parameters
+    ----------
+    path : a path inside a cache's ``uploads`` folder, or the upload's SHA-256 digest.
+    cache : the cache, when known (also finds uploads held in memory).
+    """
+    p = Path(path)
+    digest = p.name[:64]
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        return None
+    if cache is not None and digest in cache._upload_names:
+        return cache._upload_names[digest]
+    folders = [p.parent / "names"] + ([cache.uploads_dir / "names"] if cache is not None else [])
+    for folder in folders:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            return (folder / digest).read_text(encoding="utf-8").strip() or None
+    return None
 
 
 def _why(err: OSError) -> str:

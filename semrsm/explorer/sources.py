@@ -35,14 +35,18 @@ def load_model(config: ExplorerConfig):
     ExplorerError
         A device that is not available.
     """
+    from semrsm.cache import upload_name
     from semrsm.models import create_model
 
     config.validate()
+    checkpoint = config.checkpoint if config.weights == "file" else None
     return create_model(
         config.model.strip(),
         weights=config.weights,
-        checkpoint=config.checkpoint if config.weights == "file" else None,
+        checkpoint=checkpoint,
         device=resolve_device(config.device),
+        # an uploaded checkpoint is stored under its hash: messages name the user's file
+        checkpoint_name=upload_name(checkpoint) if checkpoint else None,
     )
 
 
