@@ -226,7 +226,10 @@ def test_uploads_live_inside_the_cache(tmp_path):
     digest = cache.store_upload("../../evil.png", b"\x89PNG data")
     assert cache.read_upload(digest) == b"\x89PNG data"
     stored = [p for p in tmp_path.rglob("*") if p.is_file() and "uploads" in p.parts]
-    assert len(stored) == 1 and stored[0].resolve().is_relative_to(tmp_path.resolve())
+    assert all(p.resolve().is_relative_to(tmp_path.resolve()) for p in stored)
+    stored = [p for p in stored if "names" not in p.parts]  # names: the user's file names
+    assert len(stored) == 1
+    assert cache.upload_name(digest) == "evil.png"  # the base name only, never a path
     assert cache.store_upload("again.png", b"\x89PNG data") == digest  # stored once
     with pytest.raises(ValueError):
         cache.read_upload("../entries")
