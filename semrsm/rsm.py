@@ -17,7 +17,13 @@ import numpy as np
 import torch
 
 from semrsm.costs import default_chunk_pairs, iter_cost_chunks, pair_indices
-from semrsm.kernels import check_kernels, kernel_from_inner, median_sigma2, squared_distances
+from semrsm.kernels import (
+    bandwidth_sigma2,
+    check_bandwidth,
+    check_kernels,
+    kernel_from_inner,
+    squared_distances,
+)
 from semrsm.matching import check_backend, check_matcher, solve_batch
 from semrsm.matching.scheduling import CancelLike, cancel_scope, check_cancel
 from semrsm.tokens import ArrayLike, validate_tokens
@@ -91,12 +97,15 @@ def resolve_device(device: str | torch.device, tokens: ArrayLike | None = None) 
 
 
 def _finish(
-    inner: np.ndarray, kernels: list[str], sigma2: float | None
+    inner: np.ndarray, kernels: list[str], sigma2: float | None, bandwidth: str = "median"
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Every requested kernel from one inner-product matrix; also the RBF bandwidth used."""
     s2 = {}
     if "rbf" in kernels:
-        s2["rbf"] = float(sigma2) if sigma2 is not None else median_sigma2(squared_distances(inner))
+        s2["rbf"] = (
+            float(sigma2) if sigma2 is not None
+            else bandwidth_sigma2(squared_distances(inner), bandwidth)
+        )
     return {k: kernel_from_inner(inner, k, s2.get(k)) for k in kernels}, s2
 
 
@@ -106,6 +115,7 @@ def spatial_rsm(
     *,
     device: str | torch.device = "auto",
     sigma2: float | None = None,
+    bandwidth: str = "median",
 ) -> np.ndarray | dict[str, np.ndarray]:
     """Spatio-semantic (classic) RSM: ``k(vec(R_i), vec(R_j))``.
 
@@ -114,7 +124,9 @@ def spatial_rsm(
     tokens : (N, S, C) or (N, C, H, W) numpy array or torch tensor (any device), N ≥ 1.
     kernel : "linear", "cosine", "rbf", or a list of them.
     device : where the Gram matrix is computed ("auto", "cpu", "cuda").
-    sigma2 : RBF bandwidth; None uses the median heuristic (DESIGN §1).
+    sigma2 : RBF bandwidth; None uses the recipe ``bandwidth``.
+    bandwidth : "median" (σ² = median of the non-zero off-diagonal squared distances) or
+        "authors" (the paper's code: σ = √(lower median) + 1e-3; docs/FIDELITY.md).
 
     Returns
     -------
@@ -126,11 +138,12 @@ def spatial_rsm(
         Unknown kernel, wrong rank, an empty set, mismatched shapes, NaN/inf.
     """
     kernels = check_kernels(kernel)
+    check_bandwidth(bandwidth)
     dev = resolve_device(device, tokens)
     t = validate_tokens(tokens, device=dev)
     flat = t.reshape(t.shape[0], -1).to(torch.float64)
     inner = (flat @ flat.T).cpu().numpy()
-    rsms, _ = _finish(inner, kernels, sigma2)
+    rsms, _ = _finish(inner, kernels, sigma2, bandwidth)
     return rsms[kernel] if isinstance(kernel, str) else rsms
 
 
@@ -147,6 +160,7 @@ def semantic_rsm(
     sigma2: float | None = None,
     backend: str = "auto",
     cancel: CancelLike = None,
+    bandwidth: str = "median",
     **matcher_params: Any,
 ) -> np.ndarray | dict[str, np.ndarray] | SemanticResult:
     """Semantic RSM: ``s(i, j) = k(R_i, P* R_j)`` with ``P*`` the best spatial permutation.
@@ -169,7 +183,8 @@ def semantic_rsm(
     chunk_pairs : pairs per chunk; default from the memory budget — a chunk needs about
         ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, capped at 64 MiB on CPU and at
         min(2 GiB, free/4) on CUDA.
-    sigma2 : RBF bandwidth; None uses the median heuristic over the matched distances.
+    sigma2 : RBF bandwidth; None uses the recipe ``bandwidth`` over the matched distances.
+    bandwidth : "median" (default) or "authors" (as :func:`spatial_rsm`).
     backend : assignment solver: "auto" (the batched torch solver on CUDA, the numba auction
         on CPU), "numba", or "torch" (the GPU code path, also on CPU).
     cancel : threading.Event or callable returning bool, optional. Set the event (from any
@@ -194,6 +209,7 @@ def semantic_rsm(
     """
     started = time.perf_counter()
     kernels = check_kernels(kernel)
+    check_bandwidth(bandwidth)
     params = check_matcher(matcher, matcher_params)
     check_backend(backend)
     dev = resolve_device(device, tokens)
@@ -226,7 +242,7 @@ def semantic_rsm(
             perms_all[start:stop] = perms
         if progress is not None:
             progress(stop, total)
-    rsms, s2 = _finish(inner, kernels, sigma2)
+    rsms, s2 = _finish(inner, kernels, sigma2, bandwidth)
     out = rsms[kernel] if isinstance(kernel, str) else rsms
     if not (return_matchings or return_result):
         return out

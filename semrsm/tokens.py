@@ -124,6 +124,19 @@ def validate_tokens(x: ArrayLike, *, device: torch.device | None = None) -> torc
     return t.contiguous()
 
 
+class FeatureOverflowError(ValueError):
+    """Features so large that their float products overflow (see :func:`check_magnitude`).
+
+    Attributes
+    ----------
+    max_norm : float, the largest token norm found.
+    """
+
+    def __init__(self, message: str, max_norm: float):
+        super().__init__(message)
+        self.max_norm = max_norm
+
+
 def check_magnitude(t: torch.Tensor) -> None:
     """Raise ValueError when inner products of ``t``'s tokens could overflow its dtype.
 
@@ -138,7 +151,7 @@ def check_magnitude(t: torch.Tensor) -> None:
 
     Raises
     ------
-    ValueError
+    FeatureOverflowError (a ValueError)
         Saying how large the features are and what to do (rescale, float64, another layer).
     """
     if t.numel() == 0:
@@ -147,10 +160,11 @@ def check_magnitude(t: torch.Tensor) -> None:
     limit = float(torch.finfo(t.dtype).max)
     s = t.shape[1]
     if not (big * big * s * _OVERFLOW_MARGIN < limit):
-        raise ValueError(
+        raise FeatureOverflowError(
             f"tokens: features too large for {str(t.dtype).replace('torch.', '')} arithmetic: the "
             f"largest token norm is {big:.3g}, so inner products of {s} positions would overflow "
             f"(need S·norm² below {limit / _OVERFLOW_MARGIN:.3g}). The layer's activations "
             "overflow: rescale the features (divide by their largest norm; the cosine kernel "
-            "does not change), pass float64 features, or pick another layer or checkpoint"
+            "does not change), pass float64 features, or pick another layer or checkpoint",
+            big,
         )

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import torch
 
 import semrsm
 from semrsm.cache import Cache
@@ -26,6 +27,7 @@ from semrsm.explorer.sources import _find_layer, _inputs
 from semrsm.images import ImageSet
 from semrsm.kernels import KERNELS
 from semrsm.rsm import spatial_rsm
+from semrsm.tokens import FeatureOverflowError, check_magnitude
 
 
 def _oom_message(device: str) -> str:
@@ -125,6 +127,14 @@ def _rsms(tokens: np.ndarray, config: ExplorerConfig, device: str, progress: Pro
     pairs = n * (n - 1) // 2
     keep = pairs * s * 4 <= PERMS_MAX_BYTES
     t0 = time.perf_counter()
+    try:
+        check_magnitude(torch.from_numpy(np.ascontiguousarray(tokens)))
+    except FeatureOverflowError as err:
+        raise ComputeError(
+            f"the layer's activations are too large to compare (largest token norm "
+            f"{err.max_norm:.3g}): their products overflow float32. The model's weights are "
+            "probably broken or badly scaled; pick another checkpoint or layer"
+        ) from None
     spatial = spatial_rsm(tokens, kernel=list(KERNELS), device=device)
     # looked up on the package at call time, so callers and tests can swap the solver
     res = semrsm.explorer.semantic_rsm(
