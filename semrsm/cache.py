@@ -223,6 +223,7 @@ class Cache:
         self._key_locks: dict[str, threading.Lock] = {}
         self._memory_uploads: dict[str, tuple[str, bytes]] = {}
         self._upload_names: dict[str, str] = {}
+        self._lock_warned = False
         if max_bytes is None:
             env = os.environ.get("SEMRSM_CACHE_MAX_BYTES")
             max_bytes = DEFAULT_MAX_BYTES
@@ -483,10 +484,12 @@ class Cache:
         except OSError as err:
             # No lock file (read-only cache, no inodes, 'locks' not a folder): sessions of
             # this process still compute once; other processes may compute it again.
-            self._warn(
-                f"The cache's lock folder {self.locks_dir} cannot be used ({_why(err)}); "
-                "results are still computed once per process."
-            )
+            if not self._lock_warned:
+                self._lock_warned = True
+                self._warn(
+                    f"The cache's lock folder {self.locks_dir} cannot be used ({_why(err)}); "
+                    "results are still computed once per process."
+                )
             with local:
                 yield
             return
