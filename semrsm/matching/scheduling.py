@@ -10,8 +10,8 @@ stuck) job stall every other session of a Streamlit server. Here instead:
   have work alternate slice by slice and a short job waits at most one slice per job ahead;
 * every wait and every slice checks for **cancellation**: the current thread's
   :func:`cancel_scope` (an event or a callable), a process-wide :func:`request_shutdown`,
-  or the interpreter shutting down (the main thread has ended: a server stopped by SIGTERM)
-  raise :class:`Cancelled` within one slice;
+  or, in a daemon thread, the interpreter shutting down (the main thread has ended: a
+  server stopped by SIGTERM) raise :class:`Cancelled` within one slice;
 * an optional **timeout** bounds the wait for a turn (:class:`SolverBusy`).
 
 Worker processes were not needed: with the inputs validated (no overflow) and the exact
@@ -58,8 +58,12 @@ def request_shutdown() -> None:
 
 def _shutting_down() -> bool:
     # While the interpreter finalises (after SIGTERM stopped a server's main loop) the main
-    # thread is no longer alive, but daemon threads still run until they next need the GIL.
-    return _SHUTDOWN.is_set() or not threading.main_thread().is_alive()
+    # thread is no longer alive, but daemon threads (Streamlit's script threads) still run
+    # until they next need the GIL; they would be dropped anyway, so stop them now.
+    # Non-daemon threads keep computing: the interpreter waits for them.
+    if _SHUTDOWN.is_set():
+        return True
+    return threading.current_thread().daemon and not threading.main_thread().is_alive()
 
 
 def _is_set(cancel: CancelLike) -> bool:
