@@ -126,6 +126,7 @@ class FairTurns:
         self._holder: int | None = None
         self._depth = 0
         self._next = 0
+        self._local = threading.local()  # the open ``with turns:`` blocks of each thread
 
     @contextlib.contextmanager
     def turn(self, cancel: CancelLike = None, timeout: float | None = None) -> Iterator[None]:
@@ -178,12 +179,14 @@ class FairTurns:
 
     def __enter__(self) -> FairTurns:
         """``with turns:`` is ``with turns.turn():`` (a drop-in for a ``threading.Lock``)."""
-        self._ctx = self.turn()
-        self._ctx.__enter__()
+        ctx = self.turn()
+        ctx.__enter__()
+        stack = self._local.__dict__.setdefault("ctx", [])
+        stack.append(ctx)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._ctx.__exit__(*exc)
+        self._local.ctx.pop().__exit__(*exc)
 
     def waiting(self) -> int:
         """How many threads wait for a turn (for tests and status lines)."""
@@ -235,14 +238,24 @@ class FairTurns:
 # items per second measured per kind of work; slices are sized from it
 _RATES: dict[Any, float] = {}
 _RATES_LOCK = threading.Lock()
-_FIRST_SLICE = 4
+
+
+def _first_slice() -> int:
+    """One item per solver thread: every core busy, and as short as a slice can be (an item,
+    one assignment, cannot be split) while the speed of this kind of work is unknown."""
+    try:
+        import numba
+
+        return max(1, int(numba.get_num_threads()))
+    except Exception:  # noqa: BLE001 - numba missing or not initialised: be conservative
+        return 1
 
 
 def _step(key: Any) -> int:
     with _RATES_LOCK:
         rate = _RATES.get(key)
     if rate is None:
-        return _FIRST_SLICE
+        return _first_slice()
     return max(1, int(rate * SLICE_SECONDS))
 
 
