@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_helpers import HEATMAPS_DRAWN, wait_for_heatmaps
+from browser_helpers import HEATMAPS_DRAWN, wait_for_heatmaps, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,9 +90,30 @@ def _server(tmp_path: Path, data_root: Path):
 
 
 def _select(page, label: str, option: str) -> None:
-    """Pick ``option`` (a prefix of its text) in the sidebar selectbox labelled ``label``."""
-    page.get_by_role("combobox", name=label).first.click()
-    page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click()
+    """Pick ``option`` (a prefix of its text) in the sidebar selectbox labelled ``label``.
+
+    A rerun redraws the widget and closes an open list: then it is tried again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.get_by_role("combobox", name=label).first
+    wanted = page.get_by_role("option", name=re.compile("^" + re.escape(option))).first
+    for _ in range(3):
+        box.click()
+        try:
+            wanted.click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            print(f"retrying the selection of {option!r}")
+            page.keyboard.press("Escape")
+            wait_idle(page, 60)
+    page.screenshot(path=str(tmp_shot(page)))
+    raise AssertionError(f"could not pick {option!r} in {label!r}")
+
+
+def tmp_shot(page) -> Path:
+    out = ROOT / "artifacts" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    return out / "server_faults_select_failed.png"
 
 
 def _body_has(page, pattern: str, timeout_s: float) -> None:
@@ -128,6 +149,7 @@ def test_overflowing_checkpoint_does_not_stall_others_and_sigterm_stops(browser_
         # session B: an uncomputed batch-optimal run while A's job is (or was) running
         b.goto(url, wait_until="domcontentloaded")
         wait_for_heatmaps(b, 60_000)  # served from the cache
+        wait_idle(b, 60)
         t1 = time.monotonic()
         _select(b, "Matcher", "batch-optimal")
         _body_has(b, r"batch_optimal matcher", normal_s + SLACK_S)
@@ -142,8 +164,9 @@ def test_overflowing_checkpoint_does_not_stall_others_and_sigterm_stops(browser_
         assert "overflow" in err and "checkpoint" in err
 
         # SIGTERM while B runs a long job (exact matching of 1024 positions)
+        wait_idle(b, 60)
         _select(b, "Matcher", "exact")
-        b.wait_for_timeout(1500)
+        wait_idle(b, 60)
         _select(b, "Layer", "act1")
         with contextlib.suppress(Exception):
             b.get_by_role("button", name=re.compile("^Compute")).click(timeout=15_000)
