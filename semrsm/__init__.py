@@ -11,10 +11,12 @@ __version__ = "0.1.0"
 
 from semrsm.kernels import KERNELS
 from semrsm.matching import MATCHERS, match_pair
+from semrsm.matching.scheduling import Cancelled
 from semrsm.rsm import SemanticResult, semantic_rsm, spatial_rsm
 from semrsm.tokens import to_tokens
 
 __all__ = [
+    "Cancelled",
     "KERNELS",
     "MATCHERS",
     "SemanticResult",

@@ -10,8 +10,11 @@ python -m semrsm rsm --model demo-resnet --layer stages.1 --images shapes:64 --o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,8 +48,43 @@ def _matcher_params(args: argparse.Namespace) -> dict:
     return params
 
 
+def _output_path(out: str) -> Path:
+    """The file ``--out`` names, checked before any computation so that a long run is not
+    lost at the end: ``.npz`` is appended when missing (numpy would do it silently), the
+    folder must be writable and the target, if it exists, a regular file."""
+    path = Path(out).expanduser()
+    if path.suffix.lower() != ".npz":
+        path = path.with_name(path.name + ".npz")
+        print(f"note: --out {out!r} has no .npz suffix; writing {str(path)!r}", file=sys.stderr)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"--out {str(path)!r} exists and is not a regular file; choose a file name")
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--out: cannot write into {str(folder)!r}; choose a writable folder")
+    return path
+
+
+def _write_atomic(path: Path, arrays: dict) -> None:
+    """Write an ``.npz`` next to ``path`` and move it into place: a crash or a kill during
+    the write leaves the previous file intact and no partial file under ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _cmd_rsm(args: argparse.Namespace) -> int:
     import semrsm
+
+    out = _output_path(args.out)
 
     meta: dict = {
         "semrsm_version": semrsm.__version__,
@@ -85,10 +123,8 @@ def _cmd_rsm(args: argparse.Namespace) -> int:
         progress=_progress_printer("matching"), return_result=True, **meta["matcher_params"],
     )
     meta["seconds"] = round(result.seconds, 3)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out, spatial=spatial, semantic=result.rsm, meta=np.asarray(json.dumps(meta)), **extra
+    _write_atomic(
+        out, {"spatial": spatial, "semantic": result.rsm, "meta": np.asarray(json.dumps(meta)), **extra}
     )
     n = spatial.shape[0]
     off = ~np.eye(n, dtype=bool)

@@ -16,12 +16,20 @@ content (see :func:`content_key`). Guarantees:
 * **size cap with LRU eviction**: every read refreshes the entry's modification
   time; after a write the least recently used entries are removed until the
   cache is under ``max_bytes``;
-* **a full disk is a warning**: when a write fails with ``ENOSPC``/``EDQUOT`` the
-  temporary file is removed, a :class:`CacheWarning` is issued and the computed
-  value is still returned.
+* **entries are validated on read**: every entry carries a manifest (name, dtype, shape
+  and CRC-32 of each array); an entry whose arrays are missing, of another shape or whose
+  bytes do not match, or that lacks an array the caller requires, is dropped and recomputed;
+* **a cache fault is a warning**: when a write fails for any reason of the file system
+  (full disk or exhausted inodes, read-only or unwritable folder, a folder in an
+  entry's place) the temporary file is removed, a :class:`CacheWarning` is issued and
+  the computed value is still returned ("computed, not stored"); when the lock folder
+  is unusable, sessions of this process still compute once (an in-process lock);
+* **stale temporaries** (left by writers that were killed) count in the size cap and
+  are removed once older than :data:`STALE_TMP_SECONDS`;
 
 Location: ``$SEMRSM_CACHE_DIR`` or ``~/.cache/semrsm``; size cap:
-``$SEMRSM_CACHE_MAX_BYTES`` or 2 GiB. Uploaded files are stored, content
+``$SEMRSM_CACHE_MAX_BYTES`` (bytes, or with a suffix: ``500M``, ``2G``) or 2 GiB; a value
+that is not a size gives a warning that says so, and the default is used. Uploaded files are stored, content
 addressed, under ``<root>/uploads`` and nowhere else.
 """
 
@@ -34,27 +42,77 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Cache", "CacheWarning", "content_key", "default_cache_dir"]
+__all__ = ["Cache", "CacheWarning", "content_key", "default_cache_dir", "parse_size", "upload_name"]
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _META = "__meta__"
+_MANIFEST = "__manifest__"
+#: A temporary file older than this (seconds) belongs to a writer that died: removed.
+STALE_TMP_SECONDS = 3600.0
+_SIZE_SUFFIX = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
+                "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
 _KEY_RE = re.compile(r"^[0-9a-f]{16,128}$")
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 class CacheWarning(UserWarning):
     """Issued when the cache cannot store an entry (for example a full disk)."""
+
+
+def parse_size(text: str) -> int:
+    """``"2147483648"``, ``"500M"``, ``"2G"``, ``"1.5GiB"`` → bytes.
+
+    Raises
+    ------
+    ValueError
+        When ``text`` is not a positive size.
+    """
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([kKmMgGtT]i?)?[bB]?\s*", str(text))
+    if not m:
+        raise ValueError(
+            f"{text!r} is not a size: give a number of bytes, optionally with a suffix "
+            "(for example 2000000000, 500M or 2G)"
+        )
+    value = float(m.group(1)) * _SIZE_SUFFIX[(m.group(2) or "").lower()]
+    if value < 1:
+        raise ValueError(f"{text!r}: the cache size must be positive")
+    return int(value)
+
+
+def _crc(arr: np.ndarray) -> int:
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    return zlib.crc32(flat.view(np.uint8)) if flat.size else 0
+
+
+def _manifest(payload: Mapping[str, np.ndarray]) -> str:
+    """JSON of name → [dtype, shape, CRC-32] for every array of an entry."""
+    return json.dumps(
+        {name: [arr.dtype.str, list(arr.shape), _crc(arr)] for name, arr in payload.items()},
+        sort_keys=True,
+    )
+
+
+def _matches_manifest(arrays: Mapping[str, np.ndarray], manifest: str) -> bool:
+    try:
+        spec = json.loads(manifest)
+    except ValueError:
+        return False
+    if set(spec) != set(arrays) - {_MANIFEST}:
+        return False
+    return _manifest({k: arrays[k] for k in spec}) == json.dumps(spec, sort_keys=True)
 
 
 def default_cache_dir() -> Path:
@@ -156,9 +214,27 @@ class Cache:
 
     def __init__(self, root: str | os.PathLike | None = None, max_bytes: int | None = None):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.hits = 0
+        self.misses = 0
+        self.computes = 0
+        self.write_failures = 0
+        self.last_warning: str | None = None
+        self._counter_lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._memory_uploads: dict[str, tuple[str, bytes]] = {}
+        self._upload_names: dict[str, str] = {}
+        self._lock_warned = False
         if max_bytes is None:
             env = os.environ.get("SEMRSM_CACHE_MAX_BYTES")
-            max_bytes = int(env) if env else DEFAULT_MAX_BYTES
+            max_bytes = DEFAULT_MAX_BYTES
+            if env:
+                try:
+                    max_bytes = parse_size(env)
+                except ValueError as err:
+                    self._warn(
+                        f"SEMRSM_CACHE_MAX_BYTES={_clip(env)!r} is not used: {err}. "
+                        f"Using the default of {DEFAULT_MAX_BYTES / 2**30:.0f} GiB."
+                    )
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         self.max_bytes = int(max_bytes)
@@ -166,13 +242,13 @@ class Cache:
         self.locks_dir = self.root / "locks"
         self.uploads_dir = self.root / "uploads"
         for d in (self.entries_dir, self.locks_dir, self.uploads_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        self.hits = 0
-        self.misses = 0
-        self.computes = 0
-        self.write_failures = 0
-        self.last_warning: str | None = None
-        self._counter_lock = threading.Lock()
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                self._warn(
+                    f"The cache folder {d} cannot be used ({_why(err)}): results are computed "
+                    "but not stored. Fix its permissions or set SEMRSM_CACHE_DIR to another folder."
+                )
 
     def __repr__(self) -> str:
         return f"Cache(root={str(self.root)!r}, max_bytes={self.max_bytes})"
@@ -194,15 +270,27 @@ class Cache:
         return self.path(key).is_file()
 
     # ------------------------------------------------------------------ read
-    def load(self, key: str) -> dict[str, np.ndarray] | None:
+    def load(
+        self,
+        key: str,
+        required: tuple[str, ...] | list[str] = (),
+        valid: Callable[[dict[str, np.ndarray]], bool] | None = None,
+    ) -> dict[str, np.ndarray] | None:
         """Read entry ``key``.
+
+        Parameters
+        ----------
+        key : str
+        required : names of arrays the entry must hold.
+        valid : optional check of the arrays (for example their shapes); False means invalid.
 
         Returns
         -------
         dict of str to numpy.ndarray, or None
-            The stored arrays, or None when the entry is missing or unreadable
-            (an unreadable file is deleted so that it is recomputed). The
-            entry's metadata, if any, is under :meth:`meta`.
+            The stored arrays, or None when the entry is missing, unreadable or invalid
+            (missing a required array, failing ``valid``, or not matching its manifest of
+            dtypes, shapes and CRC-32s); such a file is deleted so that it is recomputed.
+            The entry's metadata, if any, is under :meth:`meta`.
         """
         path = self.path(key)
         try:
@@ -212,15 +300,41 @@ class Cache:
             self._count("misses")
             return None
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile):
-            # Truncated or corrupted entry: drop it and let the caller recompute.
-            with contextlib.suppress(OSError):
-                path.unlink()
+            # Truncated or corrupted entry (or a folder in its place): drop it, recompute.
+            self._drop(path)
             self._count("misses")
             return None
+        if not self._valid(arrays, required, valid):
+            self._drop(path)
+            self._count("misses")
+            return None
+        arrays.pop(_MANIFEST, None)
         with contextlib.suppress(OSError):
             os.utime(path)  # LRU: last access = now
         self._count("hits")
         return arrays
+
+    @staticmethod
+    def _valid(arrays: dict[str, np.ndarray], required, valid) -> bool:
+        manifest = arrays.get(_MANIFEST)
+        if manifest is not None and not _matches_manifest(arrays, str(manifest)):
+            return False
+        if any(name not in arrays for name in required):
+            return False
+        if valid is not None:
+            try:
+                return bool(valid({k: v for k, v in arrays.items() if k != _MANIFEST}))
+            except (KeyError, IndexError, ValueError, TypeError):
+                return False
+        return True
+
+    def _drop(self, path: Path) -> None:
+        """Remove a bad entry; a folder in an entry's place is removed when empty."""
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()
 
     @staticmethod
     def meta(arrays: Mapping[str, np.ndarray]) -> dict:
@@ -248,8 +362,9 @@ class Cache:
         Returns
         -------
         bool
-            True when stored; False when the disk was full (a
-            :class:`CacheWarning` is issued and nothing partial is left).
+            True when stored; False when the file system refused the write (full disk,
+            no inodes, read-only or unwritable folder, a folder in the entry's place):
+            a :class:`CacheWarning` is issued and nothing partial is left.
 
         Raises
         ------
@@ -270,28 +385,38 @@ class Cache:
             payload[name] = arr
         if meta is not None:
             payload[_META] = np.array(json.dumps(dict(meta), sort_keys=True))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}.", suffix=".tmp")
+        payload[_MANIFEST] = np.array(_manifest(payload))
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **payload)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            self._count("write_failures")
             if exc.errno in _DISK_FULL:
-                self._count("write_failures")
                 self._warn(
-                    f"The cache at {self.root} is full (disk or quota): the result was computed "
-                    "but not stored. Free some space or set SEMRSM_CACHE_DIR to another disk."
+                    f"The cache at {self.root} is full (disk, quota or inodes): the result was "
+                    "computed but not stored. Free some space or set SEMRSM_CACHE_DIR to "
+                    "another disk."
                 )
-                return False
-            raise
+            else:
+                self._warn(
+                    f"The cache at {self.root} cannot store results ({_why(exc)}): the result "
+                    "was computed but not stored. Fix the folder's permissions or set "
+                    "SEMRSM_CACHE_DIR to a writable folder."
+                )
+            return False
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
             raise
         self.evict(keep=key)
         return True
@@ -300,6 +425,9 @@ class Cache:
         self,
         key: str,
         compute: Callable[[], Mapping[str, np.ndarray] | tuple[Mapping[str, np.ndarray], Mapping]],
+        *,
+        required: tuple[str, ...] | list[str] = (),
+        valid: Callable[[dict[str, np.ndarray]], bool] | None = None,
     ) -> tuple[dict[str, np.ndarray], bool]:
         """Return entry ``key``, computing and storing it once when missing.
 
@@ -310,6 +438,7 @@ class Cache:
         compute : callable
             Called with no argument when the entry is missing; returns a mapping
             of arrays, or ``(arrays, meta)``.
+        required, valid : as :meth:`load`; a stored entry failing them is recomputed.
 
         Returns
         -------
@@ -319,12 +448,12 @@ class Cache:
         hit : bool
             True when served from the cache, False when ``compute`` ran here.
         """
-        arrays = self.load(key)
+        arrays = self.load(key, required, valid)
         if arrays is not None:
             return arrays, True
         with self.lock(key):
             # Another session may have stored it while we waited for the lock.
-            arrays = self.load(key)
+            arrays = self.load(key, required, valid)
             if arrays is not None:
                 return arrays, True
             out = compute()
@@ -347,8 +476,24 @@ class Cache:
         process that each open the lock file also exclude each other.
         """
         self.path(key)  # validates the key
+        with self._counter_lock:
+            local = self._key_locks.setdefault(key, threading.Lock())
         lock_path = self.locks_dir / f"{key}.lock"
-        with open(lock_path, "a+b") as f:
+        try:
+            f = open(lock_path, "a+b")  # noqa: SIM115 - closed below
+        except OSError as err:
+            # No lock file (read-only cache, no inodes, 'locks' not a folder): sessions of
+            # this process still compute once; other processes may compute it again.
+            if not self._lock_warned:
+                self._lock_warned = True
+                self._warn(
+                    f"The cache's lock folder {self.locks_dir} cannot be used ({_why(err)}); "
+                    "results are still computed once per process."
+                )
+            with local:
+                yield
+            return
+        with f, local:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -356,19 +501,41 @@ class Cache:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ size
-    def _entry_files(self) -> list[tuple[Path, float, int]]:
+    def _entry_files(self, temporaries: bool = False) -> list[tuple[Path, float, int]]:
         out = []
-        for p in self.entries_dir.glob("*/*.npz"):
+        patterns = ["*/*.npz"] + (["*/.*.tmp"] if temporaries else [])
+        for pattern in patterns:
             try:
-                st = p.stat()
+                found = list(self.entries_dir.glob(pattern))
             except OSError:
-                continue  # removed by another session meanwhile
-            out.append((p, st.st_mtime, st.st_size))
+                continue
+            for p in found:
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue  # removed by another session meanwhile
+                if stat.S_ISREG(st.st_mode):
+                    out.append((p, st.st_mtime, st.st_size))
         return out
 
     def size_bytes(self) -> int:
-        """Total size of the stored entries in bytes (uploads not included)."""
-        return sum(size for _, _, size in self._entry_files())
+        """Total size of the stored entries and of temporaries in bytes (uploads not included)."""
+        return sum(size for _, _, size in self._entry_files(temporaries=True))
+
+    def remove_stale_temporaries(self, older_than: float = STALE_TMP_SECONDS) -> int:
+        """Delete temporary files of writers that died (older than ``older_than`` seconds),
+        in the entries and the uploads; returns how many were removed."""
+        now = time.time()
+        removed = 0
+        candidates = [(p, m) for p, m, _ in self._entry_files(temporaries=True) if p.suffix == ".tmp"]
+        with contextlib.suppress(OSError):
+            candidates += [(p, p.stat().st_mtime) for p in self.uploads_dir.glob(".up.*.tmp")]
+        for p, mtime in candidates:
+            if now - mtime > older_than:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed += 1
+        return removed
 
     def evict(self, keep: str | None = None) -> int:
         """Delete least recently used entries until the cache fits ``max_bytes``.
@@ -383,8 +550,10 @@ class Cache:
         int
             Number of entries removed.
         """
-        files = self._entry_files()
+        self.remove_stale_temporaries()
+        files = self._entry_files(temporaries=True)
         total = sum(size for _, _, size in files)
+        files = [f for f in files if f[0].suffix == ".npz"]  # live writers' temporaries stay
         if total <= self.max_bytes:
             return 0
         keep_name = f"{keep}.npz" if keep else None
@@ -428,32 +597,55 @@ class Cache:
             locate it with :meth:`upload_path`. Identical content is stored once.
         """
         digest = hashlib.sha256(bytes(data)).hexdigest()
+        self._remember_name(digest, name)
         if self._find_upload(digest) is not None:
             return digest
         ext = Path(str(name).replace("\\", "/")).suffix.lower()
         if not re.fullmatch(r"\.[a-z0-9]{1,12}", ext):
             ext = ""
         path = self.uploads_dir / f"{digest}{ext}"
-        fd, tmp = tempfile.mkstemp(dir=self.uploads_dir, prefix=".up.", suffix=".tmp")
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=self.uploads_dir, prefix=".up.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if exc.errno in _DISK_FULL:
-                self._warn(
-                    f"No space left in {self.root} to keep the upload {Path(name).name!r}; "
-                    "free some space or set SEMRSM_CACHE_DIR to another disk."
-                )
-            raise
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            # kept in memory for this process instead (the upload still works until restart)
+            with self._counter_lock:
+                self._memory_uploads[digest] = (ext, bytes(data))
+            self._warn(
+                f"The cache at {self.root} cannot keep the upload {_clip(Path(str(name)).name)!r} "
+                f"({_why(exc)}); it is held in memory until the server restarts. Free some "
+                "space or set SEMRSM_CACHE_DIR to a writable folder."
+            )
         return digest
+
+    def _remember_name(self, digest: str, name: str) -> None:
+        """Keep the user's file name next to the upload, so messages can say it."""
+        base = _clip(Path(str(name).replace("\\", "/")).name, 200)
+        with self._counter_lock:
+            self._upload_names[digest] = base
+        with contextlib.suppress(OSError):
+            names = self.uploads_dir / "names"
+            names.mkdir(exist_ok=True)
+            (names / digest).write_text(base, encoding="utf-8")
+
+    def upload_name(self, digest_or_path: str | os.PathLike) -> str | None:
+        """The name a stored upload was given by its user (None when unknown)."""
+        return upload_name(digest_or_path, self)
 
     def _find_upload(self, digest: str) -> Path | None:
         if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise ValueError(f"upload ids are SHA-256 hex digests, got {digest!r}")
-        for p in self.uploads_dir.glob(f"{digest}*"):
+        try:
+            found = list(self.uploads_dir.glob(f"{digest}*"))
+        except OSError:
+            return None
+        for p in found:
             if p.is_file() and (p.name == digest or p.name[64] == "."):
                 return p
         return None
@@ -469,6 +661,12 @@ class Cache:
             If no such upload is stored (upload the file again).
         """
         path = self._find_upload(digest)
+        if path is None and digest in self._memory_uploads:
+            ext, data = self._memory_uploads[digest]
+            fd, tmp = tempfile.mkstemp(prefix=f"semrsm-upload-{digest[:12]}-", suffix=ext)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return Path(tmp)
         if path is None:
             raise FileNotFoundError(
                 f"no upload {digest[:12]}... in {self.uploads_dir}; upload it again"
@@ -485,6 +683,8 @@ class Cache:
         ValueError, FileNotFoundError
             As :meth:`upload_path`.
         """
+        if self._find_upload(digest) is None and digest in self._memory_uploads:
+            return self._memory_uploads[digest][1]
         return self.upload_path(digest).read_bytes()
 
     # ------------------------------------------------------------------ misc
@@ -493,6 +693,7 @@ class Cache:
             setattr(self, name, getattr(self, name) + 1)
 
     def _warn(self, message: str) -> None:
+        """Issue a :class:`CacheWarning` and remember it for a user interface."""
         self.last_warning = message
         warnings.warn(message, CacheWarning, stacklevel=3)
 
@@ -508,3 +709,33 @@ class Cache:
             "max_bytes": self.max_bytes,
             "time": time.time(),
         }
+
+
+def upload_name(path: str | os.PathLike, cache: Cache | None = None) -> str | None:
+    """The user's name of a file stored by :meth:`Cache.store_upload`, from its path (or
+    digest); None for any other file.
+
+    Parameters
+    ----------
+    path : a path inside a cache's ``uploads`` folder, or the upload's SHA-256 digest.
+    cache : the cache, when known (also finds uploads held in memory).
+    """
+    p = Path(path)
+    digest = p.name[:64]
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        return None
+    if cache is not None and digest in cache._upload_names:
+        return cache._upload_names[digest]
+    folders = [p.parent / "names"] + ([cache.uploads_dir / "names"] if cache is not None else [])
+    for folder in folders:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            return (folder / digest).read_text(encoding="utf-8").strip() or None
+    return None
+
+
+def _why(err: OSError) -> str:
+    return err.strerror or type(err).__name__
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

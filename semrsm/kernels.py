@@ -10,6 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 KERNELS = ("linear", "cosine", "rbf")
+#: RBF bandwidth recipes: "median" (this project: σ² = median of the non-zero off-diagonal
+#: squared distances) and "authors" (the paper's code: σ = √(lower median of the non-zero
+#: squared distances, self-pairs included) + 1e-3). docs/FIDELITY.md compares them.
+BANDWIDTHS = ("median", "authors")
+AUTHORS_SIGMA_OFFSET = 1e-3
 
 
 def check_kernels(kernel: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -43,14 +48,51 @@ def median_sigma2(d2: np.ndarray) -> float:
     return float(np.median(off)) if off.size else 1.0
 
 
-def kernel_from_inner(inner: np.ndarray, kernel: str, sigma2: float | None = None) -> np.ndarray:
+def authors_sigma2(d2: np.ndarray) -> float:
+    """The paper authors' bandwidth: ``σ = √m + 1e-3`` with ``m`` the *lower* median (the
+    smaller middle value, as ``torch.median``) of all non-zero entries of the full (N, N)
+    squared-distance matrix, self-pairs included; returns ``σ²``.
+
+    Self-distances are exactly 0 here (:func:`squared_distances` sets them), so they only
+    count where the authors' float32 matching left them non-zero.
+    """
+    vals = np.asarray(d2, dtype=np.float64).ravel()
+    vals = vals[vals != 0]
+    if not vals.size:
+        return (1.0 + AUTHORS_SIGMA_OFFSET) ** 2
+    m = float(np.partition(vals, (vals.size - 1) // 2)[(vals.size - 1) // 2])
+    return (np.sqrt(m) + AUTHORS_SIGMA_OFFSET) ** 2
+
+
+def bandwidth_sigma2(d2: np.ndarray, bandwidth: str = "median") -> float:
+    """σ² for the RBF kernel from (N, N) squared distances by the recipe ``bandwidth``.
+
+    Raises
+    ------
+    ValueError
+        Unknown recipe.
+    """
+    check_bandwidth(bandwidth)
+    return median_sigma2(d2) if bandwidth == "median" else authors_sigma2(d2)
+
+
+def check_bandwidth(bandwidth: str) -> str:
+    """Raise ValueError unless ``bandwidth`` is one of :data:`BANDWIDTHS`."""
+    if bandwidth not in BANDWIDTHS:
+        raise ValueError(f"bandwidth: unknown RBF bandwidth recipe {bandwidth!r}; use one of {BANDWIDTHS}")
+    return bandwidth
+
+
+def kernel_from_inner(inner: np.ndarray, kernel: str, sigma2: float | None = None,
+                      bandwidth: str = "median") -> np.ndarray:
     """Turn an (N, N) inner-product matrix (squared norms on the diagonal) into an RSM.
 
     Parameters
     ----------
     inner : ndarray (N, N) float64, symmetric, ``inner[i, i] = ‖R_i‖²``.
     kernel : "linear", "cosine" or "rbf".
-    sigma2 : RBF bandwidth σ²; None uses the median heuristic on this matrix's distances.
+    sigma2 : RBF bandwidth σ²; None uses the recipe ``bandwidth`` on this matrix's distances.
+    bandwidth : "median" (default) or "authors" (see :data:`BANDWIDTHS`).
 
     Returns
     -------
@@ -73,7 +115,7 @@ def kernel_from_inner(inner: np.ndarray, kernel: str, sigma2: float | None = Non
         np.fill_diagonal(out, 1.0)
     else:
         d2 = squared_distances(inner)
-        s2 = median_sigma2(d2) if sigma2 is None else float(sigma2)
+        s2 = bandwidth_sigma2(d2, bandwidth) if sigma2 is None else float(sigma2)
         if not s2 > 0:
             raise ValueError(f"rbf: sigma2 must be positive, got {s2}")
         out = np.exp(-d2 / (2.0 * s2))

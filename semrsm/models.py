@@ -9,13 +9,16 @@ checkpoint that does not fit) raises :class:`ModelError` with what to do about i
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
 import os
+import pickle
+import re
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -88,8 +91,38 @@ _HUB_HOST = ("huggingface.co", 443)
 _ONLINE_TIMEOUT_S = 3.0
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
 class ModelError(ValueError):
-    """A model or its weights could not be set up; ``str(err)`` says what to change."""
+    """A model or its weights could not be set up; ``str(err)`` says what to change.
+
+    Terminal colour codes that some libraries put in their messages are removed.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(_ANSI.sub("", str(message)))
+
+
+def _read_error(label: str, err: BaseException) -> ModelError:
+    """A short, safe message for a weights file that torch or safetensors cannot read."""
+    text = _ANSI.sub("", str(err))
+    if isinstance(err, pickle.UnpicklingError) or "Weights only load failed" in text:
+        # torch's own text advises weights_only=False, i.e. running the file's code: never
+        # repeat that; keep only the reason.
+        reason = next(
+            (line.strip() for line in text.splitlines()
+             if line.strip() and not line.startswith(("Weights only", "Check the doc", "Please file"))),
+            "",
+        )
+        return ModelError(
+            f"checkpoint {label!r} is not a plain weights file: it is corrupt, or loading it "
+            f"would run code stored in it, which is refused ({reason[:200]}). Save the weights "
+            "with torch.save(model.state_dict(), path) or as .safetensors"
+        )
+    return ModelError(
+        f"checkpoint {label!r} could not be read ({type(err).__name__}: {text[:300]})"
+    )
 
 
 @dataclass
@@ -169,6 +202,7 @@ def create_model(
     device: str = "cpu",
     *,
     seed: int = 0,
+    checkpoint_name: str | None = None,
 ) -> LoadedModel:
     """Create a timm model by name with the requested weights, in eval mode.
 
@@ -191,6 +225,9 @@ def create_model(
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
     seed : int, optional
         Seed of the random init (``weights="none"``).
+    checkpoint_name : str, optional
+        The name the user knows the checkpoint by (for example an uploaded file's own
+        name, while ``checkpoint`` is where it is stored); used in error messages.
 
     Returns
     -------
@@ -243,17 +280,18 @@ def create_model(
 
     class_names: list[str] | None = None
     if weights in ("demo", "file"):
-        state, meta = load_checkpoint(checkpoint)
-        if demo is None and meta.get("arch") and meta["arch"] != arch:
-            raise ModelError(
-                f"checkpoint {checkpoint} was saved for {meta['arch']!r}, not {arch!r}; "
-                f"create the model as {meta['arch']!r}"
-            )
-        n_classes = _checkpoint_classes(arch, name, kwargs, state)
-        if n_classes is not None:
-            kwargs["num_classes"] = n_classes
-        model = _build(name, kwargs, pretrained=False, seed=seed)
-        _load_state(model, state, checkpoint, name)
+        with _named_errors(str(checkpoint), checkpoint_name):
+            state, meta = load_checkpoint(checkpoint)
+            if demo is None and meta.get("arch") and meta["arch"] != arch:
+                raise ModelError(
+                    f"checkpoint {Path(checkpoint).name!r} was saved for {meta['arch']!r}, "
+                    f"not {arch!r}; create the model as {meta['arch']!r}"
+                )
+            n_classes = _checkpoint_classes(arch, name, kwargs, state)
+            if n_classes is not None:
+                kwargs["num_classes"] = n_classes
+            model = _build(name, kwargs, pretrained=False, seed=seed)
+            _load_state(model, state, checkpoint, name)
         weights_id = "sha256:" + _sha256(checkpoint)
         class_names = _meta_class_names(meta)
     elif weights == "pretrained":
@@ -287,6 +325,18 @@ def create_model(
         class_names=class_names,
         device=dev,
     )
+
+
+@contextlib.contextmanager
+def _named_errors(stored: str, label: str | None) -> Iterator[None]:
+    """Say ``label`` (the user's file name) where a message names the stored file."""
+    try:
+        yield
+    except ModelError as err:
+        if not label:
+            raise
+        text = str(err).replace(stored, label).replace(Path(stored).name, label)
+        raise ModelError(text) from None
 
 
 def _check_timm_name(name: str, weights: str) -> str:
@@ -444,7 +494,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     """
     p = Path(path)
     if not p.is_file():
-        raise ModelError(f"checkpoint {str(p)!r} does not exist")
+        raise ModelError(f"checkpoint {p.name!r} does not exist (looked for {str(p)!r})")
     suffix = p.suffix.lower()
     meta: dict[str, str] = {}
     try:
@@ -469,9 +519,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     except ModelError:
         raise
     except Exception as err:  # noqa: BLE001 - unpickling/safetensors errors have many types
-        raise ModelError(
-            f"checkpoint {p.name!r} could not be read ({type(err).__name__}: {err})"
-        ) from None
+        raise _read_error(p.name, err) from None
     if (
         not isinstance(state, dict)
         or not state

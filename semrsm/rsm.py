@@ -24,8 +24,15 @@ from semrsm.costs import (
     pair_indices,
     prefetch,
 )
-from semrsm.kernels import check_kernels, kernel_from_inner, median_sigma2, squared_distances
+from semrsm.kernels import (
+    bandwidth_sigma2,
+    check_bandwidth,
+    check_kernels,
+    kernel_from_inner,
+    squared_distances,
+)
 from semrsm.matching import check_backend, check_matcher, solve_batch
+from semrsm.matching.scheduling import CancelLike, cancel_scope, check_cancel
 from semrsm.tokens import ArrayLike, validate_tokens
 
 Progress = Callable[[int, int], None]
@@ -78,6 +85,8 @@ def resolve_device(device: str | torch.device, tokens: ArrayLike | None = None) 
     """
     if isinstance(device, torch.device):
         device = str(device)
+    if not isinstance(device, str):
+        raise ValueError(f"device: got {device!r}; use 'auto', 'cpu' or 'cuda'")
     if device == "auto":
         if isinstance(tokens, torch.Tensor) and tokens.is_cuda:
             return tokens.device
@@ -95,12 +104,15 @@ def resolve_device(device: str | torch.device, tokens: ArrayLike | None = None) 
 
 
 def _finish(
-    inner: np.ndarray, kernels: list[str], sigma2: float | None
+    inner: np.ndarray, kernels: list[str], sigma2: float | None, bandwidth: str = "median"
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Every requested kernel from one inner-product matrix; also the RBF bandwidth used."""
     s2 = {}
     if "rbf" in kernels:
-        s2["rbf"] = float(sigma2) if sigma2 is not None else median_sigma2(squared_distances(inner))
+        s2["rbf"] = (
+            float(sigma2) if sigma2 is not None
+            else bandwidth_sigma2(squared_distances(inner), bandwidth)
+        )
     return {k: kernel_from_inner(inner, k, s2.get(k)) for k in kernels}, s2
 
 
@@ -110,6 +122,7 @@ def spatial_rsm(
     *,
     device: str | torch.device = "auto",
     sigma2: float | None = None,
+    bandwidth: str = "median",
 ) -> np.ndarray | dict[str, np.ndarray]:
     """Spatio-semantic (classic) RSM: ``k(vec(R_i), vec(R_j))``.
 
@@ -118,7 +131,9 @@ def spatial_rsm(
     tokens : (N, S, C) or (N, C, H, W) numpy array or torch tensor (any device), N ≥ 1.
     kernel : "linear", "cosine", "rbf", or a list of them.
     device : where the Gram matrix is computed ("auto", "cpu", "cuda").
-    sigma2 : RBF bandwidth; None uses the median heuristic (DESIGN §1).
+    sigma2 : RBF bandwidth; None uses the recipe ``bandwidth``.
+    bandwidth : "median" (σ² = median of the non-zero off-diagonal squared distances) or
+        "authors" (the paper's code: σ = √(lower median) + 1e-3; docs/FIDELITY.md).
 
     Returns
     -------
@@ -130,11 +145,12 @@ def spatial_rsm(
         Unknown kernel, wrong rank, an empty set, mismatched shapes, NaN/inf.
     """
     kernels = check_kernels(kernel)
+    check_bandwidth(bandwidth)
     dev = resolve_device(device, tokens)
     t = validate_tokens(tokens, device=dev).detach()  # tensors that require grad work too
     flat = t.reshape(t.shape[0], -1).to(torch.float64)
     inner = (flat @ flat.T).cpu().numpy()
-    rsms, _ = _finish(inner, kernels, sigma2)
+    rsms, _ = _finish(inner, kernels, sigma2, bandwidth)
     return rsms[kernel] if isinstance(kernel, str) else rsms
 
 
@@ -150,6 +166,8 @@ def semantic_rsm(
     chunk_pairs: int | None = None,
     sigma2: float | None = None,
     backend: str = "auto",
+    cancel: CancelLike = None,
+    bandwidth: str = "median",
     **matcher_params: Any,
 ) -> np.ndarray | dict[str, np.ndarray] | SemanticResult:
     """Semantic RSM: ``s(i, j) = k(R_i, P* R_j)`` with ``P*`` the best spatial permutation.
@@ -176,12 +194,18 @@ def semantic_rsm(
         ``P_chunk · S² · 20`` bytes (≤ 160 MiB by default) plus O(P_chunk · S) for the
         solver. CUDA: ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, at most
         min(2 GiB, free/4).
-    sigma2 : RBF bandwidth; None uses the median heuristic over the matched distances.
+    sigma2 : RBF bandwidth; None uses the recipe ``bandwidth`` over the matched distances.
+    bandwidth : "median" (default) or "authors" (as :func:`spatial_rsm`).
     backend : assignment solver, one of :data:`semrsm.matching.BACKENDS`: "auto" (numba on
         CPU; on CUDA the fastest measured GPU solver per matcher and size, see
         :func:`semrsm.matching.select_implementation`), "numba", "torch" (the torch-op
         solvers, also on CPU), "tla" (torch-linear-assignment) or "triton" (the project's
         Triton kernel).
+    cancel : threading.Event or callable returning bool, optional. Set the event (from any
+        thread) or return True to stop: :class:`semrsm.Cancelled` is raised within about a
+        quarter second of CPU solving (CPU solves of all threads take fair turns in such
+        slices, see ``semrsm.matching.scheduling``), or after the current chunk on CUDA.
+        A ``progress`` callback may also raise (any exception) to stop after a chunk.
 
     Returns
     -------
@@ -192,10 +216,14 @@ def semantic_rsm(
     ------
     ValueError
         Unknown kernel/matcher/parameter, wrong rank, an empty set, mismatched shapes,
-        NaN/inf features, or ``device="cuda"`` without a GPU.
+        NaN/inf features, features so large that float products overflow, or
+        ``device="cuda"`` without a GPU.
+    semrsm.Cancelled
+        ``cancel`` was set, or the process is shutting down.
     """
     started = time.perf_counter()
     kernels = check_kernels(kernel)
+    check_bandwidth(bandwidth)
     params = check_matcher(matcher, matcher_params)
     check_backend(backend)
     dev = resolve_device(device, tokens)
@@ -222,13 +250,15 @@ def semantic_rsm(
         )
     done = 0
     for pair_ids, costs in chunks:
+        check_cancel(cancel)
         idx = pairs[pair_ids]
         rn = cn = None
         if token_norms is not None:
             rn, cn = token_norms[idx[:, 0]], token_norms[idx[:, 1]]
-        perms, values = solve_batch(
-            costs, matcher, row_norms=rn, col_norms=cn, backend=backend, **params
-        )
+        with cancel_scope(cancel):
+            perms, values = solve_batch(
+                costs, matcher, row_norms=rn, col_norms=cn, backend=backend, **params
+            )
         inner[idx[:, 0], idx[:, 1]] = values
         inner[idx[:, 1], idx[:, 0]] = values
         if perms_all is not None:
@@ -236,7 +266,7 @@ def semantic_rsm(
         done += len(pair_ids)
         if progress is not None:
             progress(done, total)
-    rsms, s2 = _finish(inner, kernels, sigma2)
+    rsms, s2 = _finish(inner, kernels, sigma2, bandwidth)
     out = rsms[kernel] if isinstance(kernel, str) else rsms
     if not (return_matchings or return_result):
         return out

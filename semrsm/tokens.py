@@ -15,14 +15,29 @@ import torch
 
 ArrayLike = Any  # numpy array, torch tensor, or a sequence of per-image arrays
 
+_KIND_NAMES = {"U": "text", "S": "bytes", "c": "complex", "M": "dates", "m": "time spans", "V": "raw records"}
+
+#: Head-room kept below the float maximum: the GPU solver sums up to S matched products
+#: and its prices grow by a few cost ranges, so ``S · max‖token‖²`` must stay this far below.
+_OVERFLOW_MARGIN = 64.0
+
 
 def _as_tensor(x: ArrayLike) -> torch.Tensor:
     """Convert numpy / torch / a list of per-image arrays to one tensor (no copy when possible)."""
     if isinstance(x, torch.Tensor):
-        return x
+        if x.is_complex():
+            raise ValueError(f"tokens: got a complex tensor ({x.dtype}); pass real-valued features")
+        # features are data, not a graph to differentiate: never carry autograd along
+        return x.detach()
     if isinstance(x, np.ndarray):
         if x.dtype == object:
             raise ValueError("tokens: got an object array; pass a numeric (N, S, C) or (N, C, H, W) array")
+        if x.dtype.kind not in "biuf":
+            raise ValueError(
+                f"tokens: got an array of dtype {x.dtype} ({_KIND_NAMES.get(x.dtype.kind, 'not numeric')}); "
+                "pass numeric features, e.g. x.astype(np.float32) if the values are numbers "
+                "stored as text"
+            )
         return torch.from_numpy(np.ascontiguousarray(x))
     if isinstance(x, Sequence) and not isinstance(x, (str, bytes)):
         if len(x) == 0:
@@ -105,4 +120,51 @@ def validate_tokens(x: ArrayLike, *, device: torch.device | None = None) -> torc
             f"tokens: features of {len(bad)} image(s) contain NaN or inf (first: image {bad[0]}); "
             "check the model's weights and the inputs, or drop those images"
         )
+    check_magnitude(t)
     return t.contiguous()
+
+
+class FeatureOverflowError(ValueError):
+    """Features so large that their float products overflow (see :func:`check_magnitude`).
+
+    Attributes
+    ----------
+    max_norm : float, the largest token norm found.
+    """
+
+    def __init__(self, message: str, max_norm: float):
+        super().__init__(message)
+        self.max_norm = max_norm
+
+
+def check_magnitude(t: torch.Tensor) -> None:
+    """Raise ValueError when inner products of ``t``'s tokens could overflow its dtype.
+
+    Cheap bound (Cauchy–Schwarz): every inner product of two tokens, and every partial sum
+    inside it, is at most ``max_s ‖t_s‖²`` in absolute value; the solvers add ``S`` of them.
+    So ``S · max‖t_s‖² · margin`` must stay below the dtype's largest finite value, otherwise
+    cost matrices hold inf/NaN and every matcher (identity included) returns garbage.
+
+    Parameters
+    ----------
+    t : (N, S, C) floating tensor, already finite.
+
+    Raises
+    ------
+    FeatureOverflowError (a ValueError)
+        Saying how large the features are and what to do (rescale, float64, another layer).
+    """
+    if t.numel() == 0:
+        return
+    big = float(torch.linalg.vector_norm(t, dim=2, dtype=torch.float64).max())
+    limit = float(torch.finfo(t.dtype).max)
+    s = t.shape[1]
+    if not (big * big * s * _OVERFLOW_MARGIN < limit):
+        raise FeatureOverflowError(
+            f"tokens: features too large for {str(t.dtype).replace('torch.', '')} arithmetic: the "
+            f"largest token norm is {big:.3g}, so inner products of {s} positions would overflow "
+            f"(need S·norm² below {limit / _OVERFLOW_MARGIN:.3g}). The layer's activations "
+            "overflow: rescale the features (divide by their largest norm; the cosine kernel "
+            "does not change), pass float64 features, or pick another layer or checkpoint",
+            big,
+        )

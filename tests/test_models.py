@@ -235,9 +235,9 @@ class _NotATensor:
     [
         ("missing", "does not exist"),
         ("suffix", "unsupported file type"),
-        ("garbage_pt", "could not be read"),
+        ("garbage_pt", "not a plain weights file"),
         ("garbage_st", "could not be read"),
-        ("pickled_code", "could not be read"),
+        ("pickled_code", "not a plain weights file"),
         ("no_tensors", "no state dict"),
     ],
 )

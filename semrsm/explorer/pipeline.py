@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import torch
 
 import semrsm
 from semrsm.cache import Cache
@@ -26,6 +27,7 @@ from semrsm.explorer.sources import _find_layer, _inputs
 from semrsm.images import ImageSet
 from semrsm.kernels import KERNELS
 from semrsm.rsm import spatial_rsm
+from semrsm.tokens import FeatureOverflowError, check_magnitude
 
 
 def _oom_message(device: str) -> str:
@@ -84,6 +86,33 @@ def _token_arrays(out: Any) -> dict[str, np.ndarray]:
     }
 
 
+TOKEN_ARRAYS = ("tokens", "grid")
+RSM_ARRAYS = tuple(f"{kind}_{k}" for kind in ("spatial", "semantic") for k in KERNELS) + ("inner",)
+
+
+def _tokens_valid(n: int) -> Callable[[dict[str, np.ndarray]], bool]:
+    """Check of a stored tokens entry: (n, S, C) tokens whose grid has S cells."""
+
+    def valid(a: dict[str, np.ndarray]) -> bool:
+        t, g = a["tokens"], a["grid"]
+        return t.ndim == 3 and t.shape[0] == n and g.shape == (2,) and int(g[0] * g[1]) == t.shape[1]
+
+    return valid
+
+
+def _rsm_valid(n: int, s: int) -> Callable[[dict[str, np.ndarray]], bool]:
+    """Check of a stored RSM entry: every matrix (n, n), matchings (pairs, s) when kept."""
+
+    def valid(a: dict[str, np.ndarray]) -> bool:
+        if any(a[name].shape != (n, n) for name in RSM_ARRAYS):
+            return False
+        if "perms" in a:
+            return a["perms"].shape == (n * (n - 1) // 2, s) and a["pairs"].shape == (n * (n - 1) // 2, 2)
+        return True
+
+    return valid
+
+
 def _grid(arrays: dict[str, np.ndarray]) -> tuple[int, int]:
     return int(arrays["grid"][0]), int(arrays["grid"][1])
 
@@ -98,6 +127,14 @@ def _rsms(tokens: np.ndarray, config: ExplorerConfig, device: str, progress: Pro
     pairs = n * (n - 1) // 2
     keep = pairs * s * 4 <= PERMS_MAX_BYTES
     t0 = time.perf_counter()
+    try:
+        check_magnitude(torch.from_numpy(np.ascontiguousarray(tokens)))
+    except FeatureOverflowError as err:
+        raise ComputeError(
+            f"the layer's activations are too large to compare (largest token norm "
+            f"{err.max_norm:.3g}): their products overflow float32. The model's weights are "
+            "probably broken or badly scaled; pick another checkpoint or layer"
+        ) from None
     spatial = spatial_rsm(tokens, kernel=list(KERNELS), device=device)
     # looked up on the package at call time, so callers and tests can swap the solver
     res = semrsm.explorer.semantic_rsm(
@@ -184,13 +221,17 @@ def compute(
     with _memory_errors_as_compute_errors(device):
         t0 = time.perf_counter()
         tok, hits["tokens"] = cache.get_or_compute(
-            tk, lambda: (_tokens(model, images, layer.name, progress), {"layer": layer.name})
+            tk, lambda: (_tokens(model, images, layer.name, progress), {"layer": layer.name}),
+            required=TOKEN_ARRAYS, valid=_tokens_valid(len(images)),
         )
         timings["extract"] = time.perf_counter() - t0
         tokens = tok["tokens"]
         grid = _grid(tok)
         t0 = time.perf_counter()
-        rs, hits["rsm"] = cache.get_or_compute(rk, lambda: _rsms(tokens, config, device, progress))
+        rs, hits["rsm"] = cache.get_or_compute(
+            rk, lambda: _rsms(tokens, config, device, progress),
+            required=RSM_ARRAYS, valid=_rsm_valid(*tokens.shape[:2]),
+        )
         timings["match"] = time.perf_counter() - t0
         proba = None
         if with_proba:
@@ -256,7 +297,9 @@ def _proba(model: Any, images: ImageSet, cache: Cache, key: str, progress: Progr
         return {"proba": np.asarray(p, dtype=np.float64)}
 
     try:
-        arrays, hit = cache.get_or_compute(key, run)
+        arrays, hit = cache.get_or_compute(
+            key, run, required=("proba",), valid=lambda a: a["proba"].shape[0] == len(images)
+        )
     except ValueError:
         return None, False  # e.g. a model without a classification head
     return arrays["proba"], hit
@@ -305,7 +348,7 @@ def layer_rsms(
     grids: dict[str, tuple[int, int]] = {}
     missing = []
     for name in layers:
-        arrays = cache.load(keys[name])
+        arrays = cache.load(keys[name], TOKEN_ARRAYS, _tokens_valid(len(images)))
         if arrays is None:
             missing.append(name)
         else:
@@ -325,7 +368,10 @@ def layer_rsms(
         for name in layers:
             rk = rsm_key(keys[name], config.matcher, config.params)
             t = tokens[name]
-            rs, _ = cache.get_or_compute(rk, lambda t=t: _rsms(t, config, device, progress))
+            rs, _ = cache.get_or_compute(
+                rk, lambda t=t: _rsms(t, config, device, progress),
+                required=RSM_ARRAYS, valid=_rsm_valid(*t.shape[:2]),
+            )
             result[name] = {
                 "spatial": _by_kernel(rs, "spatial"),
                 "semantic": _by_kernel(rs, "semantic"),

@@ -35,14 +35,18 @@ def load_model(config: ExplorerConfig):
     ExplorerError
         A device that is not available.
     """
+    from semrsm.cache import upload_name
     from semrsm.models import create_model
 
     config.validate()
+    checkpoint = config.checkpoint if config.weights == "file" else None
     return create_model(
         config.model.strip(),
         weights=config.weights,
-        checkpoint=config.checkpoint if config.weights == "file" else None,
+        checkpoint=checkpoint,
         device=resolve_device(config.device),
+        # an uploaded checkpoint is stored under its hash: messages name the user's file
+        checkpoint_name=upload_name(checkpoint) if checkpoint else None,
     )
 
 
@@ -53,6 +57,11 @@ def data_root() -> Path | None:
         return None
     path = Path(root).expanduser().resolve()
     return path if path.is_dir() else None
+
+
+#: Most folders :func:`list_server_folders` lists, and the longest it may look (seconds).
+MAX_SERVER_FOLDERS = 2000
+MAX_LIST_SECONDS = 5.0
 
 
 def list_server_folders(root: Path | None = None, max_depth: int = 2) -> list[str]:
@@ -69,14 +78,19 @@ def list_server_folders(root: Path | None = None, max_depth: int = 2) -> list[st
     -------
     list of str
         ``"."`` for the root itself first, then sorted relative paths; hidden folders
-        and symbolic links leaving the root are left out; empty when no root is set.
+        and symbolic links leaving the root are left out (links are never descended);
+        at most :data:`MAX_SERVER_FOLDERS`, found within :data:`MAX_LIST_SECONDS`;
+        empty when no root is set.
     """
     root = root if root is not None else data_root()
     if root is None:
         return []
     root = Path(root).resolve()
     out = ["."]
-    for dirpath, dirnames, _ in os.walk(root):
+    deadline = time.monotonic() + MAX_LIST_SECONDS
+    for dirpath, dirnames, _ in os.walk(root):  # followlinks=False: links are listed, not walked
+        if len(out) >= MAX_SERVER_FOLDERS or time.monotonic() > deadline:
+            break
         rel = Path(dirpath).relative_to(root)
         depth = 0 if str(rel) == "." else len(rel.parts)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -86,7 +100,7 @@ def list_server_folders(root: Path | None = None, max_depth: int = 2) -> list[st
             full = (Path(dirpath) / d).resolve()
             if full == root or root in full.parents:
                 out.append(str((rel / d).as_posix()) if str(rel) != "." else d)
-    return out
+    return out[:MAX_SERVER_FOLDERS]
 
 
 def load_images(config: ExplorerConfig, cache: Cache) -> ImageSet:

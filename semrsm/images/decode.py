@@ -6,6 +6,7 @@ so loaders can skip a bad file and report why instead of crashing.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 
@@ -25,7 +26,9 @@ class ImageError(ValueError):
     """An input could not be used as an image; ``str(err)`` says why."""
 
 
-def decode_image(data: bytes, name: str = "", *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_image(
+    data: bytes, name: str = "", *, max_pixels: int = MAX_PIXELS, max_side: int | None = None
+) -> Image.Image:
     """Decode encoded image bytes into an RGB image.
 
     Applies the EXIF orientation, takes the first frame of animations and
@@ -43,6 +46,10 @@ def decode_image(data: bytes, name: str = "", *, max_pixels: int = MAX_PIXELS) -
     max_pixels : int, optional
         Largest accepted ``width * height``; larger images are refused as possible
         decompression bombs before their pixels are decoded.
+    max_side : int, optional
+        Downscale on decode so that the longest side is at most this (aspect ratio kept);
+        JPEGs are decoded at a reduced scale directly (``draft``), so a large photo never
+        exists in memory at full size. None keeps the full resolution.
 
     Returns
     -------
@@ -69,6 +76,9 @@ def decode_image(data: bytes, name: str = "", *, max_pixels: int = MAX_PIXELS) -
             img = Image.open(io.BytesIO(data))
             _check_size(img, max_pixels, label)
             img.seek(0)
+            if max_side is not None and img.format == "JPEG" and max(img.size) > max_side:
+                # DCT scaling: decodes at 1/2, 1/4 or 1/8 size, at least max_side
+                img.draft("RGB", (max_side, max_side))
             img.load()
     except ImageError:
         raise
@@ -88,13 +98,23 @@ def decode_image(data: bytes, name: str = "", *, max_pixels: int = MAX_PIXELS) -
     except Exception as err:  # noqa: BLE001 - decoders of untrusted data raise anything
         raise ImageError(f"{label}could not decode ({type(err).__name__}: {err})") from None
     try:
-        img = ImageOps.exif_transpose(img)
+        # in place: no second full-size copy when there is nothing to rotate
+        ImageOps.exif_transpose(img, in_place=True)
     except Exception:  # noqa: BLE001 - a broken EXIF block should not lose the image
         pass
+    if max_side is not None and max(img.size) > 2 * max_side:
+        # integer box reduction first: cheap, and frees the full-size pixels early
+        with contextlib.suppress(ValueError):  # modes reduce() does not support (e.g. P)
+            img = img.reduce(max(img.size) // max_side)
     try:
-        return to_rgb(img)
+        img = to_rgb(img)
     except Exception as err:  # noqa: BLE001
         raise ImageError(f"{label}unsupported pixel format {img.mode!r} ({err})") from None
+    if max_side is not None and max(img.size) > max_side:
+        if max_side < 1:
+            raise ValueError(f"max_side must be a positive integer, got {max_side}")
+        img.thumbnail((max_side, max_side), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    return img
 
 
 _SIGNATURES = (

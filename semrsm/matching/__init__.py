@@ -9,7 +9,6 @@ CPU and GPU implementations, the rule that picks one); :data:`MATCHERS` is its p
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,12 @@ from semrsm.matching.registry import (
     get_matcher,
     select_implementation,
 )
+from semrsm.matching.scheduling import CPU_SOLVER
 
 # numba's default (workqueue) threading layer must not be entered from two threads at once,
 # and a Streamlit server runs each browser session in its own thread: serialise the parallel
-# CPU solves (each one already uses every core).
-_CPU_SOLVER_LOCK = threading.Lock()
+# CPU solves (each one already uses every core) in fair, cancellable slices (scheduling.py).
+_CPU_SOLVER_LOCK = CPU_SOLVER
 
 #: name → {"params": {name: default}, "description": str}, built from the registry.
 MATCHERS: dict[str, dict[str, Any]] = {
@@ -122,16 +122,23 @@ def solve_batch(
     if isinstance(col_norms, torch.Tensor):
         col_norms = col_norms.detach().cpu().numpy()
     costs = np.ascontiguousarray(costs, dtype=np.float64)
-    perms = _solve_cpu(spec, costs, row_norms, col_norms, params)
-    values = np.take_along_axis(costs, perms[:, :, None], axis=2)[:, :, 0].sum(axis=1)
-    return perms, values
+    return _CPU_SOLVER_LOCK.run_sliced(
+        lambda sl: _solve_cpu(spec, costs[sl], _part(row_norms, sl), _part(col_norms, sl), params),
+        costs.shape[0], (matcher, costs.shape[1], tuple(sorted(params.items()))),
+    )
+
+
+def _part(norms: np.ndarray | None, sl: slice) -> np.ndarray | None:
+    return None if norms is None else norms[sl]
 
 
 def _solve_cpu(spec: MatcherSpec, costs: np.ndarray, row_norms: np.ndarray | None,
-               col_norms: np.ndarray | None, params: dict[str, Any]) -> np.ndarray:
-    """The one place where CPU solves run (serialised across threads)."""
-    with _CPU_SOLVER_LOCK:
-        return spec.cpu(costs, row_norms, col_norms, params)
+               col_norms: np.ndarray | None, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """One slice of CPU solves (run inside a fair turn of the CPU solver, see scheduling.py)."""
+    perms = spec.cpu(costs, row_norms, col_norms, params)
+    values = np.take_along_axis(costs, perms[:, :, None], axis=2)[:, :, 0].sum(axis=1)
+    return perms, values
+
 
 
 def match_pair(a: Any, b: Any, matcher: str = "exact", **params: Any) -> tuple[np.ndarray, float]:

@@ -127,8 +127,12 @@ def _topk_greedy_batch(costs, row_order, col_order, k, rtol, perms):
             greedy_solve(costs[b], row_order[b, k:].copy(), col_order[b, k:].copy(), perms[b])
 
 
-def _norm_order(norms: np.ndarray | None, costs: np.ndarray, axis: int) -> np.ndarray:
-    """Positions sorted by descending token norm (stable); (B, S) int64."""
+ORDERS = ("descending", "ascending")
+
+
+def _norm_order(norms: np.ndarray | None, costs: np.ndarray, axis: int,
+                order: str = "descending") -> np.ndarray:
+    """Positions sorted by token norm, descending (default) or ascending (stable); (B, S) int64."""
     if norms is None:
         raise ValueError(
             "this matcher sorts tokens by norm: pass row_norms and col_norms (B, S) "
@@ -137,7 +141,8 @@ def _norm_order(norms: np.ndarray | None, costs: np.ndarray, axis: int) -> np.nd
     norms = np.asarray(norms, dtype=np.float64)
     if norms.shape != costs.shape[:2]:
         raise ValueError(f"norms: expected shape {costs.shape[:2]}, got {norms.shape}")
-    return np.ascontiguousarray(np.argsort(-norms, axis=1, kind="stable").astype(np.int64))
+    key = -norms if order == "descending" else norms
+    return np.ascontiguousarray(np.argsort(key, axis=1, kind="stable").astype(np.int64))
 
 
 def greedy_batch(costs: np.ndarray) -> np.ndarray:
@@ -149,12 +154,20 @@ def greedy_batch(costs: np.ndarray) -> np.ndarray:
 
 
 def batch_optimal_batch(costs: np.ndarray, row_norms: np.ndarray | None, col_norms: np.ndarray | None,
-                        window: int = 128, rtol: float = DEFAULT_RTOL) -> np.ndarray:
-    """Batch-Optimal permutations (windows of ``window`` tokens sorted by norm); (B, S) int64."""
+                        window: int = 128, rtol: float = DEFAULT_RTOL,
+                        order: str = "descending") -> np.ndarray:
+    """Batch-Optimal permutations (windows of ``window`` tokens sorted by norm); (B, S) int64.
+
+    ``order="descending"`` (default) puts the highest-norm tokens, which carry most of the
+    similarity, in the first full window; ``"ascending"`` is the paper authors' code (their
+    last window, the one that may be short, then holds the highest norms).
+    """
     if int(window) < 1:
         raise ValueError(f"batch_optimal: window must be a positive integer, got {window}")
-    rows = _norm_order(row_norms, costs, 1)
-    cols = _norm_order(col_norms, costs, 2)
+    if order not in ORDERS:
+        raise ValueError(f"batch_optimal: order must be one of {ORDERS}, got {order!r}")
+    rows = _norm_order(row_norms, costs, 1, order)
+    cols = _norm_order(col_norms, costs, 2, order)
     perms = np.empty(costs.shape[:2], dtype=np.int64)
     if costs.shape[0]:
         _batch_optimal_batch(costs, rows, cols, int(window), float(rtol), perms)

@@ -596,6 +596,7 @@ def batch_optimal_torch(
     costs: torch.Tensor,
     *,
     window: int = 128,
+    order: str = "descending",
     row_norms: torch.Tensor | None = None,
     col_norms: torch.Tensor | None = None,
     stats: dict | None = None,
@@ -609,6 +610,8 @@ def batch_optimal_torch(
     costs : torch.Tensor (B, S, S) float32/float64, any device.
     window : tokens per window (≥ 1). All windows of all problems of the same size are
         solved as one batch by :func:`solve_exact_torch`.
+    order : "descending" (default: the highest norms fill the first window) or "ascending"
+        (the paper authors' code), as the CPU matcher.
     row_norms, col_norms : (B, S) token norms of the two sides. If omitted, a proxy is
         used: each row's maximum over its columns and each column's maximum over its rows
         (high-norm tokens have the largest inner products).
@@ -625,11 +628,15 @@ def batch_optimal_torch(
         exact = exact_solver("torch", **exact_params)
     if int(window) < 1:
         raise GPUMatcherError(f"batch_optimal: window must be a positive integer, got {window}")
+    if order not in ("descending", "ascending"):
+        raise GPUMatcherError(f"batch_optimal: order must be 'descending' or 'ascending', got {order!r}")
     b, s, _ = costs.shape
     perm = torch.zeros((b, s), dtype=torch.int64, device=costs.device)
     st: dict = {"fallback": 0}
     if b and s:
         ro, co = _orders(costs, row_norms, col_norms)
+        if order == "ascending":
+            ro, co = ro.flip(1), co.flip(1)
         window = min(int(window), s)
         full = s // window * window
         if full:

@@ -32,7 +32,12 @@ import numpy as np
 import torch
 
 from semrsm.matching import gpu
-from semrsm.matching.approximate import batch_optimal_batch, greedy_batch, topk_greedy_batch
+from semrsm.matching.approximate import (
+    ORDERS,
+    batch_optimal_batch,
+    greedy_batch,
+    topk_greedy_batch,
+)
 from semrsm.matching.exact import DEFAULT_RTOL, exact_batch
 
 #: Implementation names: "numba" (CPU), "torch" (batched torch ops, the ε-scaling auction
@@ -55,17 +60,26 @@ CUDA_PLAIN = "torch"
 
 @dataclass(frozen=True)
 class Param:
-    """One matcher parameter: default, type (int or float) and closed range [low, high]."""
+    """One matcher parameter: default, type (int, float or str) and closed range [low, high]
+    for numbers, or the allowed ``choices`` for strings."""
 
     name: str
-    default: int | float
+    default: int | float | str
     kind: type
-    low: float
+    low: float = -math.inf
     high: float = math.inf
     doc: str = ""
+    choices: tuple[str, ...] = ()
 
-    def check(self, matcher: str, value: Any) -> int | float:
+    def check(self, matcher: str, value: Any) -> int | float | str:
         """The validated value; ``ValueError`` saying what to use otherwise."""
+        if self.kind is str:
+            if value not in self.choices:
+                raise ValueError(
+                    f"{matcher}: {self.name} must be one of {self.choices} ({self.doc}); "
+                    f"got {value!r}"
+                )
+            return value
         rng = f"≥ {self.low:g}" if self.high == math.inf else f"in [{self.low:g}, {self.high:g}]"
         want = f"{matcher}: {self.name} must be {'an integer' if self.kind is int else 'a number'} {rng}"
         if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
@@ -137,10 +151,14 @@ REGISTRY: dict[str, MatcherSpec] = {
         MatcherSpec(
             "batch_optimal",
             "tokens sorted by norm, exact within consecutive windows (paper's trade-off)",
-            (Param("window", 128, int, 1, doc="tokens per exactly solved window"),),
-            cpu=lambda c, rn, cn, p: batch_optimal_batch(c, rn, cn, window=p["window"]),
+            (Param("window", 128, int, 1, doc="tokens per exactly solved window"),
+             Param("order", "descending", str, choices=ORDERS,
+                   doc="norm order of the windows; 'ascending' is the paper authors' code")),
+            cpu=lambda c, rn, cn, p: batch_optimal_batch(
+                c, rn, cn, window=p["window"], order=p["order"]),
             gpu=lambda c, rn, cn, p, exact, st: gpu.batch_optimal_torch(
-                c, window=p["window"], row_norms=rn, col_norms=cn, stats=st, exact=exact),
+                c, window=p["window"], order=p["order"], row_norms=rn, col_norms=cn, stats=st,
+                exact=exact),
             exact_size=lambda s, p: min(p["window"], s),
         ),
         MatcherSpec(
