@@ -233,12 +233,17 @@ def test_batch_optimal_matches_cpu_matcher_with_norms() -> None:
     b = torch.rand(4, 40, 8, generator=g, dtype=torch.float64)
     costs = torch.bmm(a, b.transpose(1, 2))
     rn, cn = a.norm(dim=2), b.norm(dim=2)
-    perms = batch_optimal_torch(costs, window=16, row_norms=rn, col_norms=cn)
-    ref = approx.batch_optimal_batch(costs.numpy(), rn.numpy(), cn.numpy(), window=16)
     c = costs.numpy()
-    v = np.array([c[k, np.arange(40), perms[k].numpy()].sum() for k in range(4)])
-    v_ref = np.array([c[k, np.arange(40), ref[k]].sum() for k in range(4)])
-    np.testing.assert_allclose(v, v_ref, rtol=1e-9)
+    values = {}
+    for order in ("descending", "ascending"):
+        perms = batch_optimal_torch(costs, window=16, order=order, row_norms=rn, col_norms=cn)
+        ref = approx.batch_optimal_batch(c, rn.numpy(), cn.numpy(), window=16, order=order)
+        v = np.array([c[k, np.arange(40), perms[k].numpy()].sum() for k in range(4)])
+        v_ref = np.array([c[k, np.arange(40), ref[k]].sum() for k in range(4)])
+        np.testing.assert_allclose(v, v_ref, rtol=1e-9)
+        values[order] = v
+    # 40 = 16 + 16 + 8: the two orders cut different windows, so their values differ
+    assert not np.allclose(values["descending"], values["ascending"], rtol=1e-9)
 
 
 def test_large_s_approximate_quality() -> None:
@@ -322,8 +327,12 @@ def test_registry_defaults_and_public_view() -> None:
         assert MATCHERS[name]["params"] == spec.defaults
         assert MATCHERS[name]["description"] == spec.description
         assert check_matcher(name, {}) == spec.defaults
-    assert check_matcher("batch_optimal", {"window": np.int64(16)}) == {"window": 16}
-    assert check_matcher("batch_optimal", {"window": 16.0}) == {"window": 16}
+    assert check_matcher("batch_optimal", {"window": np.int64(16)}) == {
+        "window": 16, "order": "descending"}
+    assert check_matcher("batch_optimal", {"window": 16.0, "order": "ascending"}) == {
+        "window": 16, "order": "ascending"}
+    with pytest.raises(ValueError, match="order must be one of"):
+        check_matcher("batch_optimal", {"order": "random"})
     assert check_matcher("topk_greedy", {"k": 0}) == {"k": 0}
 
 
