@@ -83,6 +83,11 @@ def get_layers(name: str, weights: str, checkpoint: str | None, device: str):
 def start_background_warm_up() -> threading.Thread:
     """Compile the matchers and UMAP in a daemon thread, once per server process (see
     :mod:`semrsm.explorer.warmup`); the UMAP step waits for :data:`FIRST_RESULT`."""
+    # Modules the warm-up imports become visible in sys.modules before they finish
+    # importing; plotly peeks at sys.modules["pandas"] without the import lock, so pandas
+    # is imported here, in the script thread, before the background thread starts.
+    import pandas  # noqa: F401
+
     from semrsm.explorer.warmup import start_warm_up
 
     return start_warm_up("auto", wait_for=FIRST_RESULT, wait_s=30.0)
