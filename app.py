@@ -7,7 +7,7 @@ to page. Pages that may be absent (token matching, embedding, analyses, compare)
 registered when their files exist.
 
 Everything the browser loads comes from this server: the page icon is a file of
-``assets/`` and the page icons are emoji (no icon font from the internet).
+``assets/`` and the navigation has no icons (no icon font from the internet).
 """
 
 from __future__ import annotations
@@ -34,17 +34,19 @@ st.set_page_config(
 start_background_warm_up()
 
 pages = [
-    st.Page("pages/rsm.py", title="RSMs", icon="🟦", default=True),
-    st.Page("pages/neighbours.py", title="Nearest neighbours", icon="🔎"),
+    st.Page("pages/rsm.py", title="RSMs", default=True),
+    st.Page("pages/neighbours.py", title="Nearest neighbours"),
 ]
-# Pages that may not exist yet: (file, title, icon)
-for file, title, icon in (
-    ("token_matching.py", "Token matching", "🔗"),
-    ("embedding.py", "Embedding", "🗺️"),
-    ("analyses.py", "Analyses", "📊"),
-    ("compare.py", "Compare", "⚖️"),
+# Pages that may not exist yet: (file, title). No page icons: Streamlit's named icons come
+# from an icon font on the internet, and emoji show as empty boxes where the browser's
+# machine has no emoji font.
+for file, title in (
+    ("token_matching.py", "Token matching"),
+    ("embedding.py", "Embedding"),
+    ("analyses.py", "Analyses"),
+    ("compare.py", "Compare"),
 ):
     if (PAGES_DIR / file).is_file():
-        pages.append(st.Page(f"pages/{file}", title=title, icon=icon))
+        pages.append(st.Page(f"pages/{file}", title=title))
 
 st.navigation(pages).run()

@@ -261,11 +261,12 @@ def estimate_part(rows: list) -> None:
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     configs = [
-        ExplorerConfig(images="shapes:48", layer="act1"),  # S = 1024, exact
-        ExplorerConfig(images="shapes:256", layer="layer1", matcher="exact"),  # S = 256
-        ExplorerConfig(images="shapes:96", layer="act1", matcher="batch_optimal",
+        ExplorerConfig(images="shapes:40", layer="act1"),  # S = 1024, exact
+        ExplorerConfig(images="shapes:128", layer="layer1"),  # S = 256, exact
+        ExplorerConfig(images="shapes:64", layer="act1", matcher="batch_optimal",
                        matcher_params=(("window", 128),)),
-        ExplorerConfig(model="demo-vit", images="crops:astronaut,coffee:25", layer="blocks.0"),
+        ExplorerConfig(images="crops:astronaut,coffee:20", layer="act1", matcher="topk_greedy",
+                       matcher_params=(("k", 32),)),
     ]
     for cfg in configs:
         with tempfile.TemporaryDirectory() as d:

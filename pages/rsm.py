@@ -138,7 +138,7 @@ st.subheader(heading)
 c_img, c_txt = st.columns([1, 2])
 c_img.image(
     [result.images[ex["i"]], result.images[ex["j"]]],
-    caption=[short_name(result.names[ex["i"]]), short_name(result.names[ex["j"]])],
+    caption=[short_name(result.names[ex["i"]], 18), short_name(result.names[ex["j"]], 18)],
     width=150,
 )
 c_txt.markdown(text)
