@@ -283,6 +283,7 @@ def estimate_part(rows: list) -> None:
         rows.append((name, actual, None,
                      f"ratio {ratio:.2f} ({'within 2×' if 0.5 <= ratio <= 2 else 'OFF'}); "
                      + ", ".join(f"{k} {v}" for k, v in run.sources.items())))
+        print(f"  {name} {actual:.1f} s", flush=True)
 
 
 def main() -> None:
