@@ -1,5 +1,6 @@
 """Fixtures for the real-browser tests: the app served by ``streamlit run`` on a free
-loopback port with a temporary cache, and Debian's chromium driven by playwright.
+loopback port with a temporary cache, and Debian's chromium driven by playwright, with
+every request that is not to the app's own address blocked and failing the test.
 
 Screenshots go to ``artifacts/screenshots/`` (kept by CI). The tests are skipped, with
 the reason, when chromium or playwright is missing — except in CI (``CI`` set), which
