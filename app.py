@@ -2,37 +2,51 @@
 
 The entrypoint registers the pages with ``st.navigation`` and runs the selected one.
 Each page draws the shared sidebar (model, weights, layer, images, kernel, matcher,
-device) through ``pages._sidebar.current_result()``, whose widget values travel from
-page to page. Pages of the next issue (token matching, embedding, analyses) are
-registered when their files exist, so the app works before and after they land.
+device) through ``pages._run.current_result()``, whose widget values travel from page
+to page. Pages that may be absent (token matching, embedding, analyses, compare) are
+registered when their files exist.
+
+Everything the browser loads comes from this server: the page icon is a file of
+``assets/`` and the navigation has no icons (no icon font from the internet).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pages._startup import own_numba_cache
 
-import streamlit as st
+own_numba_cache()  # before anything imports numba (semrsm does)
+
+from pathlib import Path  # noqa: E402
+
+import streamlit as st  # noqa: E402
+
+from pages._resources import start_background_warm_up  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+PAGES_DIR = ROOT / "pages"
 
 st.set_page_config(
     page_title="semrsm explorer",
-    page_icon=":material/grid_view:",
+    page_icon=str(ROOT / "assets" / "favicon.png"),
     layout="wide",
     initial_sidebar_state="expanded",
 )
-
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+start_background_warm_up()
 
 pages = [
-    st.Page("pages/rsm.py", title="RSMs", icon=":material/grid_on:", default=True),
-    st.Page("pages/neighbours.py", title="Nearest neighbours", icon=":material/image_search:"),
+    st.Page("pages/rsm.py", title="RSMs", default=True),
+    st.Page("pages/neighbours.py", title="Nearest neighbours"),
 ]
-# Pages that may not exist yet (issue 5): (file, title, icon)
-for file, title, icon in (
-    ("token_matching.py", "Token matching", ":material/compare_arrows:"),
-    ("embedding.py", "Embedding", ":material/scatter_plot:"),
-    ("analyses.py", "Analyses", ":material/analytics:"),
+# Pages that may not exist yet: (file, title). No page icons: Streamlit's named icons come
+# from an icon font on the internet, and emoji show as empty boxes where the browser's
+# machine has no emoji font.
+for file, title in (
+    ("token_matching.py", "Token matching"),
+    ("embedding.py", "Embedding"),
+    ("analyses.py", "Analyses"),
+    ("compare.py", "Compare"),
 ):
     if (PAGES_DIR / file).is_file():
-        pages.append(st.Page(f"pages/{file}", title=title, icon=icon))
+        pages.append(st.Page(f"pages/{file}", title=title))
 
 st.navigation(pages).run()

@@ -4,6 +4,7 @@ plotly points, download names and figure downloads."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
@@ -12,7 +13,9 @@ from pages._sidebar import current_result, status_line
 from semrsm.explorer import ExplorerResult
 
 __all__ = [
+    "MATCHER_COLUMNS",
     "figure_download",
+    "readable_columns",
     "file_stem",
     "image_choices",
     "page_result",
@@ -74,3 +77,23 @@ def figure_download(container: Any, label: str, fig: Any, file_name: str, key: s
         on_click="ignore",
         key=key,
     )
+
+
+#: headers of the matcher comparison table
+MATCHER_COLUMNS = {
+    "matcher": "matcher",
+    "ratio_mean": "mean ratio to optimal",
+    "ratio_min": "worst ratio to optimal",
+    "frac_optimal": "share of pairs solved optimally",
+    "seconds": "seconds",
+    "pairs_per_second": "pairs per second",
+    "speedup": "speed-up over exact",
+    "n_pairs": "pairs",
+}
+
+
+def readable_columns(df: Any, names: Mapping[str, str] | None = None) -> Any:
+    """``df`` with headers for people: ``names[col]`` where given, else the column name
+    with underscores as spaces (``pairs_per_second`` → ``pairs per second``)."""
+    names = names or {}
+    return df.rename(columns=lambda c: names.get(str(c), str(c).replace("_", " ")))

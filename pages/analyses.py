@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._sidebar import get_cache, get_model, show_error, streamlit_progress
-from pages._widgets import page_result
+from pages._widgets import MATCHER_COLUMNS, page_result, readable_columns
 from semrsm.analysis import (
     DEFAULT_MATCHERS,
     compare_matchers,
@@ -17,7 +17,7 @@ from semrsm.analysis import (
     output_agreement,
     translation_analysis,
 )
-from semrsm.explorer import estimate_seconds, layer_rsms, load_images
+from semrsm.explorer import estimate_seconds, layer_rsms, load_images, resolve_device
 from semrsm.figures.analyses import (
     agreement_figure,
     cka_heatmap_figure,
@@ -42,6 +42,8 @@ st.markdown(
 
 result = page_result()
 config = result.config
+# rates of the device that will run the analyses (the estimate of issue 9, step 5)
+device = resolve_device(config.device)
 kernel = result.kernel
 layer_info = {li.name: li for li in result.layers}
 layer_names = list(layer_info)
@@ -66,7 +68,9 @@ def _pick_layers(key: str) -> list[str]:
 
 def _estimate(n_images: int, layers: list[str]) -> float:
     return sum(
-        estimate_seconds(n_images, layer_info[name].num_tokens, matcher=config.matcher)["total"]
+        estimate_seconds(
+            n_images, layer_info[name].num_tokens, matcher=config.matcher, device=device
+        )["total"]
         for name in layers
     )
 
@@ -171,7 +175,7 @@ with tab_tr:
             "things are."
         )
         with st.expander("numbers per layer"):
-            st.dataframe(summ.round(4), hide_index=True)
+            st.dataframe(readable_columns(summ.round(4)), hide_index=True)
 
 # ----------------------------------------------------------------------------- layers
 with tab_layers:
@@ -281,13 +285,14 @@ with tab_match:
         "compares, on the current layer's tokens, the matched inner product each reaches with "
         "the optimal one (ratio 1 = optimal) and the time of the assignments alone."
     )
-    c1, c2, c3, c4 = st.columns(4)
-    chosen = c1.multiselect(
+    # the multiselect gets a full row: in a quarter column its chips were hidden
+    chosen = st.multiselect(
         "matchers",
         [*DEFAULT_MATCHERS, "identity"],
         default=list(DEFAULT_MATCHERS),
         key="an_m_matchers",
     )
+    c2, c3, c4 = st.columns(3)
     s_tok = result.tokens.shape[1]
     window = int(
         c2.number_input(
@@ -350,7 +355,7 @@ with tab_match:
                 "n_pairs",
             ]
         ].copy()
-        st.dataframe(show.round(5), hide_index=True)
+        st.dataframe(readable_columns(show.round(5), MATCHER_COLUMNS), hide_index=True)
         st.caption(
             f"{int(table['n_pairs'].iloc[0])} pairs of layer {result.layer.name} "
             f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive."

@@ -18,9 +18,9 @@ st.title("Nearest neighbours")
 st.markdown(
     "Pick a query image: below it are the images each RSM calls most similar to it. The "
     "**classic** RSM favours images with similar things *at the same places*; the **semantic** "
-    "RSM favours images with similar things *anywhere*. With labels, frames are green for "
-    "neighbours of the query's class, and the scores at the bottom measure, over every query, "
-    "how often each RSM retrieves the right class."
+    "RSM favours images with similar things *anywhere*. With labels, each neighbour is marked "
+    "as having the query's class or not, and the scores at the bottom measure, over every "
+    "query, how often each RSM retrieves the right class."
 )
 
 result = page_result()
@@ -65,6 +65,11 @@ fig_nn = neighbours_figure(
     result.thumbnails, result.names, labels, query, rows, kernel=result.kernel
 )
 st.plotly_chart(fig_nn, key="nn_neighbours", config={"displayModeBar": False})
+if labels is not None:
+    st.caption(
+        "Frames: **✓ solid green**: same label as the query; **✗ dotted orange**: another "
+        "label; **solid blue**: the query."
+    )
 if labels is not None:
     hits = {t: sum(labels[j] == labels[query] for j in idx) for t, (idx, _) in rows.items()}
     st.markdown(" · ".join(f"{t}: **{h}/{k}** of class *{labels[query]}*" for t, h in hits.items()))

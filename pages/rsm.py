@@ -7,7 +7,13 @@ import streamlit as st
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from pages._widgets import figure_download, file_stem, image_choices, page_result
 from semrsm.explorer import explain_pair, summarize
-from semrsm.figures.rsm import difference_heatmap, rsm_heatmaps, similarity_histograms
+from semrsm.explorer.summary import pair_explanation
+from semrsm.figures.rsm import (
+    difference_heatmap,
+    rsm_heatmaps,
+    short_name,
+    similarity_histograms,
+)
 
 st.title("Similarity matrices: classic vs semantic")
 st.markdown(
@@ -127,38 +133,15 @@ with st.expander("Open a pair in the token-matching view", expanded=pair is not 
 
 # ----------------------------------------------------------------------------- explanation
 ex = explain_pair(result)
-n_i, n_j = result.names[ex["i"]], result.names[ex["j"]]
-if ex.get("offset"):
-    dy, dx = ex["offset"]
-    parts = [f"{abs(dy)} px {'lower' if dy > 0 else 'higher'}"] if dy else []
-    parts += [f"{abs(dx)} px further {'right' if dx > 0 else 'left'}"] if dx else []
-    moved = (
-        f"{n_j} was cut {' and '.join(parts) or 'at the same place'} in the photo than {n_i}, "
-        "so the same content sits at different positions in the two"
-    )
-else:
-    moved = "their shared content sits at different places"
-extra = ""
-if result.labels is not None and summary.get("n_same", 0) > 0:
-    extra = (
-        f" Over all {summary['n_same']} same-label pairs the matching adds "
-        f"{summary['same_gap']:+.3f} on average, over different-label pairs "
-        f"{summary['diff_gap']:+.3f}."
-    )
-st.subheader("Why a moved copy looks different to the classic RSM")
+heading, text = pair_explanation(result, ex, summary)
+st.subheader(heading)
 c_img, c_txt = st.columns([1, 2])
-c_img.image([result.images[ex["i"]], result.images[ex["j"]]], caption=[n_i, n_j], width=150)
-c_txt.markdown(
-    f"Take **{n_i}** and **{n_j}** ({ex['reason']}): {moved}. "
-    f"The classic RSM compares position 1 of one with position 1 of the other, position 2 "
-    f"with position 2, and so on over the {ex['grid'][0]}×{ex['grid'][1]} grid of layer "
-    f"`{result.layer.name}`; where the content has moved, the positions it compares hold "
-    f"different things, and the {kernel} similarity is only **{ex['spatial']:.3f}**. "
-    f"The semantic RSM may pair each position with any position of the other image: the "
-    f"best pairing moves {ex['moved']:.0%} of the positions, by {ex['mean_shift']:.1f} grid "
-    f"cells on average, and the similarity rises to **{ex['semantic']:.3f}**.{extra} "
-    "In deep layers with few positions both RSMs agree more closely."
+c_img.image(
+    [result.images[ex["i"]], result.images[ex["j"]]],
+    caption=[short_name(result.names[ex["i"]], 18), short_name(result.names[ex["j"]], 18)],
+    width=150,
 )
+c_txt.markdown(text)
 
 # ----------------------------------------------------------------------------- difference
 st.subheader("Where the matching matters")

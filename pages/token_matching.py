@@ -102,7 +102,22 @@ if i == j:
 
 # ----------------------------------------------------------------------------- focus token
 order = np.argsort(-ex.contributions, kind="stable")
-if st.session_state.get("tm_focus") not in range(s_tokens):
+
+
+def _cell(s: int) -> str:
+    r, c = divmod(int(s), w)
+    return f"row {r}, col {c}"
+
+
+# The focus token belongs to one pair of one layer's grid: when the layer, the images or
+# the pair change, it moves to the strongest match of the new pair (a stale index would
+# name another cell, often on the background, than the one the text explains).
+focus_context = (result.key, int(i), int(j), s_tokens)
+if (
+    st.session_state.get("tm_focus_context") != focus_context
+    or st.session_state.get("tm_focus") not in range(s_tokens)
+):
+    st.session_state["tm_focus_context"] = focus_context
     st.session_state["tm_focus"] = int(order[0])
 
 
@@ -111,14 +126,43 @@ def _on_overlay_select() -> None:
     store_clicked_point("tm_overlay", "tm_focus", s_tokens)
 
 
-def _cell(s: int) -> str:
-    r, c = divmod(int(s), w)
-    return f"row {r}, col {c}"
-
-
 st.subheader("The matching")
-focus = st.session_state["tm_focus"]
+overlay_slot = st.container()
+caption_slot = st.container()
+fc1, fc2 = st.columns([1, 2])
+with fc1:
+    # drawn before the figure that uses it, so the box, the figure and the text all show
+    # the value of this run
+    focus = int(
+        st.selectbox(
+            "focus token of image a",
+            range(s_tokens),
+            key="tm_focus",
+            format_func=_cell,
+        )
+    )
+    partner = int(ex.perm[focus])
+    rank = int(np.sum(ex.inner[focus] > ex.inner[focus, partner])) + 1
+    st.markdown(
+        f"Token **{_cell(focus)}** of a is matched to **{_cell(partner)}** of b, contributing "
+        f"**{ex.contributions[focus]:.4g}**. Its same-position partner would give "
+        f"{ex.identity_contributions[focus]:.4g}. The partner is its no. {rank} candidate"
+        + (
+            "."
+            if rank == 1
+            else ": a token cannot always get its favourite, because every token of b is "
+            "used once."
+        )
+    )
 alt_pos, alt_val = token_alternatives(ex.inner, focus, top=6)
+with fc2:
+    st.plotly_chart(
+        alternatives_figure(
+            alt_pos, alt_val, partner, grid_w=w, partner_value=float(ex.inner[focus, partner])
+        ),
+        key="tm_alts",
+        config={"displayModeBar": False},
+    )
 fig = matching_overlay(
     img_a,
     img_b,
@@ -132,7 +176,7 @@ fig = matching_overlay(
     alternatives=alt_pos.tolist(),
     crange=crange,
 )
-st.plotly_chart(
+overlay_slot.plotly_chart(
     fig,
     key="tm_overlay",
     width="content",
@@ -140,35 +184,13 @@ st.plotly_chart(
     selection_mode="points",
     config={"displaylogo": False},
 )
-st.caption(
+caption_slot.caption(
     f"Each line joins token centres the matching pairs up, coloured by its contribution "
-    f"⟨a_s, b_π(s)⟩ (the inner product of the two feature vectors); the {top_n} strongest of "
-    f"{s_tokens} are drawn. The cyan boxes show the focused token and its partner, the yellow "
-    "dashed boxes its next-best candidates. Click a dot to focus its token."
+    f"⟨a_s, b_π(s)⟩ (the inner product of the two feature vectors; a white outline keeps "
+    f"dark lines visible); the {top_n} strongest of {s_tokens} are drawn. The cyan boxes "
+    "show the focused token and its partner, the yellow dashed boxes its next-best "
+    "candidates. Click a dot to focus its token."
 )
-
-fc1, fc2 = st.columns([1, 2])
-with fc1:
-    st.selectbox(
-        "focus token of image a",
-        range(s_tokens),
-        key="tm_focus",
-        format_func=_cell,
-    )
-    partner = int(ex.perm[focus])
-    rank = int(np.sum(ex.inner[focus] > ex.inner[focus, partner])) + 1
-    st.markdown(
-        f"Token **{_cell(focus)}** of a is matched to **{_cell(partner)}** of b, contributing "
-        f"**{ex.contributions[focus]:.4g}**. Its same-position partner would give "
-        f"{ex.identity_contributions[focus]:.4g}. The partner is its no. {rank} candidate: "
-        "a token cannot always get its favourite, because every token of b is used once."
-    )
-with fc2:
-    st.plotly_chart(
-        alternatives_figure(alt_pos, alt_val, partner, grid_w=w),
-        key="tm_alts",
-        config={"displayModeBar": False},
-    )
 
 st.subheader("Where the similarity comes from")
 st.markdown(
@@ -198,7 +220,10 @@ st.markdown(
     "up the diagonal (token s with token s). The **semantic** similarity picks one entry in every "
     "row and every column so that the sum is as large as possible: a linear assignment problem, "
     "solved exactly by the Hungarian/auction method. Any other choice, the diagonal included, "
-    "sums to less, which is why the semantic RSM is never below the classic one."
+    "sums to less, which is why, with the exact matcher, the linear and cosine semantic "
+    "similarities are never below the classic ones. The RBF kernel is the exception: each RSM "
+    "has its own bandwidth σ² (the median squared distance of its own pairs), and the semantic "
+    "RSM's is smaller, so an RBF semantic value can be lower than the classic one."
 )
 if s_tokens <= MAX_MATRIX_TOKENS:
     st.plotly_chart(
@@ -234,8 +259,11 @@ st.markdown(
     "From the sum Σ to each kernel's value (the norms do not depend on the matching):\n\n"
     f"* **linear** = Σ\n"
     f"* **cosine** = Σ / (‖a‖ ‖b‖), with ‖a‖ = {na:.4g}, ‖b‖ = {nb:.4g}\n"
-    "* **RBF** = exp(−(‖a‖² + ‖b‖² − 2 Σ) / (2σ²)), σ² the median squared distance over the set "
-    "(for the semantic RSM, of the matched distances)"
+    "* **RBF** = exp(−(‖a‖² + ‖b‖² − 2 Σ) / (2σ²)), σ² the median squared distance over the set, "
+    "for each RSM its own: of the position-by-position distances for the classic RSM"
+    + (f" (σ² = {sig['spatial']:.4g})" if sig.get("spatial") else "")
+    + ", of the matched distances for the semantic RSM"
+    + (f" (σ² = {sig['semantic']:.4g})" if sig.get("semantic") else "")
 )
 rows = []
 for kernel, label in (("linear", "linear"), ("cosine", "cosine"), ("rbf", "RBF")):

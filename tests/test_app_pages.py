@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -90,7 +91,8 @@ def test_default_state(page):
         heat = [t for t in figs[0]["data"] if t["type"] == "heatmap"]
         assert len(heat) == 2 and array_len(heat[0]["z"]) == 32
         assert {m.label for m in at.metric} >= {"same label · classic", "same label · semantic"}
-        assert any("Why a moved copy" in s.value for s in at.subheader)
+        # the default shapes pair shares a label (moved copies are for crops of one photo)
+        assert any(s.value.startswith("Why the same kind of content") for s in at.subheader)
         assert len(at.get("download_button")) == 8  # bundle, 2×npy, 2×csv, 3 figures
     else:
         assert len(figs) == 3  # gallery, neighbours, retrieval
@@ -217,3 +219,118 @@ def test_device_choices():
     else:
         assert options == ["auto", "CPU"]
         assert "GPU: not available" in caption_text(at)
+
+
+# --------------------------------------------------------------------------- first hour
+# (issue 10): every sentence true for the data on screen, and the bugs a new user met
+
+
+def _result(tmp_path_factory, **config):
+    from semrsm.cache import Cache
+    from semrsm.explorer import ExplorerConfig, compute
+
+    cache = Cache(tmp_path_factory.mktemp("text-cache"))
+    return compute(ExplorerConfig(**config), cache, with_proba=False)
+
+
+def test_unrelated_photos_are_not_said_to_share_moved_content(tmp_path_factory):
+    from semrsm.explorer import explain_pair
+    from semrsm.explorer.summary import pair_explanation
+
+    res = _result(tmp_path_factory, images="photos", layer="layer3")
+    ex = explain_pair(res)
+    assert ex["relation"] == "unknown"  # the photos have no labels
+    heading, text = pair_explanation(res, ex)
+    assert "moved copy" not in heading
+    assert "shared content" not in text and "same content" not in text.split("nothing says")[0]
+    assert "no labels" in text and "no moved copy to find" in text
+    # the verb follows the numbers
+    verb = "rises" if ex["semantic"] > ex["spatial"] else "stays"
+    assert verb in text
+
+
+def test_crops_of_one_photo_are_explained_as_moved_content(tmp_path_factory):
+    from semrsm.explorer import explain_pair
+    from semrsm.explorer.summary import pair_explanation
+
+    res = _result(tmp_path_factory, images="crops:astronaut:4", layer="layer3")
+    ex = explain_pair(res)
+    heading, text = pair_explanation(res, ex)
+    assert ex["relation"] == "same_source" and "moved copy" in heading
+    assert "the same content sits at different positions" in text
+
+
+def test_rbf_text_says_when_the_semantic_value_drops_and_why(tmp_path_factory):
+    from semrsm.explorer import explain_pair
+    from semrsm.explorer.summary import pair_explanation
+
+    res = _result(tmp_path_factory, kernel="rbf")
+    gain = res.semantic["rbf"] - res.spatial["rbf"]
+    i, j = np.unravel_index(np.argmin(gain), gain.shape)
+    assert gain[i, j] < 0, "with per-RSM bandwidths some RBF pair drops"
+    ex = explain_pair(res, int(i), int(j))
+    _, text = pair_explanation(res, ex)
+    assert "drops to" in text and "rises to" not in text
+    assert "own bandwidth σ²" in text
+    # linear and cosine never drop with the exact matcher
+    for k in ("linear", "cosine"):
+        assert (res.semantic[k] - res.spatial[k]).min() >= -1e-6 * np.abs(res.spatial[k]).max()
+
+
+def test_token_page_explains_rbf_and_qualifies_never_below():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/token_matching.py").run()
+    assert_clean(at)
+    text = "\n".join(m.value for m in at.markdown)
+    assert "the semantic RSM is never below the classic one" not in text
+    assert "RBF kernel is the exception" in text and "own bandwidth σ²" in text
+
+
+def test_focus_token_follows_a_layer_change():
+    """After a layer change the focus box kept the old cell while the text explained
+    another one; now both name the strongest match of the new pair."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/token_matching.py").run()
+    options = at.selectbox(key="tm_focus").options
+    at.selectbox(key="tm_focus").set_value(len(options) - 1).run()  # some weak token
+    layer = at.selectbox(key="sb_layer")
+    # a layer with more positions (8x8), so the old index is still a valid token there
+    bigger = [o.split(" — ")[0] for o in layer.options if "· 64 tokens" in o]
+    layer.set_value(bigger[0]).run()
+    assert_clean(at)
+    box = at.selectbox(key="tm_focus")
+    shown = box.options[box.index]
+    assert box.value == at.session_state["tm_focus"]
+    explained = [m.value for m in at.markdown if m.value.startswith("Token **")][0]
+    assert explained.split("**")[1] == shown
+    # the new focus is the strongest match of the new pair (the first match centre drawn)
+    fig = charts(at)[0]
+    centres = [t for t in fig["data"] if t.get("name") == "match centres"][0]
+    assert int(box.value) == int(_values(centres["customdata"])[0])
+
+
+def _values(value) -> np.ndarray:
+    """A figure array, plain JSON or plotly's typed-array encoding."""
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def test_compute_prompt_disappears_once_results_show(monkeypatch):
+    from semrsm.explorer import estimate
+
+    monkeypatch.setattr(estimate, "LONG_RUN_SECONDS", -1.0)  # every run asks first
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["sb_shapes_n"] = 24  # not computed by the other tests yet
+    at.run()
+    assert any("This run matches" in i.value for i in at.info)
+    assert not charts(at)
+    at.button(key="semrsm_compute_long").click().run()
+    assert_clean(at)
+    assert charts(at)
+    assert not any("This run matches" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "semrsm_compute_long"]

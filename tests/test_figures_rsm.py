@@ -191,3 +191,42 @@ def test_retrieval_figure_groups_metrics():
     assert list(fig.data[1].y) == [0.5, 0.75, 0.4]
     with pytest.raises(ValueError):
         retrieval_figure({})
+
+
+def test_rounding_below_zero_keeps_the_sequential_gain_scale(data):
+    """A -7e-9 rounding error (exact matcher, cosine) is not a loss: the gain map stays on
+    its sequential 0-based scale (it flipped to a diverging scale with an absolute 1e-9)."""
+    spatial, _, names, labels = data
+    semantic = spatial + 0.05
+    np.fill_diagonal(semantic, 1.0)
+    semantic[0, 1] = semantic[1, 0] = spatial[0, 1] - 7e-9
+    tr = difference_heatmap(spatial, semantic, names, labels).data[0]
+    assert tr.zmin == 0.0 and tr.zmid is None
+    # a real loss (an approximate matcher) still gets the diverging scale
+    semantic[0, 1] = semantic[1, 0] = spatial[0, 1] - 0.01
+    tr = difference_heatmap(spatial, semantic, names, labels).data[0]
+    assert tr.zmid == 0.0 and tr.zmin < 0
+
+
+def test_tolerance_is_relative_to_the_rsm_scale(data):
+    """Linear RSMs of large features: rounding scales with the values."""
+    spatial, _, names, labels = data
+    big = spatial * 1e6
+    sem = big + 1e4
+    sem[2, 3] = sem[3, 2] = big[2, 3] - 1e-4  # rounding at 1e6
+    assert difference_heatmap(big, sem, names, labels).data[0].zmin == 0.0
+
+
+def test_long_names_are_shortened_with_an_ellipsis_and_full_in_the_hover():
+    from semrsm.figures.rsm import short_name
+
+    n = 4
+    names = ["hubble_deep_field", "immunohistochemistry", "coffee", "astronaut"]
+    m = np.eye(n) * 0.5 + 0.5
+    fig = rsm_heatmaps(m, m, names, None)
+    ticks = list(fig.layout.xaxis.ticktext)
+    assert ticks[0] == short_name("hubble_deep_field") == "hubble_deep…"
+    assert all(len(t) <= 12 for t in ticks)
+    assert fig.layout.xaxis.automargin and fig.layout.yaxis.automargin
+    hover = fig.data[0].customdata
+    assert "hubble_deep_field" in {str(v) for v in np.asarray(hover).ravel()}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from semrsm.cache import Cache
@@ -45,6 +46,25 @@ def _interp_rate(table: Mapping[int, float], s: int) -> float:
     return table[keys[-1]]
 
 
+def table_rate(matcher: str, device: str, num_tokens: int) -> float:
+    """Pairs per second from the development machine's table (CPU), or a rate measured by
+    a run of this process on the same matcher, device and S.
+
+    Raises
+    ------
+    ExplorerError
+        Unknown matcher.
+    """
+    if matcher not in MATCHERS:
+        raise ExplorerError(f"matcher: {matcher!r} is not one of {tuple(MATCHERS)}")
+    rate = _measured.get((matcher, device, num_tokens))
+    if rate is None:
+        rate = _interp_rate(_CPU_PAIRS_PER_S[matcher], num_tokens)
+        if device == "cuda":
+            rate *= _GPU_SPEEDUP
+    return rate
+
+
 def estimate_seconds(
     n_images: int,
     num_tokens: int,
@@ -53,9 +73,11 @@ def estimate_seconds(
     device: str = "cpu",
     tokens_cached: bool = False,
     rsm_cached: bool = False,
+    proba_cached: bool = True,
     seconds_per_image: float | None = None,
+    pairs_per_second: float | None = None,
 ) -> dict[str, float]:
-    """Rough time of a run before it starts.
+    """Time of a run before it starts: extraction + matching + class probabilities.
 
     Parameters
     ----------
@@ -66,43 +88,150 @@ def estimate_seconds(
     matcher : str
         A name of :data:`semrsm.matching.MATCHERS`.
     device : str
-        "cpu" or "cuda" (resolved).
-    tokens_cached, rsm_cached : bool
+        "cpu" or "cuda" (resolved): the device that will run the job.
+    tokens_cached, rsm_cached, proba_cached : bool
         Parts already in the cache cost nothing.
     seconds_per_image : float, optional
-        Measured forward time per image; default a small-model guess.
+        Forward time per image on ``device`` (a probe, :func:`probe_forward`); default a
+        small-model guess. Class probabilities cost one more forward pass per image.
+    pairs_per_second : float, optional
+        Matching rate on ``device`` (a probe, :func:`probe_matching`); default
+        :func:`table_rate`.
 
     Returns
     -------
     dict
-        ``extract``, ``match`` and ``total`` seconds and ``pairs`` (the number of pairs).
-        Rates come from measurements on the development machine, refined by the
-        runs of this process.
+        ``extract``, ``match``, ``predict`` and ``total`` seconds, ``pairs`` (the number of
+        pairs) and ``rate`` (the pairs per second used).
 
     Raises
     ------
     ExplorerError
-        Unknown matcher or non-positive sizes.
+        Unknown matcher or non-positive sizes or rates.
     """
     if matcher not in MATCHERS:
         raise ExplorerError(f"matcher: {matcher!r} is not one of {tuple(MATCHERS)}")
     if n_images < 1 or num_tokens < 1:
         raise ExplorerError("estimate needs at least one image and one token")
+    if (pairs_per_second is not None and not pairs_per_second > 0) or (
+        seconds_per_image is not None and not seconds_per_image >= 0
+    ):
+        raise ExplorerError("rates must be positive")
     pairs = n_images * (n_images - 1) // 2
     per_image = _CPU_SECONDS_PER_IMAGE if seconds_per_image is None else seconds_per_image
     extract = 0.0 if tokens_cached else n_images * per_image
-    rate = _measured.get((matcher, device, num_tokens))
-    if rate is None:
-        rate = _interp_rate(_CPU_PAIRS_PER_S[matcher], num_tokens)
-        if device == "cuda":
-            rate *= _GPU_SPEEDUP
+    predict = 0.0 if proba_cached else n_images * per_image
+    rate = pairs_per_second if pairs_per_second is not None else table_rate(
+        matcher, device, num_tokens
+    )
     match = 0.0 if rsm_cached else pairs / rate
-    return {"extract": extract, "match": match, "total": extract + match, "pairs": float(pairs)}
+    return {
+        "extract": extract,
+        "match": match,
+        "predict": predict,
+        "total": extract + match + predict,
+        "pairs": float(pairs),
+        "rate": float(rate),
+    }
 
 
 def _record_rate(matcher: str, device: str, s: int, pairs: int, seconds: float) -> None:
     if pairs >= 50 and seconds > 0.05:
         _measured[(matcher, device, s)] = pairs / seconds
+
+
+#: probes of this process: key -> seconds per image or pairs per second
+_probes: dict[str, float] = {}
+#: a probe stops growing once one run takes this long (seconds)
+PROBE_SECONDS = 0.4
+#: estimated matching below this (seconds, from the table) is not worth a probe
+PROBE_ABOVE_SECONDS = 2.0
+
+
+def probe_matching(
+    tokens: np.ndarray,
+    matcher: str,
+    params: Mapping[str, Any],
+    device: str,
+    *,
+    budget_s: float = PROBE_SECONDS,
+    start_images: int | None = None,
+    solver: Callable[..., Any] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Pairs per second of the semantic RSM of these tokens, measured on the first few.
+
+    The matcher runs once on two images (so any compile happens outside the timing),
+    then on the first ``n`` images, ``n`` doubling from ``start_images`` until one run
+    takes at least ``budget_s / 4`` or all images are used. Measuring on the data itself
+    matters: the exact auction's speed depends on the features, not only on S.
+
+    Parameters
+    ----------
+    tokens : ndarray (N, S, C), N >= 2
+    matcher, params : the matcher and its parameters
+    device : "cpu" or "cuda", the device that will run the job
+    budget_s : float
+        Target length of the last timed run.
+    start_images : int, optional
+        Default 4 on the CPU, 32 on CUDA (a GPU needs many pairs per launch to show
+        its speed; fewer pairs give a pessimistic rate).
+    solver, clock : injectable for tests (default :func:`semrsm.rsm.semantic_rsm`,
+        ``time.perf_counter``).
+
+    Returns
+    -------
+    float
+        Pairs per second.
+
+    Raises
+    ------
+    ExplorerError
+        Fewer than two images.
+    """
+    n = int(tokens.shape[0])
+    if n < 2:
+        raise ExplorerError("a matching probe needs at least two images")
+    if solver is None:
+        from semrsm.rsm import semantic_rsm as solver
+    kw = dict(kernel="linear", matcher=matcher, device=device, **dict(params))
+    solver(tokens[:2], **kw)  # compile / load outside the timing
+    m = min(n, start_images or (32 if device == "cuda" else 4))
+    while True:
+        t0 = clock()
+        solver(tokens[:m], **kw)
+        elapsed = max(clock() - t0, 1e-6)
+        if elapsed >= budget_s / 4 or m >= n:
+            return (m * (m - 1) // 2) / elapsed
+        m = min(n, 2 * m)
+
+
+def probe_forward(
+    model: Any,
+    images: Sequence[Any],
+    layer: str,
+    *,
+    count: int | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[float, np.ndarray]:
+    """Forward time per image of ``model`` on the first ``count`` real images of the set
+    (after a one-image warm-up), on the model's device.
+
+    Returns
+    -------
+    seconds_per_image : float
+    tokens : ndarray (count, S, C) float32, the layer's tokens of those images (for
+        :func:`probe_matching`).
+    """
+    from semrsm.layers import extract_tokens
+
+    if count is None:
+        count = 32 if str(getattr(model, "device", "cpu")).startswith("cuda") else 8
+    count = max(1, min(count, len(images)))
+    extract_tokens(model, list(images[:1]), layer)  # warm-up
+    t0 = clock()
+    out = extract_tokens(model, list(images[:count]), layer)
+    return (clock() - t0) / count, np.asarray(out.tokens, dtype=np.float32)
 
 
 _forward_seconds: dict[tuple[str, str], float] = {}
@@ -136,6 +265,8 @@ class RunPlan:
     tokens_cached, rsm_cached : bool
     estimate : dict, from :func:`estimate_seconds`
     device : str, resolved ("cpu" or "cuda")
+    sources : dict, for "extract" and "match": "probe" (measured here on this data and
+        device), "table" or "guess"
     """
 
     config: ExplorerConfig
@@ -149,6 +280,7 @@ class RunPlan:
     rsm_cached: bool
     estimate: dict[str, float]
     device: str
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -156,9 +288,18 @@ class RunPlan:
         return self.estimate["total"]
 
     @property
+    def slowest(self) -> str:
+        """The part that takes longest: "extract", "match" or "predict"."""
+        return max(("extract", "match", "predict"), key=lambda k: self.estimate.get(k, 0.0))
+
+    @property
     def is_long(self) -> bool:
         """True when the run should wait for an explicit click."""
         return self.seconds > LONG_RUN_SECONDS
+
+
+def _probe_key(*parts: Any) -> str:
+    return "|".join(str(p) for p in parts)
 
 
 def plan(
@@ -168,8 +309,15 @@ def plan(
     model: Any = None,
     images: ImageSet | None = None,
     measure_forward: bool = True,
+    probe: bool = True,
 ) -> RunPlan:
     """Resolve the layer, the cache keys and the time estimate of a run.
+
+    The estimate uses rates of the device that will run the job, measured here: the
+    forward pass on the first few images of the set (when the tokens are not cached),
+    and the matcher on those images' tokens (or on the cached tokens) when the table's
+    guess says the matching takes more than :data:`PROBE_ABOVE_SECONDS`. Probes are
+    kept per process, keyed by the model, layer, data, matcher and device.
 
     Parameters
     ----------
@@ -180,7 +328,9 @@ def plan(
     images : ImageSet, optional
         Default :func:`load_images`.
     measure_forward : bool
-        Time one small forward pass when the tokens are not cached, for the estimate.
+        Time the forward pass on a few images when the tokens are not cached.
+    probe : bool
+        Time the matcher on a few images' tokens when the matching may be long.
 
     Raises
     ------
@@ -195,25 +345,58 @@ def plan(
     pk = proba_key(model, digest)
     tokens_cached = tk in cache
     rsm_cached = rk in cache
+    proba_cached = pk in cache or not getattr(model, "class_names", None)
+    n = len(images)
+    sources: dict[str, str] = {}
     spi = None
-    if measure_forward and not tokens_cached:
-        try:
-            spi = seconds_per_image(model, layer.name)
-        except Exception:  # noqa: BLE001 - only an estimate; the real run reports errors
-            spi = None
+    sample: np.ndarray | None = None
+    # per-image forward time depends on the model, layer and device, not on the pictures
+    # (preprocessing resizes them), so one probe serves every image set
+    fkey = _probe_key("forward", model.name, model.weights_id, layer.name, device)
+    if measure_forward and not (tokens_cached and proba_cached):
+        if fkey in _probes:
+            spi = _probes[fkey]
+        else:
+            try:
+                spi, sample = probe_forward(model, images.images, layer.name)
+                _probes[fkey] = spi
+            except Exception:  # noqa: BLE001 - only an estimate; the real run reports errors
+                spi = None
+        sources["extract"] = "probe" if spi is not None else "guess"
+    rate = None
+    if not rsm_cached and n >= 2:
+        mkey = _probe_key("match", tk, config.matcher, sorted(config.params.items()), device)
+        guess = (n * (n - 1) // 2) / table_rate(config.matcher, device, layer.num_tokens)
+        if mkey in _probes:
+            rate = _probes[mkey]
+        elif probe and guess > PROBE_ABOVE_SECONDS:
+            try:
+                if sample is None or len(sample) < 2:
+                    arrays = cache.load(tk) if tokens_cached else None
+                    if arrays is not None:
+                        sample = arrays["tokens"]
+                    else:
+                        _, sample = probe_forward(model, images.images, layer.name)
+                rate = probe_matching(sample, config.matcher, config.params, device)
+                _probes[mkey] = rate
+            except Exception:  # noqa: BLE001 - fall back to the table
+                rate = None
+        sources["match"] = "probe" if rate is not None else "table"
     est = estimate_seconds(
-        len(images),
+        n,
         layer.num_tokens,
         matcher=config.matcher,
         device=device,
         tokens_cached=tokens_cached,
         rsm_cached=rsm_cached,
+        proba_cached=proba_cached,
         seconds_per_image=spi,
+        pairs_per_second=rate,
     )
     return RunPlan(
         config=config.replace(layer=layer.name),
         layer=layer,
-        n_images=len(images),
+        n_images=n,
         digest=digest,
         tokens_key=tk,
         rsm_key=rk,
@@ -222,4 +405,5 @@ def plan(
         rsm_cached=rsm_cached,
         estimate=est,
         device=device,
+        sources=sources,
     )

@@ -43,6 +43,8 @@ CONTRIBUTION_COLORSCALE = "Plasma"
 #: used instead when some contributions are negative (ViT tokens): centred on 0
 CONTRIBUTION_DIVERGING = "RdBu_r"
 FOCUS_COLOR = "#00e5ff"
+#: drawn under every match line so that dark lines stay visible on dark images
+OUTLINE_COLOR = "#ffffff"
 IDENTITY_COLOR = "#2ecc40"
 OPTIMAL_COLOR = "#00e5ff"
 CHOSEN_COLOR = "#ff4fd8"
@@ -208,7 +210,7 @@ def matching_overlay(
     Returns
     -------
     plotly.graph_objects.Figure with traces named "image a", "image b", "grid a", "grid b",
-    "matches" (one per colour bin; the lines), "match centres" (hover and colour bar), and
+    "match outline" (a light line under every match), "matches" (one per colour bin; the lines), "match centres" (hover and colour bar), and
     ``layout.meta = {"lines": drawn, "grid": [H, W]}``.
 
     Raises
@@ -242,6 +244,24 @@ def matching_overlay(
     if order.size:
         span = cmax - cmin if cmax > cmin else 1.0
         bins = np.clip(((vals - cmin) / span * _BINS).astype(int), 0, _BINS - 1)
+        # a light outline under every line keeps dark lines visible on dark images
+        xo: list[float | None] = []
+        yo: list[float | None] = []
+        for i in range(order.size):
+            xo += [pa[i, 0], pb[i, 0], None]
+            yo += [pa[i, 1], pb[i, 1], None]
+        fig.add_trace(
+            go.Scatter(
+                x=xo,
+                y=yo,
+                mode="lines",
+                line={"color": OUTLINE_COLOR, "width": 4.6},
+                opacity=0.85,
+                hoverinfo="skip",
+                showlegend=False,
+                name="match outline",
+            )
+        )
         # weakest bins first so the strongest lines are drawn on top
         for k in range(_BINS):
             sel = np.nonzero(bins == k)[0]
@@ -573,6 +593,7 @@ def alternatives_figure(
     *,
     grid_w: int | None = None,
     height: int = 260,
+    partner_value: float | None = None,
 ) -> go.Figure:
     """Bar chart of one token's inner products with its best candidate partners.
 
@@ -584,11 +605,17 @@ def alternatives_figure(
     partner : the position the matching chose (highlighted; it need not be the
         single best candidate, since each position of b can be used once).
     grid_w : grid width for ``(row, col)`` labels.
+    partner_value : the token's inner product with ``partner``; when the partner is not
+        among ``positions`` (the matching gave it a weaker candidate), it is added as a
+        last bar so the matched partner is always shown.
     """
     pos = np.asarray(positions, dtype=np.int64).ravel()
     vals = np.asarray(values, dtype=np.float64).ravel()
     if pos.size != vals.size:
         raise ValueError("positions and values must have the same length")
+    if partner_value is not None and int(partner) not in set(pos.tolist()):
+        pos = np.append(pos, int(partner))
+        vals = np.append(vals, float(partner_value))
     labels = [f"b {_rc(t, grid_w)}" if grid_w else f"b {t}" for t in pos]
     colors = [FOCUS_COLOR if int(t) == int(partner) else "#ffd400" for t in pos]
     fig = go.Figure(
@@ -605,7 +632,10 @@ def alternatives_figure(
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         xaxis={"title": {"text": "candidate partner in image b (best first)"}},
         yaxis={"title": {"text": "inner product ⟨a_s, b_t⟩"}},
-        title={"text": "cyan: the matched partner; yellow: alternatives", "font": {"size": 12}},
+        title={
+            "text": "cyan: the matched partner; yellow: other candidates",
+            "font": {"size": 12},
+        },
         showlegend=False,
     )
     return fig

@@ -31,6 +31,9 @@ MAX_GALLERY = 240
 SAME_COLOR = "#1b9e77"
 DIFF_COLOR = "#d95f02"
 QUERY_COLOR = "#1f77b4"
+#: caption marks of a neighbour with the query's label / another label
+SAME_MARK = "✓"
+DIFF_MARK = "✗"
 
 
 def image_to_data_uri(image: Image.Image, size: int | None = None) -> str:
@@ -52,7 +55,8 @@ def image_to_data_uri(image: Image.Image, size: int | None = None) -> str:
         img = img.copy()
         img.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
+    # fast zlib level: ``optimize=True`` took ~1 s per 320 px image and made revisits slow
+    img.save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -222,8 +226,8 @@ def neighbours_figure(
     thumbnails : sequence of PIL.Image.Image
     names : sequence of str
     labels : sequence, optional
-        With labels, a neighbour is framed green when its label equals the query's and
-        orange otherwise.
+        With labels, a neighbour with the query's label gets a solid green frame and a ✓
+        in its caption, another label a dotted orange frame and a ✗ (not colour alone).
     query : int
         Index of the query image.
     neighbours : mapping of row title to (indices (k,) int, similarities (k,) float)
@@ -256,7 +260,9 @@ def neighbours_figure(
     def short(name: str, width: int = 16) -> str:
         return name if len(name) <= width else name[: width - 1] + "…"
 
-    def place(col: float, row: float, idx: int, caption: str, color: str | None) -> None:
+    def place(
+        col: float, row: float, idx: int, caption: str, color: str | None, dash: str = "solid"
+    ) -> None:
         images.append(
             {
                 "source": image_to_data_uri(thumbnails[idx], 128),
@@ -291,7 +297,7 @@ def neighbours_figure(
                     "x1": col + 0.46,
                     "y0": row - 0.46,
                     "y1": row + 0.46,
-                    "line": {"color": color, "width": 4},
+                    "line": {"color": color, "width": 4, "dash": dash},
                 }
             )
 
@@ -318,10 +324,21 @@ def neighbours_figure(
         )
         hover = []
         for r, (j, s) in enumerate(zip(idx.tolist(), sims.tolist(), strict=True), start=1):
-            color = None
+            color, dash, mark = None, "solid", ""
             if labels is not None:
-                color = SAME_COLOR if labels[j] == qlabel else DIFF_COLOR
-            place(r + 0.3, y, j, f"<b>#{r}</b> · {kernel} {s:.3f}<br>{short(names[j])}", color)
+                # colour and a symbol and a line style: the frame does not rely on colour alone
+                same = labels[j] == qlabel
+                color = SAME_COLOR if same else DIFF_COLOR
+                dash = "solid" if same else "dot"
+                mark = SAME_MARK if same else DIFF_MARK
+            place(
+                r + 0.3,
+                y,
+                j,
+                f"<b>#{r}</b> {mark} · {kernel} {s:.3f}<br>{short(names[j])}",
+                color,
+                dash,
+            )
             hover.append(
                 f"rank {r}: {names[j]}"
                 + (f" ({labels[j]})" if labels is not None else "")

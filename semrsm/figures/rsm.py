@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 __all__ = [
     "label_order",
     "rsm_heatmaps",
+    "short_name",
     "difference_heatmap",
     "similarity_histograms",
     "SIMILARITY_COLORSCALE",
@@ -119,7 +120,15 @@ def _hover_names(names: list[str], labels: list[str] | None) -> list[str]:
     return [f"{nm} ({lab})" for nm, lab in zip(names, labels, strict=True)]
 
 
-def _short(name: str, width: int = 18) -> str:
+#: tick labels and captions keep at most this many characters (full names are in the hover)
+SHORT_NAME = 12
+#: a gain above ``-GAIN_RTOL * (largest |similarity|)`` counts as zero (rounding)
+GAIN_RTOL = 1e-6
+
+
+def short_name(name: str, width: int = SHORT_NAME) -> str:
+    """``name`` cut to ``width`` characters with an ellipsis (``hubble_deep…``)."""
+    name = str(name)
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
@@ -138,7 +147,7 @@ def _axis_ticks(names_o: list[str], labels_o: list[str] | None) -> dict:
         return {
             "tickmode": "array",
             "tickvals": list(range(n)),
-            "ticktext": [_short(x) for x in names_o],
+            "ticktext": [short_name(x) for x in names_o],
         }
     return {"showticklabels": False}
 
@@ -294,6 +303,7 @@ def rsm_heatmaps(
             "zeroline": False,
             "constrain": "domain",
             "tickfont": {"size": 10},
+            "automargin": True,
             **ticks,
         }
         fig.update_xaxes(
@@ -335,7 +345,8 @@ def difference_heatmap(
 
     With the exact matcher every entry is >= 0 (the optimal matching can only add
     similarity) and the scale runs from 0 (white) to the largest gain; when some entry
-    is negative (an approximate matcher, or RBF with its own bandwidths) a diverging
+    is negative beyond rounding (below ``-GAIN_RTOL`` times the largest absolute
+    similarity: an approximate matcher, or RBF with its own bandwidths) a diverging
     scale centred at 0 is used. Large values mark pairs whose shared content sits at
     different places.
 
@@ -365,11 +376,16 @@ def difference_heatmap(
     hover_o = [_hover_names(names, labels)[i] for i in order]
     d = (b - a)[np.ix_(order, order)]
     bound = float(np.abs(d).max()) or 1.0
-    if d.min() >= -1e-9:
+    # rounding (float32 products, summation order) leaves tiny negative gains even with
+    # the exact matcher; judge them against the size of the similarities, not absolutely
+    scale = max(float(np.abs(a).max()), float(np.abs(b).max()), np.finfo(float).tiny)
+    if d.min() >= -GAIN_RTOL * scale:
         # exact matching: never negative, so a sequential scale from 0 uses all colours
-        scale = {"colorscale": GAIN_COLORSCALE, "zmin": 0.0, "zmax": bound}
+        colours = {"colorscale": GAIN_COLORSCALE, "zmin": 0.0, "zmax": bound}
     else:
-        scale = {"colorscale": DIFFERENCE_COLORSCALE, "zmid": 0.0, "zmin": -bound, "zmax": bound}
+        colours = {
+            "colorscale": DIFFERENCE_COLORSCALE, "zmid": 0.0, "zmin": -bound, "zmax": bound
+        }
     custom = np.empty((n, n, 2), dtype=object)
     custom[:, :, 0] = np.array(hover_o, dtype=object)[:, None]
     custom[:, :, 1] = np.array(hover_o, dtype=object)[None, :]
@@ -379,7 +395,7 @@ def difference_heatmap(
             x=list(range(n)),
             y=list(range(n)),
             customdata=custom,
-            **scale,
+            **colours,
             name="difference",
             colorbar={
                 "title": {"text": "semantic −<br>spatio-semantic", "side": "top"},
@@ -392,7 +408,9 @@ def difference_heatmap(
         )
     )
     ticks = _axis_ticks(names_o, labels_o)
-    common = {"showgrid": False, "zeroline": False, "tickfont": {"size": 10}, **ticks}
+    common = {
+        "showgrid": False, "zeroline": False, "tickfont": {"size": 10}, "automargin": True, **ticks
+    }
     fig.update_xaxes(
         common, range=[-0.5, n - 0.5], tickangle=-45, scaleanchor="y", constrain="domain"
     )

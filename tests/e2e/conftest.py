@@ -1,5 +1,6 @@
 """Fixtures for the real-browser tests: the app served by ``streamlit run`` on a free
-loopback port with a temporary cache, and Debian's chromium driven by playwright.
+loopback port with a temporary cache, and Debian's chromium driven by playwright, with
+every request that is not to the app's own address blocked and failing the test.
 
 Screenshots go to ``artifacts/screenshots/`` (kept by CI). The tests are skipped, with
 the reason, when chromium or playwright is missing — except in CI (``CI`` set), which
@@ -124,9 +125,22 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+#: every request the browser tried to send anywhere but the app's own address (blocked)
+OUTSIDE_REQUESTS: list[str] = []
+
+
+def _allowed(url: str, app: str) -> bool:
+    return url.startswith((app + "/", "data:", "blob:")) or url == app
+
+
 @pytest.fixture(scope="session")
-def browser_context(tmp_path_factory):
-    """A chromium context with a fresh user-data dir (Debian chromium, no downloads)."""
+def browser_context(tmp_path_factory, app_url):
+    """A chromium context with a fresh user-data dir (Debian chromium, no downloads).
+
+    Every request that is not to the app's own address is aborted and recorded; the
+    autouse fixture ``no_outside_requests`` fails the test that caused it (the app must
+    work without a network: no icon fonts, no CDNs, no usage statistics).
+    """
     if not Path(CHROMIUM).is_file():
         _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
     try:
@@ -147,11 +161,28 @@ def browser_context(tmp_path_factory):
     except Exception as err:  # noqa: BLE001
         pw.stop()
         _unavailable(f"chromium could not start: {err}")
+    def route(r) -> None:
+        if _allowed(r.request.url, app_url):
+            r.continue_()
+        else:
+            OUTSIDE_REQUESTS.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
     try:
         yield context
     finally:
         context.close()
         pw.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_outside_requests():
+    """Fail a browser test during which the app tried to reach any other address."""
+    start = len(OUTSIDE_REQUESTS)
+    yield
+    tried = OUTSIDE_REQUESTS[start:]
+    assert not tried, f"the app tried to leave the machine: {sorted(set(tried))[:10]}"
 
 
 @pytest.fixture()

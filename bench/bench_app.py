@@ -1,0 +1,318 @@
+"""The explorer's first hour, timed in a real browser, against the targets of docs/BENCHMARKS.md.
+
+    python bench/bench_app.py                 # the whole table (a few minutes on 2 cores)
+    python bench/bench_app.py --skip-estimates  # only the browser part
+
+What it does, with a fresh, empty cache folder (so numba compiles from nothing, as on a
+fresh install) and Debian's chromium (network requests outside the app are blocked):
+
+1. ``streamlit run app.py`` → both heatmaps drawn (fresh install);
+2. Embedding first visit (clicked as soon as the heatmaps show, and again after the
+   background warm-up finished, on a second server start), then every page and revisits;
+3. the server stopped and started again on the same cache → heatmaps, Embedding;
+4. estimate against actual time for a few runs over 10 s (library calls, as the app
+   makes them: ``plan`` then ``compute``).
+
+Every time is wall clock from the action (server start or click) to the drawn figure.
+The machine's load (``uptime``) is printed next to the table: on a shared machine the
+times are pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+# JS predicates: the RSM page's two heatmap panels, and the embedding's two maps
+HEATMAPS = """() => {
+  const h1 = document.querySelector('h1');
+  if (!h1 || !h1.innerText.startsWith('Similarity matrices')) return false;
+  return [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .some(gd => gd.data && gd.data.filter(t => t.type === 'heatmap').length === 2
+                && gd.querySelectorAll('g.hm image').length >= 2);
+}"""
+EMBEDDING = """() => {
+  const h1 = document.querySelector('h1');
+  if (!h1 || h1.innerText.trim() !== 'Embedding') return false;
+  return [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .some(gd => gd.layout && gd.layout.xaxis && gd.layout.xaxis.title
+                && /(UMAP|MDS) 1/.test(gd.layout.xaxis.title.text || '')
+                && gd.querySelectorAll('g.scatterlayer .point').length >= 8);
+}"""
+PAGE_DONE = """(title) => {
+  const h1 = document.querySelector('h1');
+  return h1 && h1.innerText.trim().startsWith(title)
+    && !document.querySelector('[data-testid="stStatusWidget"]')
+    && document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot').length > 0;
+}"""
+
+TARGETS = {
+    "first heatmaps, fresh install": 8.0,
+    "first heatmaps, after a restart": 3.0,
+    "Embedding first visit": 10.0,
+    "revisit": 1.0,
+}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        conn.request("GET", "/_stcore/health")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+class Server:
+    """``streamlit run app.py`` on a free loopback port with the given cache folder."""
+
+    def __init__(self, cache_dir: Path):
+        self.cache_dir = cache_dir
+        self.port = _port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        env = {**os.environ, "SEMRSM_CACHE_DIR": str(self.cache_dir)}
+        env.pop("NUMBA_CACHE_DIR", None)  # the app's own choice: <cache>/numba
+        env.pop("SEMRSM_DATA_ROOT", None)
+        self.log = open(self.cache_dir.parent / f"streamlit-{self.port}.log", "ab")  # noqa: SIM115
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+             "--server.address", "127.0.0.1", "--server.port", str(self.port),
+             "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        while not _healthy(self.port):
+            if self.proc.poll() is not None:
+                raise RuntimeError("streamlit exited; see " + self.log.name)
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+
+def _nav(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+
+
+def _timed(page, predicate: str, action=None, arg=None, timeout_s: float = 300) -> float:
+    t0 = time.perf_counter()
+    if action is not None:
+        action()
+    page.wait_for_function(predicate, arg=arg, timeout=timeout_s * 1000, polling=50)
+    return time.perf_counter() - t0
+
+
+def _wait_warm(server: Server, timeout_s: float = 240) -> None:
+    """Wait until the warm-up thread finished (its numba cache files stop changing)."""
+    folder = server.cache_dir / "numba"
+    last, stable_since = -1, time.monotonic()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        n = sum(1 for _ in folder.rglob("*")) if folder.is_dir() else 0
+        if n != last:
+            last, stable_since = n, time.monotonic()
+        elif time.monotonic() - stable_since > 8:
+            return
+        time.sleep(1)
+
+
+def browser_part(rows: list, outside: list) -> None:
+    from playwright.sync_api import sync_playwright
+
+    work = Path(tempfile.mkdtemp(prefix="semrsm-bench-app-"))
+    cache = work / "cache"
+    cache.mkdir()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+
+        def new_page(server: Server):
+            ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
+
+            def route(r):
+                if r.request.url.startswith(server.url) or r.request.url.startswith("data:"):
+                    r.continue_()
+                else:
+                    outside.append(r.request.url)
+                    r.abort()
+
+            ctx.route("**/*", route)
+            page = ctx.new_page()
+            page.set_default_timeout(300_000)
+            return ctx, page
+
+        # ---- 1. fresh install: empty cache folder (numba compiles from nothing)
+        server = Server(cache)
+        server.start()
+        try:
+            ctx, page = new_page(server)
+            page.goto(server.url, wait_until="commit")
+            page.wait_for_function(HEATMAPS, timeout=300_000, polling=50)
+            rows.append(("first heatmaps, fresh install", time.perf_counter() - server.t0,
+                         TARGETS["first heatmaps, fresh install"], "server start → drawn"))
+            t = _timed(page, EMBEDDING, lambda: _nav(page, "Embedding"))
+            rows.append(("Embedding first visit, fresh install, clicked at once", t, None,
+                         "UMAP compiles from nothing (warm-up still running)"))
+            t = _timed(page, HEATMAPS, lambda: _nav(page, "RSMs"))
+            rows.append(("revisit RSMs", t, TARGETS["revisit"], ""))
+            t = _timed(page, EMBEDDING, lambda: _nav(page, "Embedding"))
+            rows.append(("revisit Embedding", t, TARGETS["revisit"], ""))
+            for title, h1 in (("Nearest neighbours", "Nearest neighbours"),
+                              ("Token matching", "Token matching"), ("Analyses", "Analyses")):
+                if not page.locator('[data-testid="stSidebarNav"]').get_by_text(
+                        title, exact=True).count():
+                    continue
+                t = _timed(page, PAGE_DONE, lambda title=title: _nav(page, title), arg=h1)
+                rows.append((f"{title} first visit", t, None, ""))
+                _nav(page, "RSMs")
+                page.wait_for_function(HEATMAPS, timeout=120_000, polling=50)
+                t = _timed(page, PAGE_DONE, lambda title=title: _nav(page, title), arg=h1)
+                rows.append((f"revisit {title}", t, TARGETS["revisit"], ""))
+            ctx.close()
+            _wait_warm(server)
+        finally:
+            server.stop()
+
+        # ---- 2. restart on the filled cache: heatmaps, then Embedding at once
+        server = Server(cache)
+        server.start()
+        try:
+            ctx, page = new_page(server)
+            page.goto(server.url, wait_until="commit")
+            page.wait_for_function(HEATMAPS, timeout=300_000, polling=50)
+            rows.append(("first heatmaps, after a restart", time.perf_counter() - server.t0,
+                         TARGETS["first heatmaps, after a restart"], "server start → drawn"))
+            t = _timed(page, EMBEDDING, lambda: _nav(page, "Embedding"))
+            rows.append(("Embedding first visit, after a restart", t,
+                         TARGETS["Embedding first visit"], "clicked as soon as heatmaps show"))
+            ctx.close()
+        finally:
+            server.stop()
+
+        # ---- 3. fresh install again, Embedding clicked after the warm-up finished
+        shutil.rmtree(cache)
+        cache.mkdir()
+        server = Server(cache)
+        server.start()
+        try:
+            ctx, page = new_page(server)
+            page.goto(server.url, wait_until="commit")
+            page.wait_for_function(HEATMAPS, timeout=300_000, polling=50)
+            t_warm = time.perf_counter()
+            _wait_warm(server)
+            warm_s = time.perf_counter() - t_warm
+            t = _timed(page, EMBEDDING, lambda: _nav(page, "Embedding"))
+            rows.append(("Embedding first visit, fresh install, after the warm-up", t,
+                         TARGETS["Embedding first visit"],
+                         f"warm-up ended {warm_s:.0f} s after the heatmaps"))
+            ctx.close()
+        finally:
+            server.stop()
+        browser.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def estimate_part(rows: list) -> None:
+    """Estimate (``plan``) against the actual ``compute`` time, fresh cache each run."""
+    import torch
+
+    from semrsm.cache import Cache
+    from semrsm.explorer import ExplorerConfig, compute, plan
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    configs = [
+        ExplorerConfig(images="shapes:40", layer="act1"),  # S = 1024, exact
+        ExplorerConfig(images="shapes:128", layer="layer1"),  # S = 256, exact
+        ExplorerConfig(images="shapes:64", layer="act1", matcher="batch_optimal",
+                       matcher_params=(("window", 128),)),
+        ExplorerConfig(images="crops:astronaut,coffee:20", layer="act1", matcher="topk_greedy",
+                       matcher_params=(("k", 32),)),
+    ]
+    for cfg in configs:
+        with tempfile.TemporaryDirectory() as d:
+            cache = Cache(d)
+            t0 = time.perf_counter()
+            run = plan(cfg, cache)
+            t_plan = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            compute(cfg, cache)
+            actual = time.perf_counter() - t0
+        ratio = run.seconds / actual
+        name = (f"{cfg.model} {cfg.layer} {cfg.images} {cfg.matcher}: estimate "
+                f"{run.seconds:.1f} s (probe {t_plan:.1f} s) vs actual")
+        rows.append((name, actual, None,
+                     f"ratio {ratio:.2f} ({'within 2×' if 0.5 <= ratio <= 2 else 'OFF'}); "
+                     + ", ".join(f"{k} {v}" for k, v in run.sources.items())))
+        print(f"  {name} {actual:.1f} s", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-estimates", action="store_true")
+    ap.add_argument("--skip-browser", action="store_true")
+    args = ap.parse_args()
+    from semrsm._platform import machine_description
+
+    load_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    rows: list = []
+    outside: list = []
+    if not args.skip_browser:
+        browser_part(rows, outside)
+    if not args.skip_estimates:
+        estimate_part(rows)
+    load_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC · "
+          f"{machine_description()}")
+    print(f"load before: {load_before}\nload after:  {load_after}\n")
+    print("| step | measured | target | met | note |\n|---|---|---|---|---|")
+    for name, t, target, note in rows:
+        met = "" if target is None else ("yes" if t <= target else "**no**")
+        tgt = "" if target is None else (f"< {target:g} s" if name.startswith("revisit")
+                                         else f"≤ {target:g} s")
+        print(f"| {name} | {t:.2f} s | {tgt} | {met} | {note} |")
+    print(f"\nrequests outside the app (blocked): {len(outside)}"
+          + (f" — {sorted(set(outside))[:5]}" if outside else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""The sidebar's widgets: model, weights, layer, image set, kernel, matcher, device.
+
+Every page draws its own copy of the sidebar (through ``pages._run.current_result``);
+the widget values travel between pages through ``st.session_state`` under the keys of
+:data:`SIDEBAR_DEFAULTS` and ``sb_weights``, ``sb_layer``, ``sb_folder`` (these names are
+part of the app's interface: links may set them).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+from streamlit.errors import StreamlitAPIException
+
+from pages._navigation import leave_legacy_pages_mode
+from pages._resources import get_cache, get_layers
+from semrsm.cache import Cache
+from semrsm.explorer import ExplorerConfig, data_root, default_layer, list_server_folders
+from semrsm.images import PHOTO_FILES
+from semrsm.kernels import KERNELS
+from semrsm.matching import MATCHERS
+from semrsm.models import DEMO_MODELS, POPULAR_MODELS
+
+__all__ = [
+    "CONFIG_KEY",
+    "MATCHER_LABELS",
+    "SIDEBAR_DEFAULTS",
+    "SOURCES",
+    "WEIGHT_LABELS",
+    "current_config",
+    "render_sidebar",
+]
+
+#: session_state key of the configuration the sidebar produced in this run
+CONFIG_KEY = "semrsm_config"
+
+OTHER_MODEL = "Other timm model…"
+SOURCES = {
+    "shapes": "Shapes (procedural, labelled)",
+    "photos": "Photos (scikit-image)",
+    "crops": "Translated crops of photos",
+    "uploads": "Upload images",
+    "folder": "Folder on the server",
+}
+WEIGHT_LABELS = {
+    "default": "demo weights (shipped)",
+    "pretrained": "pretrained (timm; downloads when online)",
+    "none": "none (random init)",
+    "file": "local checkpoint",
+}
+MATCHER_LABELS = {
+    "exact": "exact (optimal)",
+    "batch_optimal": "batch-optimal (paper's trade-off)",
+    "topk_greedy": "top-k greedy",
+    "greedy": "greedy",
+    "identity": "identity (no matching)",
+}
+IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
+
+
+# --------------------------------------------------------------------------- sidebar
+
+#: widget keys of the sidebar and their initial values; their values are carried from
+#: page to page (each page draws its own copy of the sidebar, see render_sidebar)
+SIDEBAR_DEFAULTS: dict[str, object] = {
+    "sb_model_choice": next(iter(DEMO_MODELS)),
+    "sb_model_custom": "",
+    "sb_ckpt_path": "",
+    "sb_source": "shapes",
+    "sb_shapes_n": 32,
+    "sb_shapes_k": 1,
+    "sb_seed": 0,
+    "sb_crops_photos": ["astronaut", "coffee"],
+    "sb_crops_n": 9,
+    "sb_upload_labels": False,
+    "sb_kernel": "cosine",
+    "sb_matcher": "exact",
+    "sb_window": int(MATCHERS["batch_optimal"]["params"]["window"]),
+    "sb_topk": int(MATCHERS["topk_greedy"]["params"]["k"]),
+    "sb_device": "auto",
+}
+#: keys whose valid values depend on other choices (validated where they are drawn)
+_DEPENDENT_KEYS = ("sb_weights", "sb_layer", "sb_folder")
+_KEPT_UPLOADS = "_sb_kept_uploads"
+_KEPT_CHECKPOINT = "_sb_kept_checkpoint"
+
+
+def _fmt_layer(li) -> str:
+    h, w = li.grid
+    return f"{li.name} — {li.channels}×{h}×{w} · {li.num_tokens} tokens"
+
+
+def _keep_uploads(cache: Cache) -> None:
+    """on_change of the image uploader: store the files and remember them (a widget on
+    another page starts empty, so the uploaded set lives in session_state)."""
+    files = st.session_state.get("sb_uploads") or []
+    st.session_state[_KEPT_UPLOADS] = tuple(
+        (f.name, cache.store_upload(f.name, f.getvalue())) for f in files
+    )
+
+
+def _keep_checkpoint(cache: Cache) -> None:
+    up = st.session_state.get("sb_ckpt_upload")
+    if up is None:
+        st.session_state[_KEPT_CHECKPOINT] = None
+    else:
+        digest = cache.store_upload(up.name, up.getvalue())
+        st.session_state[_KEPT_CHECKPOINT] = (up.name, str(cache.upload_path(digest)))
+
+
+def _model_section(cache: Cache, choice: str) -> tuple[str, str, str | None]:
+    sb = st.sidebar
+    if choice == OTHER_MODEL:
+        name = sb.text_input(
+            "timm model name", key="sb_model_custom", placeholder="e.g. resnet18.a1_in1k"
+        ).strip()
+    else:
+        name = choice
+    demo = name in DEMO_MODELS
+    options = ["default", "none", "file"] if demo else ["pretrained", "none", "file"]
+    if st.session_state.get("sb_weights") not in options:
+        st.session_state["sb_weights"] = options[0]
+    weights = sb.radio("Weights", options, key="sb_weights", format_func=WEIGHT_LABELS.get)
+    checkpoint = None
+    if weights == "file":
+        sb.file_uploader(
+            "Checkpoint (.safetensors, .pt, .pth)",
+            type=["safetensors", "pt", "pth", "bin"],
+            key="sb_ckpt_upload",
+            on_change=_keep_checkpoint,
+            args=(cache,),
+        )
+        kept = st.session_state.get(_KEPT_CHECKPOINT)
+        if kept:
+            checkpoint = kept[1]
+            sb.caption(f"Using the uploaded checkpoint **{kept[0]}**.")
+        root = data_root()
+        if root is not None:
+            rel = sb.text_input(f"…or a path inside {root}", key="sb_ckpt_path").strip()
+            if rel:
+                path = (root / rel).resolve()
+                if path == root or root in path.parents:
+                    checkpoint = str(path)
+                else:
+                    sb.error(f"{rel!r} lies outside {root}; give a path inside it")
+    return name, weights, checkpoint
+
+
+def _image_section(cache: Cache) -> tuple[str, tuple[tuple[str, str], ...], int, bool]:
+    sb = st.sidebar
+    root = data_root()
+    sources = [k for k in SOURCES if k != "folder" or root is not None]
+    if st.session_state.get("sb_source") not in sources:
+        st.session_state["sb_source"] = "shapes"
+    source = sb.selectbox("Image set", sources, key="sb_source", format_func=SOURCES.get)
+    uploads: tuple[tuple[str, str], ...] = ()
+    seed = 0
+    labels_from_names = False
+    if source == "shapes":
+        n = sb.slider("Images", 8, 256, step=4, key="sb_shapes_n")
+        k = sb.slider(
+            "Objects per image",
+            1,
+            3,
+            key="sb_shapes_k",
+            help="With several objects the label is the largest object's class.",
+        )
+        seed = int(sb.number_input("Seed", 0, 10_000, key="sb_seed"))
+        spec = f"shapes:{n}" + (f":{k}" if k > 1 else "")
+    elif source == "photos":
+        spec = "photos"
+    elif source == "crops":
+        photos = sb.multiselect("Photos", list(PHOTO_FILES), key="sb_crops_photos")
+        per = sb.slider("Crops per photo", 4, 25, key="sb_crops_n")
+        spec = f"crops:{','.join(photos)}:{per}" if photos else "crops:astronaut"
+    elif source == "uploads":
+        sb.file_uploader(
+            "Images",
+            type=IMAGE_TYPES,
+            accept_multiple_files=True,
+            key="sb_uploads",
+            on_change=_keep_uploads,
+            args=(cache,),
+            help="Stored only inside the app's cache folder. Files that do not decode are "
+            "listed and skipped.",
+        )
+        uploads = st.session_state.get(_KEPT_UPLOADS, ())
+        if uploads and not st.session_state.get("sb_uploads"):
+            sb.caption(f"Using the {len(uploads)} files uploaded earlier.")
+        labels_from_names = sb.checkbox(
+            "Labels from file names (text before the first _ or -)", key="sb_upload_labels"
+        )
+        spec = "uploads"
+    else:
+        folders = list_server_folders(root)
+        if st.session_state.get("sb_folder") not in folders:
+            st.session_state["sb_folder"] = folders[0]
+        rel = sb.selectbox(f"Folder in {root}", folders, key="sb_folder")
+        spec = f"folder:{rel}"
+    return spec, uploads, seed, labels_from_names
+
+
+def render_sidebar() -> ExplorerConfig:
+    """Draw the sidebar (once per run) and return its configuration.
+
+    Each page draws the sidebar (through :func:`current_result`); the widget values are
+    carried between pages through ``st.session_state``. Calling it again in the same
+    run returns the configuration of the first call without drawing anything.
+
+    Returns
+    -------
+    ExplorerConfig
+        ``layer`` is None when the model could not be loaded (:func:`current_result`
+        then shows the error on the page); also stored under
+        ``st.session_state[CONFIG_KEY]``.
+    """
+    leave_legacy_pages_mode()
+    cache = get_cache()
+    sb = st.sidebar
+    try:
+        # Re-assigning a widget's key turns its value into plain session state, which the
+        # same widget on another page picks up (Streamlit's documented way to keep widget
+        # values across pages). It raises if the widget already exists in this run.
+        for key, default in SIDEBAR_DEFAULTS.items():
+            st.session_state[key] = st.session_state.get(key, default)
+        for key in _DEPENDENT_KEYS:
+            if key in st.session_state:
+                st.session_state[key] = st.session_state[key]
+        choices = [*DEMO_MODELS, *POPULAR_MODELS, OTHER_MODEL]
+        if st.session_state["sb_model_choice"] not in choices:
+            st.session_state["sb_model_choice"] = choices[0]
+        choice = sb.selectbox(
+            "Model",
+            choices,
+            key="sb_model_choice",
+            help="Demo models run offline. Popular timm models need pretrained weights "
+            "(downloaded by timm when online, or from its local cache); 'Other' takes any "
+            "timm name.",
+        )
+    except StreamlitAPIException:
+        cfg = st.session_state.get(CONFIG_KEY)
+        if isinstance(cfg, ExplorerConfig):
+            return cfg  # already drawn in this run
+        raise
+    name, weights, checkpoint = _model_section(cache, choice)
+
+    cuda = torch.cuda.is_available()
+    devices = ["auto", "cpu", "cuda"] if cuda else ["auto", "cpu"]
+    if st.session_state.get("sb_device") not in devices:
+        st.session_state["sb_device"] = "auto"
+    device = st.session_state["sb_device"]
+
+    # The layer list needs the model: load it here (held by st.cache_resource).
+    layer = None
+    layers = None
+    if name and not (weights == "file" and checkpoint is None):
+        try:
+            with st.spinner(f"Loading {name}…"):
+                layers = get_layers(name, weights, checkpoint, device)
+        except Exception as err:  # noqa: BLE001 - current_result() shows it on the page
+            sb.caption(f"⚠️ {type(err).__name__}: see the message on the page")
+    if layers:
+        by_name = {li.name: li for li in layers}
+        if st.session_state.get("sb_layer") not in by_name:
+            st.session_state["sb_layer"] = default_layer(layers).name
+        layer = sb.selectbox(
+            "Layer",
+            list(by_name),
+            key="sb_layer",
+            format_func=lambda n: _fmt_layer(by_name[n]),
+            help="Channels × height × width of the feature map; tokens = positions S. "
+            "Early layers have many positions: slower exact matching, bigger effect.",
+        )
+
+    spec, uploads, seed, labels_from_names = _image_section(cache)
+
+    if st.session_state.get("sb_kernel") not in KERNELS:
+        st.session_state["sb_kernel"] = "cosine"
+    kernel = sb.radio(
+        "Kernel",
+        list(KERNELS),
+        key="sb_kernel",
+        horizontal=True,
+        help="All three are computed at once; this picks the one shown.",
+    )
+    if st.session_state.get("sb_matcher") not in MATCHERS:
+        st.session_state["sb_matcher"] = "exact"
+    matcher = sb.selectbox(
+        "Matcher",
+        list(MATCHERS),
+        key="sb_matcher",
+        format_func=MATCHER_LABELS.get,
+        help="How the positions of two images are paired. 'exact' is optimal; the others "
+        "are faster approximations (the paper recommends batch-optimal for large layers).",
+    )
+    params: tuple = ()
+    if matcher == "batch_optimal":
+        w = sb.number_input("Window", 2, 4096, key="sb_window")
+        params = (("window", int(w)),)
+    elif matcher == "topk_greedy":
+        k = sb.number_input("k (exact among the k largest tokens)", 1, 4096, key="sb_topk")
+        params = (("k", int(k)),)
+    sb.radio(
+        "Device",
+        devices,
+        key="sb_device",
+        horizontal=True,
+        format_func={"auto": "auto", "cpu": "CPU", "cuda": "GPU"}.get,
+    )
+    if not cuda:
+        sb.caption("GPU: not available on this server (no CUDA device); computing on the CPU.")
+    config = ExplorerConfig(
+        model=name,
+        weights=weights,
+        checkpoint=checkpoint,
+        layer=layer,
+        images=spec,
+        uploads=uploads,
+        labels_from_names=labels_from_names,
+        seed=seed,
+        kernel=kernel,
+        matcher=matcher,
+        matcher_params=params,
+        device=st.session_state["sb_device"],
+    )
+    st.session_state[CONFIG_KEY] = config
+    return config
+
+
+def current_config() -> ExplorerConfig:
+    """The sidebar's configuration in this run (draws the sidebar if not drawn yet)."""
+    return render_sidebar()
+
+

@@ -1,0 +1,35 @@
+"""Backend errors as messages that say what to do; never a bare traceback."""
+
+from __future__ import annotations
+
+import traceback
+
+import streamlit as st
+
+from semrsm.explorer import ComputeError, ExplorerError
+from semrsm.images import ImageError
+from semrsm.models import ModelError
+
+__all__ = ["show_error"]
+
+
+def show_error(err: BaseException) -> None:
+    """Show a backend error as ``st.error`` with what to do; never a traceback element."""
+    if isinstance(err, ModelError):
+        st.error(
+            f"**The model could not be loaded.** {err}\n\n"
+            "Pick a demo model, check the spelling of the timm name, or choose other weights."
+        )
+    elif isinstance(err, ImageError):
+        st.error(f"**The images could not be used.** {err}")
+    elif isinstance(err, ComputeError):
+        st.error(f"**The computation stopped.** {err}")
+    elif isinstance(err, (ExplorerError, ValueError)):
+        st.error(f"**This configuration cannot run.** {err}")
+    else:
+        st.error(
+            f"**Something went wrong:** {type(err).__name__}: {err}\n\n"
+            "Try another configuration; if it persists, report it with the details below."
+        )
+        with st.expander("details"):
+            st.code("".join(traceback.format_exception(err)), language="text")

@@ -1,0 +1,167 @@
+"""Run-time estimates (with injected rates, never timed), the matching probe's logic, the
+background warm-up and the one navigation workaround of the app."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from semrsm.explorer import ExplorerConfig, ExplorerError, estimate_seconds
+from semrsm.explorer import estimate as est_mod
+
+
+def test_estimate_adds_extraction_matching_and_predictions_from_given_rates():
+    e = estimate_seconds(
+        100, 64, seconds_per_image=0.02, pairs_per_second=99.0, tokens_cached=False,
+        proba_cached=False,
+    )
+    assert e["pairs"] == 4950
+    assert e["extract"] == pytest.approx(2.0) and e["predict"] == pytest.approx(2.0)
+    assert e["match"] == pytest.approx(50.0) and e["total"] == pytest.approx(54.0)
+    cached = estimate_seconds(100, 64, pairs_per_second=99.0, tokens_cached=True, rsm_cached=True)
+    assert cached["total"] == 0.0
+    with pytest.raises(ExplorerError):
+        estimate_seconds(10, 16, pairs_per_second=0.0)
+
+
+def test_table_rate_differs_by_device():
+    assert est_mod.table_rate("exact", "cuda", 256) > est_mod.table_rate("exact", "cpu", 256)
+
+
+class _FakeSolver:
+    """Takes ``pairs / rate`` seconds of a fake clock per call."""
+
+    def __init__(self, rate: float):
+        self.rate, self.now, self.sizes = rate, 0.0, []
+
+    def clock(self) -> float:
+        return self.now
+
+    def __call__(self, tokens, **kw):
+        m = len(tokens)
+        self.sizes.append(m)
+        self.now += (m * (m - 1) // 2) / self.rate
+
+
+def test_probe_warms_up_then_doubles_until_a_run_is_long_enough():
+    fake = _FakeSolver(rate=100.0)
+    tokens = np.zeros((64, 16, 4), np.float32)
+    rate = est_mod.probe_matching(
+        tokens, "exact", {}, "cpu", budget_s=0.4, solver=fake, clock=fake.clock
+    )
+    # 2 images untimed (compile), 4 (6 pairs, 0.06 s < 0.1 s), 8 (28 pairs, 0.28 s): stop
+    assert fake.sizes == [2, 4, 8]
+    assert rate == pytest.approx(100.0)
+
+
+def test_probe_stops_at_all_images_and_starts_larger_on_cuda():
+    fake = _FakeSolver(rate=1e9)
+    est_mod.probe_matching(
+        np.zeros((6, 4, 2)), "greedy", {}, "cpu", solver=fake, clock=fake.clock
+    )
+    assert fake.sizes == [2, 4, 6]
+    fake = _FakeSolver(rate=1e9)
+    est_mod.probe_matching(
+        np.zeros((100, 4, 2)), "exact", {}, "cuda", solver=fake, clock=fake.clock
+    )
+    assert fake.sizes[:2] == [2, 32]
+    with pytest.raises(ExplorerError):
+        est_mod.probe_matching(np.zeros((1, 4, 2)), "exact", {}, "cpu", solver=fake)
+
+
+@pytest.fixture()
+def probes(monkeypatch):
+    """plan() with injected probes: forward 0.5 s per image, matching 10 pairs/s."""
+    calls = []
+    monkeypatch.setattr(est_mod, "_probes", {})
+
+    def forward(model, images, layer, **kw):
+        return 0.5, np.ones((4, 1024, 4), np.float32)
+
+    def matching(tokens, matcher, params, device, **kw):
+        calls.append(device)
+        return 10.0
+
+    monkeypatch.setattr(est_mod, "probe_forward", forward)
+    monkeypatch.setattr(est_mod, "probe_matching", matching)
+    return calls
+
+
+def test_plan_uses_rates_probed_on_the_device_that_runs_the_job(tmp_path, probes):
+    from semrsm.cache import Cache
+
+    run = est_mod.plan(ExplorerConfig(layer="act1", device="cpu"), Cache(tmp_path))
+    assert probes == ["cpu"]
+    assert run.sources == {"extract": "probe", "match": "probe"}
+    assert run.estimate["match"] == pytest.approx(496 / 10.0)
+    assert run.estimate["extract"] == pytest.approx(32 * 0.5)
+    assert run.is_long and run.slowest == "match"
+
+
+def test_long_run_advice_names_the_slow_part(tmp_path, probes, monkeypatch):
+    """The advice suggested a deeper layer or batch-optimal even when the model's forward
+    pass was the slow part."""
+    from pages._run import long_run_advice, run_prompt
+    from semrsm.cache import Cache
+
+    monkeypatch.setattr(est_mod, "probe_forward", lambda *a, **k: (5.0, np.ones((4, 16, 4))))
+    run = est_mod.plan(ExplorerConfig(device="cpu"), Cache(tmp_path))  # 4x4 layer: matching fast
+    assert run.slowest in ("extract", "predict")
+    advice = long_run_advice(run)
+    assert "running the model" in advice and "batch-optimal" not in advice
+    assert "measured on this server" in run_prompt(run)
+    run.estimate.update(extract=0.0, predict=0.0, match=100.0)
+    assert "batch-optimal" in long_run_advice(run)
+
+
+def test_warm_up_compiles_the_matchers_and_rejects_unknown_steps():
+    from semrsm.explorer.warmup import warm_up
+
+    out = warm_up(("exact", "approximate"), device="cpu")
+    assert set(out) == {"exact", "approximate"} and all(math.isfinite(v) for v in out.values())
+    with pytest.raises(ValueError, match="unknown warm-up step"):
+        warm_up(("nope",))
+
+
+def test_umap_functions_get_an_on_disk_cache():
+    from numba.core.caching import NullCache
+
+    from semrsm.explorer.warmup import cache_umap
+
+    cache_umap()
+    import umap.umap_ as uu
+
+    # smooth_knn_dist is a parallel numba function that umap-learn leaves uncached
+    assert not isinstance(uu.smooth_knn_dist._cache, NullCache)
+
+
+def test_leaving_the_legacy_pages_mode_reruns_once():
+    from streamlit.runtime.pages_manager import PagesManager
+
+    from pages._navigation import leave_legacy_pages_mode
+
+    old = PagesManager.uses_pages_directory
+    reruns = []
+    try:
+        PagesManager.uses_pages_directory = True
+        assert leave_legacy_pages_mode(rerun=lambda: reruns.append(1)) is True
+        assert PagesManager.uses_pages_directory is False and reruns == [1]
+        assert leave_legacy_pages_mode(rerun=lambda: reruns.append(1)) is False
+        assert reruns == [1]
+    finally:
+        PagesManager.uses_pages_directory = old
+
+
+def test_numba_cache_lands_in_the_app_cache(monkeypatch, tmp_path):
+    from pages._startup import own_numba_cache
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("SEMRSM_CACHE_DIR", str(tmp_path))
+    assert own_numba_cache() == tmp_path / "numba"
+    import os
+
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "numba")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    assert own_numba_cache() == tmp_path / "mine"  # a user's choice wins
