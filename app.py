@@ -31,6 +31,7 @@ for file, title, icon in (
     ("token_matching.py", "Token matching", ":material/compare_arrows:"),
     ("embedding.py", "Embedding", ":material/scatter_plot:"),
     ("analyses.py", "Analyses", ":material/analytics:"),
+    ("compare.py", "Compare", ":material/compare:"),
 ):
     if (PAGES_DIR / file).is_file():
         pages.append(st.Page(f"pages/{file}", title=title, icon=icon))

@@ -44,8 +44,10 @@ __all__ = [
     "cli_compare",
     "compare_configs",
     "compare_layer_grid",
+    "compare_results",
     "compare_with_reference",
     "config_label",
+    "shared_config",
 ]
 
 
@@ -86,13 +88,35 @@ def compare_configs(
     ------
     As :func:`compute` and :func:`semrsm.analysis.compare`.
     """
-    b = _shared(a, b)
+    b = shared_config(a, b)
     ra = compute(a, cache, progress=progress, model=models[0], with_proba=False)
     rb = compute(b, cache, progress=progress, model=models[1], with_proba=False)
+    return compare_results(ra, rb, n_boot=n_boot, ci=ci, seed=seed, methods=methods)
+
+
+def compare_results(
+    ra: Any,
+    rb: Any,
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    methods: Sequence[str] = COMPARE_METHODS,
+) -> Comparison:
+    """A vs B for two :class:`~semrsm.explorer.ExplorerResult` of the same images, with A's
+    kernel; what :func:`compare_configs` and the Compare page both call.
+
+    Raises
+    ------
+    ExplorerError
+        The two results cover different images.
+    """
+    if ra.names != rb.names:
+        raise ExplorerError("A and B must be computed on the same images in the same order")
     return compare(
         ra,
         rb,
-        kernel=a.kernel,
+        kernel=ra.kernel,
         methods=methods,
         n_boot=n_boot,
         ci=ci,
@@ -101,7 +125,7 @@ def compare_configs(
     )
 
 
-def _shared(a: ExplorerConfig, b: ExplorerConfig) -> ExplorerConfig:
+def shared_config(a: ExplorerConfig, b: ExplorerConfig) -> ExplorerConfig:
     """B with A's image set, kernel, matcher and device (the comparison needs the same images)."""
     return b.replace(
         images=a.images,
@@ -132,7 +156,7 @@ def compare_layer_grid(
     -------
     LayerComparison with names ``(a.model, b.model)``.
     """
-    b = _shared(a, b)
+    b = shared_config(a, b)
     if not layers_a or not layers_b:
         raise ExplorerError("pick at least one layer of each model")
     la = layer_rsms(a, cache, list(layers_a), model=models[0], progress=progress)
