@@ -16,7 +16,9 @@ Each comes with a **bootstrap confidence interval over images**: draw N images w
 replacement, take the sub-matrices of both RSMs, recompute; percentile interval of
 ``n_boot`` draws. Pairs of an image with its own copy are left out (they would be
 self-similarities off the diagonal): of the RSA statistics, as rsatoolbox does, and of CKA,
-where the copies of an image are weighted by their count but not paired with each other.
+where the copies of an image are weighted by their count but not paired with each other;
+for τ_a, pairs of entries that are copies of one RSM entry are left out as well (they
+would count as ties, so identical RSMs would score below 1).
 Without this, CKA of a resample is biased upwards (identical copies agree perfectly in
 both RSMs) and its percentile interval can miss the estimate altogether. The same draws serve every
 statistic and both kinds, so ``semantic − classic`` gets its own (paired) interval.
@@ -91,7 +93,7 @@ def _ties(x: np.ndarray) -> int:
     return int(np.sum(counts * (counts - 1) // 2))
 
 
-def kendall_tau_a(x: np.ndarray, y: np.ndarray) -> float:
+def kendall_tau_a(x: np.ndarray, y: np.ndarray, copies: np.ndarray | None = None) -> float:
     """Kendall's τ_a of two vectors: ``(concordant − discordant) / (m(m−1)/2)``.
 
     Computed in ``O(m log m)`` from scipy's τ_b: ``con − dis = τ_b·sqrt((m0−tx)(m0−ty))``
@@ -100,6 +102,10 @@ def kendall_tau_a(x: np.ndarray, y: np.ndarray) -> float:
     Parameters
     ----------
     x, y : ndarray (m,) float, m >= 2.
+    copies : ndarray (m,) int, optional. In a bootstrap resample one RSM entry can appear
+        several times; entries with the same id here are copies of one entry, and the
+        pairs of copies are left out of the denominator (like an image's pair with its
+        own copy), so that identical RSMs still score 1.
 
     Returns
     -------
@@ -117,7 +123,8 @@ def kendall_tau_a(x: np.ndarray, y: np.ndarray) -> float:
     tau_b = stats.kendalltau(x, y, variant="b").statistic
     if not math.isfinite(tau_b):
         return 0.0
-    return float(np.clip(tau_b * math.sqrt((m0 - tx) * (m0 - ty)) / m0, -1.0, 1.0))
+    denom = m0 - (_ties(np.asarray(copies)) if copies is not None else 0)
+    return float(np.clip(tau_b * math.sqrt((m0 - tx) * (m0 - ty)) / denom, -1.0, 1.0))
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -168,8 +175,15 @@ def _check_method(method: str) -> None:
         raise AnalysisError(f"method: unknown {method!r}; choose one of {COMPARE_METHODS}")
 
 
-def _stat(method: str, a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> float:
-    """One statistic of two (sub-)RSMs; ``keep`` masks the upper-triangle entries used by RSA."""
+def _stat(
+    method: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    keep: np.ndarray | None = None,
+    copies: np.ndarray | None = None,
+) -> float:
+    """One statistic of two (sub-)RSMs; ``keep`` masks the upper-triangle entries used by
+    RSA, ``copies`` (for the kept entries) names the original entry of each (bootstrap)."""
     if method == "cka":
         return _cka(a, b)
     x, y = upper_triangle(a), upper_triangle(b)
@@ -177,7 +191,7 @@ def _stat(method: str, a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = N
         x, y = x[keep], y[keep]
     if x.size < 2:
         return math.nan
-    return spearman(x, y) if method == "spearman" else kendall_tau_a(x, y)
+    return spearman(x, y) if method == "spearman" else kendall_tau_a(x, y, copies)
 
 
 def rsm_similarity(a: np.ndarray, b: np.ndarray, method: str = "cka") -> float:
@@ -272,6 +286,8 @@ def _boot_values(
     n = draws.shape[1]
     for b, idx in enumerate(draws):
         keep = idx[iu] != idx[ju]  # a pair of an image with its own copy is a diagonal entry
+        lo_, hi_ = np.minimum(idx[iu], idx[ju])[keep], np.maximum(idx[iu], idx[ju])[keep]
+        copies = lo_ * n + hi_  # which entry of the full RSM each kept entry copies
         sub = np.ix_(idx, idx)
         w = np.bincount(idx, minlength=n).astype(np.float64)
         uniq = np.flatnonzero(w)
@@ -282,7 +298,7 @@ def _boot_values(
                 if m == "cka":
                     out[key, m][b] = _cka_weighted(x[usub], y[usub], w[uniq])
                 else:
-                    out[key, m][b] = _stat(m, xs, ys, keep)
+                    out[key, m][b] = _stat(m, xs, ys, keep, copies)
     return out
 
 
