@@ -189,7 +189,6 @@ def heatmap_panels(
                                 "thickness": 14}},
         shapes=shapes_,
         clickmode="event+select",
-        dragmode="select",
         hovermode="closest",
         plot_bgcolor="white",
         meta={"order": order.tolist(), "selectable": with_select},
@@ -199,10 +198,13 @@ def heatmap_panels(
 
 def selected_cells(points: Sequence[Mapping]) -> list[tuple[int, int]]:
     """``(i, j)`` original image indices of the selection layer's points in a plotly
-    selection event (``event.selection.points``); other points are ignored."""
+    selection event (``event.selection.points``); other points are ignored. Streamlit may
+    deliver a point's ``customdata`` as a list or as a dict ``{"0": i, "1": j}``."""
     out = []
     for p in points:
         cd = p.get("customdata")
+        if isinstance(cd, Mapping) and set(cd) == {"0", "1"}:
+            cd = [cd["0"], cd["1"]]
         if isinstance(cd, (list, tuple)) and len(cd) == 2:
             try:
                 out.append((int(cd[0]), int(cd[1])))
