@@ -13,6 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages._links import run_with_links
+
 st.set_page_config(
     page_title="semrsm explorer",
     page_icon=":material/grid_view:",
@@ -36,4 +38,4 @@ for file, title, icon in (
     if (PAGES_DIR / file).is_file():
         pages.append(st.Page(f"pages/{file}", title=title, icon=icon))
 
-st.navigation(pages).run()
+run_with_links(pages)  # st.navigation(pages).run(), with the view carried in the URL
