@@ -17,6 +17,7 @@ from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from semrsm.analysis import matching_contributions
 from semrsm.analysis.ordering import image_order
 from semrsm.explorer import ExplorerResult
+from semrsm.explorer.exports import kernels_npz, matchings_csv, tokens_npy, tokens_npz
 from semrsm.figures.matching import matching_overlay
 from semrsm.figures.navigation import heatmap_panels, selected_cells
 
@@ -168,10 +169,58 @@ def heatmap_navigation(result: ExplorerResult) -> None:
         config={"displaylogo": False},
     )
     block = st.session_state.get(BLOCK_KEY)
-    if block is not None and all(0 <= k < n for k in block[0] + block[1]):
+    if block is not None and not all(0 <= k < n for k in block[0] + block[1]):
+        block = None  # from another image set
+    if block is not None:
         _block(result, *block)
     if pair is not None:
         _pair_preview(result, int(pair[0]), int(pair[1]))
     else:
         st.caption("No pair selected yet: click a cell of either heatmap.")
+    _exports(result, pair, block)
+
+
+def _exports(result: ExplorerResult, pair, block) -> None:
+    """Downloads for scripts: tokens, all kernels, matchings of the selected pair/block."""
+    with st.expander("Downloads for scripts: tokens, all kernels, matchings"):
+        stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in
+                       f"semrsm_{result.model_name}_{result.layer.name}")[:60]
+        c1, c2, c3 = st.columns(3)
+        c1.download_button(
+            "Tokens + grid + names (.npz)", data=lambda: tokens_npz(result),
+            file_name=f"{stem}_tokens.npz", mime="application/octet-stream", on_click="ignore",
+            key="nav_dl_tokens_npz",
+            help="tokens (N, S, C) float32, grid (H, W), names, labels, model and layer; "
+            "numpy.load(path, allow_pickle=False).",
+        )
+        c1.download_button(
+            "Tokens only (.npy)", data=lambda: tokens_npy(result),
+            file_name=f"{stem}_tokens.npy", mime="application/octet-stream", on_click="ignore",
+            key="nav_dl_tokens_npy",
+            help="The (N, S, C) float32 array alone, e.g. for python -m semrsm rsm --tokens.",
+        )
+        c2.download_button(
+            "All kernels, both RSMs (.npz)", data=lambda: kernels_npz(result),
+            file_name=f"{stem}_kernels.npz", mime="application/octet-stream", on_click="ignore",
+            key="nav_dl_kernels",
+            help="spatial_/semantic_ × linear, cosine, rbf (N, N), the RBF bandwidths, "
+            "names and labels.",
+        )
+        chosen = []
+        if pair is not None:
+            chosen.append((int(pair[0]), int(pair[1])))
+        if block is not None:
+            chosen += [(i, j) for i in block[0] for j in block[1] if i != j][:2000]
+        if chosen:
+            c3.download_button(
+                f"Matchings of {len(chosen)} selected pair(s) (.csv)",
+                data=lambda: matchings_csv(result, chosen),
+                file_name=f"{stem}_matchings.csv", mime="text/csv", on_click="ignore",
+                key="nav_dl_matchings",
+                help="For each pair (the clicked cell and the cells of the selected block): "
+                "every position of one image, the position of the other matched to it, and "
+                "their inner product.",
+            )
+        else:
+            c3.caption("Click a cell or select a block to download the matchings of those pairs.")
 

@@ -332,3 +332,28 @@ def test_layer_table_shapes(demo):
     )
     assert len(lc.rows()) == 4 and not math.isnan(lc.rows()[0]["classic"])
     assert semrsm.analysis.compare is compare
+
+
+def test_exports(demo):
+    import csv
+
+    from semrsm.explorer.exports import kernels_npz, matchings_csv, tokens_npy, tokens_npz
+
+    ra = demo["ra"]
+    with np.load(io.BytesIO(tokens_npz(ra)), allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["tokens"], ra.tokens)
+        assert tuple(z["grid"]) == ra.grid and int(np.prod(z["grid"])) == ra.tokens.shape[1]
+        assert z["names"].tolist() == ra.names and str(z["layer"]) == "layer3"
+    np.testing.assert_array_equal(np.load(io.BytesIO(tokens_npy(ra))), ra.tokens)
+    with np.load(io.BytesIO(kernels_npz(ra)), allow_pickle=False) as z:
+        for k in ("linear", "cosine", "rbf"):
+            np.testing.assert_array_equal(z[f"spatial_{k}"], ra.spatial[k])
+            np.testing.assert_array_equal(z[f"semantic_{k}"], ra.semantic[k])
+        assert float(z["sigma2_semantic"]) > 0
+    rows = list(csv.DictReader(io.StringIO(matchings_csv(ra, [(0, 5), (3, 1)]))))
+    s = ra.tokens.shape[1]
+    assert len(rows) == 2 * s
+    for (i, j), chunk in (((0, 5), rows[:s]), ((3, 1), rows[s:])):
+        assert sorted(int(r["position_j"]) for r in chunk) == list(range(s))  # a permutation
+        total = sum(float(r["inner_product"]) for r in chunk)
+        assert total == pytest.approx(ra.inner[i, j], rel=1e-5)  # the matched inner product
