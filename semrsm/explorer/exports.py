@@ -40,12 +40,11 @@ def tokens_npz(result: ExplorerResult) -> bytes:
     """``.npz`` with ``tokens`` (N, S, C) float32, ``grid`` (2,) int64 ``(H, W)`` with
     ``H·W = S`` (position ``s`` at row ``s // W``, column ``s % W``), ``names``, ``labels``
     (N,) str, and the descriptors of :meth:`ExplorerResult.descriptors` (0-d str)."""
+    arrays = _strings(result)
+    arrays["grid"] = np.asarray(result.grid, dtype=np.int64)  # numbers, not the "HxW" text
     buf = io.BytesIO()
     np.savez_compressed(
-        buf,
-        tokens=np.ascontiguousarray(result.tokens, dtype=np.float32),
-        grid=np.asarray(result.grid, dtype=np.int64),
-        **_strings(result),
+        buf, tokens=np.ascontiguousarray(result.tokens, dtype=np.float32), **arrays
     )
     return buf.getvalue()
 
