@@ -283,7 +283,7 @@ def test_library_cli_and_page_agree(demo, tmp_path):
         assert not at.exception, [e.value for e in at.exception]
         assert not at.error, [e.value for e in at.error]
         assert at.selectbox(key="cmp_layer_b").value == "blocks.3"
-        page_rows = _frame(at, "cmp_rows")
+        page_rows = _frame(at, "a")
         assert len(page_rows) == 9
         for (_, r), ours in zip(page_rows.iterrows(), lib.rows(), strict=True):
             assert (r["kind"], r["method"]) == (ours["kind"], ours["method"])
@@ -298,6 +298,16 @@ def test_library_cli_and_page_agree(demo, tmp_path):
             for kind in ("classic", "semantic"):
                 np.testing.assert_allclose(grid_page.matrices[m][kind], grid.matrices[m][kind],
                                            rtol=1e-12)
+        # a reference upload: A's classic RSM of layer3 itself scores 1 there
+        buf = io.BytesIO()
+        np.save(buf, demo["ra"].spatial_rsm)
+        at.file_uploader(key="cmp_reference").set_value(("ref.npy", buf.getvalue(), "application/octet-stream")).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        ref_rows = _frame(at, "reference")
+        row = ref_rows[(ref_rows["layer"] == "layer3") & (ref_rows["kind"] == "classic")
+                       & (ref_rows["method"] == "cka")]
+        assert float(row["value"].iloc[0]) == pytest.approx(1.0)
         # every control of the page has a help text
         for w in [*at.selectbox, *at.number_input, *at.multiselect, *at.radio, *at.button,
                   *at.select_slider]:
@@ -316,11 +326,12 @@ def _root():
     return Path(__file__).resolve().parents[1]
 
 
-def _frame(at, key):
+def _frame(at, column):
+    """The first data frame of the page with ``column``."""
     for el in at.dataframe:
-        if getattr(el, "key", None) == key or el.proto.id.endswith(key):
+        if column in el.value.columns:
             return el.value
-    return at.dataframe[0].value
+    raise AssertionError(f"no data frame with a {column!r} column")
 
 
 def test_layer_table_shapes(demo):

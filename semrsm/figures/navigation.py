@@ -87,7 +87,12 @@ def heatmap_panels(
     titles = list(arrays)
     rows = (len(titles) + cols - 1) // cols
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.1
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.08,
+        # room for the rotated tick names (shown up to 40 images) above the next row's titles
+        vertical_spacing=0.16 if n <= 40 else 0.08,
     )
     lab = [str(x) for x in labels] if labels is not None else None
     hover = [f"#{k} {nm}" + (f" ({lab[k]})" if lab else "") for k, nm in enumerate(names)]
