@@ -79,7 +79,9 @@ def layer_grid_figure(res: LayerComparison, method: str = "cka", height: int = 3
             go.Heatmap(
                 z=z, x=res.layers_b, y=res.layers_a, colorscale=scale, zmin=zmin, zmax=zmax,
                 text=np.round(z, 3), texttemplate="%{text}", textfont={"size": 10},
-                colorbar={"x": [0.27, 0.63, 1.0][k - 1], "thickness": 10, "len": 0.9},
+                # one colour bar for the two agreement panels (same scale), one for the difference
+                showscale=k != 1,
+                colorbar={"x": [0.27, 0.655, 1.0][k - 1], "thickness": 10, "len": 0.9},
                 hovertemplate=f"{res.names[0]} %{{y}} vs {res.names[1]} %{{x}}<br>"
                 f"{titles[k - 1]}: %{{z:.4f}}<extra></extra>",
                 name=titles[k - 1],
