@@ -148,6 +148,9 @@ def test_reference_formats(tmp_path, rng):
     np.testing.assert_allclose(ref.aligned(names), sim, atol=1e-12)
     (tmp_path / "plain.csv").write_text("\n".join(",".join(map(str, r)) for r in sim))
     np.testing.assert_allclose(load_reference(tmp_path / "plain.csv").matrix, sim)
+    header_only = ",".join(names) + "\n" + "\n".join(",".join(map(str, r)) for r in sim)
+    ref = load_reference(header_only.encode(), "h.csv")
+    assert ref.names == names and ref.matrix.shape == (6, 6)
     with pytest.raises(AnalysisError, match="unknown format"):
         load_reference(b"x", "r.mat")
     with pytest.raises(AnalysisError, match="5 images"):

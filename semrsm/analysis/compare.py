@@ -674,12 +674,18 @@ def _read_csv(text: str) -> tuple[np.ndarray, list[str] | None]:
         return True
 
     names = None
-    if not numeric(rows[0]):  # a header of names (semrsm's own CSV: "image", names...)
+    header = None
+    if not numeric(rows[0]):  # a header row of names
         header, rows = rows[0], rows[1:]
-        names = [c.strip() for c in header[1:]] if len(header) == len(rows[0]) else header
-    if rows and not numeric(rows[0]):  # a first column of names
-        names = names or [r[0].strip() for r in rows]
+    if not rows:
+        raise AnalysisError("the CSV file has a header but no numbers")
+    if numeric(rows[0]):  # no first column of names: the header names the columns
+        names = [c.strip() for c in header] if header is not None else None
+    else:  # a first column of names (semrsm's own CSV: "image", names... / name, values...)
+        names = [r[0].strip() for r in rows]
         rows = [r[1:] for r in rows]
+        if header is not None and len(header) == len(rows[0]) + 1:
+            names = [c.strip() for c in header[1:]]
     try:
         m = np.array([[float(c) for c in r] for r in rows])
     except ValueError as exc:
