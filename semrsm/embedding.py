@@ -150,9 +150,12 @@ def _tsne(d: np.ndarray, n_components: int, seed: int) -> tuple[np.ndarray, floa
     from sklearn.manifold import TSNE
 
     perplexity = float(min(30.0, max(1.0, (d.shape[0] - 1) / 3)))
+    # exact gradients up to a few hundred images: plain numpy, no OpenMP threads (which
+    # crawl on an oversubscribed machine); Barnes-Hut (2-D only) for larger sets
+    exact = n_components == 3 or d.shape[0] <= 300
     tsne = TSNE(n_components=n_components, metric="precomputed", init="random",
                 perplexity=perplexity, random_state=int(seed),
-                method="exact" if n_components == 3 else "barnes_hut")
+                method="exact" if exact else "barnes_hut")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         coords = tsne.fit_transform(d)

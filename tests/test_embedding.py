@@ -89,7 +89,7 @@ def test_pca_tsne_mds_and_3d(rng):
     np.testing.assert_allclose(np.abs(pca.coords), np.abs(proj), atol=1e-8)
     np.testing.assert_allclose(pca.coords, classical_mds(rsm_to_distances(lin, "linear")))
     rsm = _cosine_rsm(x)
-    for method in ("tsne", "mds", "umap", "pca"):
+    for method in ("tsne", "mds", "pca"):  # UMAP: test_umap_is_deterministic_and_separates_clusters
         e = embed_rsm(rsm, "cosine", method=method, seed=1)
         assert e.method == method and e.coords.shape == (20, 2)
         np.testing.assert_array_equal(e.coords, embed_rsm(rsm, "cosine", method=method, seed=1).coords)
