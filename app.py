@@ -20,6 +20,7 @@ from pathlib import Path  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
+from pages._links import run_with_links  # noqa: E402
 from pages._resources import start_background_warm_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -49,4 +50,4 @@ for file, title in (
     if (PAGES_DIR / file).is_file():
         pages.append(st.Page(f"pages/{file}", title=title))
 
-st.navigation(pages).run()
+run_with_links(pages)  # st.navigation(pages).run(), with the view carried in the URL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._heatmap_nav import heatmap_navigation
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from pages._widgets import figure_download, file_stem, image_choices, page_result
 from semrsm.explorer import explain_pair, summarize
@@ -130,6 +131,8 @@ with st.expander("Open a pair in the token-matching view", expanded=pair is not 
     else:
         st.session_state[SELECTED_PAIR_KEY] = (int(i), int(j))
         st.caption("The token-matching view will show how the positions of these two are paired.")
+
+heatmap_navigation(result)
 
 # ----------------------------------------------------------------------------- explanation
 ex = explain_pair(result)

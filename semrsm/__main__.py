@@ -1,4 +1,4 @@
-"""Command line: ``python -m semrsm {rsm,layers,matchers} ...``.
+"""Command line: ``python -m semrsm {rsm,layers,matchers,compare} ...``.
 
 Examples
 --------
@@ -196,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     matchers = sub.add_parser("matchers", help="list the matchers and their parameters")
     matchers.set_defaults(func=_cmd_matchers)
+
+    from semrsm.explorer.comparison import add_compare_arguments, cli_compare
+
+    cmp_ = sub.add_parser("compare", help="A vs B: CKA and RSA (Spearman, Kendall tau_a) with "
+                          "bootstrap intervals; layer x layer tables; a reference RDM")
+    add_compare_arguments(cmp_)
+    cmp_.set_defaults(func=cli_compare)
     return parser
 
 

@@ -91,7 +91,7 @@ def test_embedding_page_maps_and_fallback():
     assert any("UMAP" in c.value for c in at.caption)
     at.selectbox(key="emb_method").set_value("mds").run()
     _no_errors(at)
-    assert any("Classical MDS" in c.value for c in at.caption)
+    assert any("metric MDS" in c.value for c in at.caption)
 
 
 def test_analyses_page_runs_each_analysis():

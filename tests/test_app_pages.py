@@ -87,13 +87,14 @@ def test_default_state(page):
     assert len(at.markdown[0].value.split()) > 40  # ... and a plain-language introduction
     figs = charts(at)
     if page == "pages/rsm.py":
-        assert len(figs) == 3
+        assert len(figs) == 4  # heatmaps, navigation heatmaps (pages/_heatmap_nav.py), 2 more
         heat = [t for t in figs[0]["data"] if t["type"] == "heatmap"]
         assert len(heat) == 2 and array_len(heat[0]["z"]) == 32
         assert {m.label for m in at.metric} >= {"same label · classic", "same label · semantic"}
         # the default shapes pair shares a label (moved copies are for crops of one photo)
         assert any(s.value.startswith("Why the same kind of content") for s in at.subheader)
-        assert len(at.get("download_button")) == 8  # bundle, 2×npy, 2×csv, 3 figures
+        # bundle, 2×npy, 2×csv, 3 figures; navigation: tokens .npz/.npy, all kernels
+        assert len(at.get("download_button")) == 11
     else:
         assert len(figs) == 3  # gallery, neighbours, retrieval
         assert len(figs[0]["layout"]["images"]) == 32
@@ -141,7 +142,7 @@ def test_upload_with_a_corrupt_file(page):
     if page == "pages/rsm.py":
         (warning,) = at.warning
         assert "broken.png" in warning.value and "skipped" in warning.value
-        assert len(charts(at)) == 3
+        assert len(charts(at)) == 4  # with the navigation heatmaps
     else:
         assert any("need labels" in i.value for i in at.info)  # no labels yet
         at.checkbox(key="sb_upload_labels").check().run()

@@ -11,6 +11,7 @@ One job per module:
 ========================  ====================================================================
 ``retrieval``             nearest neighbours, precision@k / F1@1 / mAP against labels
 ``cka``                   linear CKA of two RSMs, CKA table of two collections
+``compare``               A vs B, layer x layer, vs a reference: CKA, RSA (Spearman, τ_a), bootstrap
 ``agreement``             Jensen-Shannon divergence of predictions, agreement with an RSM
 ``contributions``         per-token contributions of one matching, kernel values, explain a pair
 ``layers``                both RSMs per layer (computed or precomputed), CKA across layers
@@ -23,6 +24,21 @@ One job per module:
 from semrsm.analysis._checks import AnalysisError, Progress, _check_rsm
 from semrsm.analysis.agreement import jensen_shannon, output_agreement
 from semrsm.analysis.cka import cka_matrix, linear_cka
+from semrsm.analysis.compare import (
+    COMPARE_METHODS,
+    Comparison,
+    Estimate,
+    LayerComparison,
+    Reference,
+    ReferenceComparison,
+    bootstrap_similarity,
+    compare,
+    compare_layers,
+    compare_reference,
+    kendall_tau_a,
+    load_reference,
+    rsm_similarity,
+)
 from semrsm.analysis.contributions import (
     PairExplanation,
     contribution_maps,
@@ -38,7 +54,20 @@ from semrsm.analysis.retrieval import nearest_neighbours, retrieval_metrics
 from semrsm.analysis.translation import TranslationResult, crop_overlaps, translation_analysis
 
 __all__ = [
+    "COMPARE_METHODS",
     "DEFAULT_MATCHERS",
+    "Comparison",
+    "Estimate",
+    "LayerComparison",
+    "Reference",
+    "ReferenceComparison",
+    "bootstrap_similarity",
+    "compare",
+    "compare_layers",
+    "compare_reference",
+    "kendall_tau_a",
+    "load_reference",
+    "rsm_similarity",
     "AnalysisError",
     "LayerCKAResult",
     "PairExplanation",

@@ -1,0 +1,226 @@
+"""Heatmap navigation for the RSM page: reorder both heatmaps (as loaded, by label, by
+clustering either RSM), select a block to see its images, click a cell for an inline
+preview of the pair (both images, both values, the strongest matches) with a link to the
+Token matching page.
+
+``pages/rsm.py`` calls :func:`heatmap_navigation` once. Plotly's hover box holds text only
+(and Streamlit reports no hover events), so the hover names the two images and gives the
+value; the pictures appear in the preview on click.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
+from semrsm.analysis import matching_contributions
+from semrsm.analysis.ordering import image_order
+from semrsm.explorer import ExplorerResult
+from semrsm.explorer.exports import kernels_npz, matchings_csv, tokens_npy, tokens_npz
+from semrsm.figures.matching import matching_overlay
+from semrsm.figures.navigation import heatmap_panels, selected_cells
+
+__all__ = ["ORDER_LABELS", "heatmap_navigation"]
+
+#: order key -> label shown in the select box
+ORDER_LABELS = {
+    "loaded": "as loaded",
+    "label": "by label",
+    "cluster_spatial": "cluster the classic RSM",
+    "cluster_semantic": "cluster the semantic RSM",
+}
+PAIR_KEY = "nav_pair"
+BLOCK_KEY = "nav_block"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _order(key: str, how: str, n: int, labels: tuple | None, _rsms: dict) -> list[int]:
+    if how.startswith("cluster_"):
+        return image_order("cluster", n, rsm=_rsms[how.removeprefix("cluster_")]).tolist()
+    return image_order(how, n, labels=labels).tolist()
+
+
+def _on_select() -> None:
+    """A click picks a pair; a box picks a block of rows and columns."""
+    state = st.session_state.get("nav_heatmaps")
+    try:
+        sel = state.selection
+        cells = selected_cells(sel.points)
+    except (AttributeError, KeyError):
+        return
+    if not cells:
+        return
+    if sel.get("box") or sel.get("lasso"):
+        st.session_state[BLOCK_KEY] = (
+            sorted({i for i, _ in cells}),
+            sorted({j for _, j in cells}),
+        )
+    else:
+        st.session_state[PAIR_KEY] = cells[0]
+        st.session_state[SELECTED_PAIR_KEY] = cells[0]
+
+
+def _block(result: ExplorerResult, rows: list[int], cols: list[int]) -> None:
+    sub = np.ix_(rows, cols)
+    st.markdown(
+        f"**Selected block:** {len(rows)} rows × {len(cols)} columns · mean classic "
+        f"**{result.spatial_rsm[sub].mean():.3f}**, mean semantic "
+        f"**{result.semantic_rsm[sub].mean():.3f}**"
+    )
+    imgs = sorted(set(rows) | set(cols))
+    st.image(
+        [result.thumbnails[k] for k in imgs[:64]],
+        caption=[result.names[k] for k in imgs[:64]],
+        width=72,
+    )
+    if len(imgs) > 64:
+        st.caption(f"… and {len(imgs) - 64} more.")
+    if st.button("Clear the block", key="nav_clear_block",
+                 help="Forget the selected block (drag a new box on a heatmap)."):
+        st.session_state.pop(BLOCK_KEY, None)
+        st.rerun()
+
+
+def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
+    kernel = result.kernel
+    st.markdown(
+        f"**{result.names[i]}** × **{result.names[j]}** · {kernel} similarity: classic "
+        f"**{result.spatial_rsm[i, j]:.4f}**, semantic **{result.semantic_rsm[i, j]:.4f}** "
+        f"({result.semantic_rsm[i, j] - result.spatial_rsm[i, j]:+.4f} from matching)"
+    )
+    perm, _ = result.matching(i, j)
+    contrib = matching_contributions(result.tokens[i], result.tokens[j], perm)
+    top = min(10, contrib.size)
+    fig = matching_overlay(
+        result.model_view(i),
+        result.model_view(j),
+        result.grid,
+        perm,
+        contrib,
+        top_n=top,
+        names=(result.names[i], result.names[j]),
+        display=200,
+    )
+    st.plotly_chart(fig, key="nav_pair_overlay", config={"displaylogo": False})
+    w = result.grid[1]
+    best = np.argsort(-contrib)[:5]
+    st.caption(
+        f"The {top} strongest matches of the optimal pairing are drawn (brighter = larger "
+        "share of the similarity). Top five: "
+        + "; ".join(
+            f"({s // w}, {s % w}) ↔ ({perm[s] // w}, {perm[s] % w}): {contrib[s]:.3g}"
+            for s in best
+        )
+        + " (row, column of the token grid; inner products)."
+    )
+    if TOKEN_PAGE.is_file():
+        st.page_link(
+            "pages/token_matching.py",
+            label="Open this pair in Token matching",
+            icon=":material/compare_arrows:",
+            help="The full view of the matching: every line, contribution maps, the S×S "
+            "inner products.",
+        )
+
+
+def heatmap_navigation(result: ExplorerResult) -> None:
+    """Draw the navigation section for ``result`` (see the module docstring)."""
+    st.subheader("Navigate the heatmaps")
+    n = result.n
+    options = [k for k in ORDER_LABELS if k != "label" or result.labels is not None]
+    if st.session_state.get("nav_order") not in options:
+        st.session_state["nav_order"] = "label" if result.labels is not None else "loaded"
+    c1, c2 = st.columns([2, 5])
+    how = c1.selectbox(
+        "Order the images",
+        options,
+        key="nav_order",
+        format_func=ORDER_LABELS.get,
+        help="The same order is used for both heatmaps. Clustering groups images that the "
+        "chosen RSM calls similar (average linkage, optimal leaf ordering), so blocks along "
+        "the diagonal show what that RSM sees as groups.",
+    )
+    c2.markdown(
+        "Click a cell to preview that pair below; drag a box (box tool in the chart's "
+        "toolbar) over a block to see its images. Hover names the two images."
+    )
+    order = _order(
+        result.key, how, n, tuple(result.labels) if result.labels is not None else None,
+        {"spatial": result.spatial_rsm, "semantic": result.semantic_rsm},
+    )
+    pair = st.session_state.get(PAIR_KEY)
+    if pair is not None and not (0 <= pair[0] < n and 0 <= pair[1] < n):
+        pair = None
+    fig = heatmap_panels(
+        {"classic (spatio-semantic)": result.spatial_rsm, "semantic": result.semantic_rsm},
+        result.names,
+        result.labels,
+        order=order,
+        kernel=result.kernel,
+        selected=pair,
+        height=460,
+    )
+    st.plotly_chart(
+        fig,
+        key="nav_heatmaps",
+        on_select=_on_select,
+        selection_mode=("points", "box"),
+        config={"displaylogo": False},
+    )
+    block = st.session_state.get(BLOCK_KEY)
+    if block is not None and not all(0 <= k < n for k in block[0] + block[1]):
+        block = None  # from another image set
+    if block is not None:
+        _block(result, *block)
+    if pair is not None:
+        _pair_preview(result, int(pair[0]), int(pair[1]))
+    else:
+        st.caption("No pair selected yet: click a cell of either heatmap.")
+    _exports(result, pair, block)
+
+
+def _exports(result: ExplorerResult, pair, block) -> None:
+    """Downloads for scripts: tokens, all kernels, matchings of the selected pair/block."""
+    with st.expander("Downloads for scripts: tokens, all kernels, matchings"):
+        stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in
+                       f"semrsm_{result.model_name}_{result.layer.name}")[:60]
+        c1, c2, c3 = st.columns(3)
+        c1.download_button(
+            "Tokens + grid + names (.npz)", data=lambda: tokens_npz(result),
+            file_name=f"{stem}_tokens.npz", mime="application/octet-stream", on_click="ignore",
+            key="nav_dl_tokens_npz",
+            help="tokens (N, S, C) float32, grid (H, W), names, labels, model and layer; "
+            "numpy.load(path, allow_pickle=False).",
+        )
+        c1.download_button(
+            "Tokens only (.npy)", data=lambda: tokens_npy(result),
+            file_name=f"{stem}_tokens.npy", mime="application/octet-stream", on_click="ignore",
+            key="nav_dl_tokens_npy",
+            help="The (N, S, C) float32 array alone, e.g. for python -m semrsm rsm --tokens.",
+        )
+        c2.download_button(
+            "All kernels, both RSMs (.npz)", data=lambda: kernels_npz(result),
+            file_name=f"{stem}_kernels.npz", mime="application/octet-stream", on_click="ignore",
+            key="nav_dl_kernels",
+            help="spatial_/semantic_ × linear, cosine, rbf (N, N), the RBF bandwidths, "
+            "names and labels.",
+        )
+        chosen = []
+        if pair is not None:
+            chosen.append((int(pair[0]), int(pair[1])))
+        if block is not None:
+            chosen += [(i, j) for i in block[0] for j in block[1] if i != j][:2000]
+        if chosen:
+            c3.download_button(
+                f"Matchings of {len(chosen)} selected pair(s) (.csv)",
+                data=lambda: matchings_csv(result, chosen),
+                file_name=f"{stem}_matchings.csv", mime="text/csv", on_click="ignore",
+                key="nav_dl_matchings",
+                help="For each pair (the clicked cell and the cells of the selected block): "
+                "every position of one image, the position of the other matched to it, and "
+                "their inner product.",
+            )
+        else:
+            c3.caption("Click a cell or select a block to download the matchings of those pairs.")
+

@@ -1,0 +1,334 @@
+"""Comparisons of explorer configurations, shared by the Compare page and
+``python -m semrsm compare`` so that both give the same numbers.
+
+Two configurations share the image set, kernel, matcher and device; they differ in model,
+weights and layer. RSMs come from (and go to) the same cache as :func:`compute`.
+
+    from semrsm.cache import Cache
+    from semrsm.explorer import ExplorerConfig
+    from semrsm.explorer.comparison import compare_configs
+
+    base = ExplorerConfig(images="shapes:32")
+    res = compare_configs(base.replace(model="demo-resnet", layer="layer3"),
+                          base.replace(model="demo-vit", layer="blocks.3"), Cache())
+    print(res.to_csv())
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from semrsm.analysis.compare import (
+    COMPARE_METHODS,
+    METHOD_LABELS,
+    Comparison,
+    LayerComparison,
+    ReferenceComparison,
+    compare,
+    compare_layers,
+    compare_reference,
+    load_reference,
+)
+from semrsm.cache import Cache
+from semrsm.explorer.config import ExplorerConfig, ExplorerError, Progress
+from semrsm.explorer.pipeline import compute, layer_rsms
+
+__all__ = [
+    "add_compare_arguments",
+    "cli_compare",
+    "compare_configs",
+    "compare_layer_grid",
+    "compare_results",
+    "compare_with_reference",
+    "config_label",
+    "shared_config",
+]
+
+
+def config_label(config: ExplorerConfig) -> str:
+    """``"model layer"`` plus the weights when they are not the default ones."""
+    w = "" if config.weights == "default" else f" ({config.weights})"
+    return f"{config.model}{w} {config.layer or ''}".strip()
+
+
+def compare_configs(
+    a: ExplorerConfig,
+    b: ExplorerConfig,
+    cache: Cache,
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    methods: Sequence[str] = COMPARE_METHODS,
+    progress: Progress | None = None,
+    models: tuple[Any, Any] = (None, None),
+) -> Comparison:
+    """A vs B (:func:`semrsm.analysis.compare`) for two explorer configurations.
+
+    Parameters
+    ----------
+    a, b : ExplorerConfig over the same images (B's image set, seed, kernel are ignored:
+        A's are used for both); ``layer`` None picks each model's default layer.
+    cache : Cache
+    n_boot, ci, seed, methods : the bootstrap and statistics of :func:`semrsm.analysis.compare`.
+    progress : ``progress(stage, done, total)`` as in :func:`compute`.
+    models : already loaded models of A and B (the app keeps them), or None.
+
+    Returns
+    -------
+    Comparison, names ``(config_label(a), config_label(b))`` with the resolved layers.
+
+    Raises
+    ------
+    As :func:`compute` and :func:`semrsm.analysis.compare`.
+    """
+    b = shared_config(a, b)
+    ra = compute(a, cache, progress=progress, model=models[0], with_proba=False)
+    rb = compute(b, cache, progress=progress, model=models[1], with_proba=False)
+    return compare_results(ra, rb, n_boot=n_boot, ci=ci, seed=seed, methods=methods)
+
+
+def compare_results(
+    ra: Any,
+    rb: Any,
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    methods: Sequence[str] = COMPARE_METHODS,
+) -> Comparison:
+    """A vs B for two :class:`~semrsm.explorer.ExplorerResult` of the same images, with A's
+    kernel; what :func:`compare_configs` and the Compare page both call.
+
+    Raises
+    ------
+    ExplorerError
+        The two results cover different images.
+    """
+    if ra.names != rb.names:
+        raise ExplorerError("A and B must be computed on the same images in the same order")
+    return compare(
+        ra,
+        rb,
+        kernel=ra.kernel,
+        methods=methods,
+        n_boot=n_boot,
+        ci=ci,
+        seed=seed,
+        names=(config_label(ra.config), config_label(rb.config)),
+    )
+
+
+def shared_config(a: ExplorerConfig, b: ExplorerConfig) -> ExplorerConfig:
+    """B with A's image set, kernel, matcher and device (the comparison needs the same images)."""
+    return b.replace(
+        images=a.images,
+        uploads=a.uploads,
+        labels_from_names=a.labels_from_names,
+        seed=a.seed,
+        kernel=a.kernel,
+        matcher=a.matcher,
+        matcher_params=a.matcher_params,
+        device=a.device,
+    )
+
+
+def compare_layer_grid(
+    a: ExplorerConfig,
+    b: ExplorerConfig,
+    layers_a: Sequence[str],
+    layers_b: Sequence[str],
+    cache: Cache,
+    *,
+    methods: Sequence[str] = ("cka",),
+    progress: Progress | None = None,
+    models: tuple[Any, Any] = (None, None),
+) -> LayerComparison:
+    """Every layer of A's model against every layer of B's, classic next to semantic.
+
+    Returns
+    -------
+    LayerComparison with names ``(a.model, b.model)``.
+    """
+    b = shared_config(a, b)
+    if not layers_a or not layers_b:
+        raise ExplorerError("pick at least one layer of each model")
+    la = layer_rsms(a, cache, list(layers_a), model=models[0], progress=progress)
+    lb = layer_rsms(b, cache, list(layers_b), model=models[1], progress=progress)
+    return compare_layers(la, lb, kernel=a.kernel, methods=methods, names=(a.model, b.model))
+
+
+def compare_with_reference(
+    reference: Any,
+    a: ExplorerConfig,
+    layers: Sequence[str],
+    cache: Cache,
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    methods: Sequence[str] = COMPARE_METHODS,
+    progress: Progress | None = None,
+    model: Any = None,
+) -> ReferenceComparison:
+    """Each layer of A's model against a reference (:func:`semrsm.analysis.compare_reference`).
+
+    The reference is put in the image order by name when it names its images.
+    """
+    if not layers:
+        raise ExplorerError("pick at least one layer")
+    from semrsm.explorer.sources import load_images
+
+    images = load_images(a, cache)
+    rs = layer_rsms(a, cache, list(layers), model=model, images=images, progress=progress)
+    return compare_reference(
+        reference,
+        rs,
+        kernel=a.kernel,
+        methods=methods,
+        n_boot=n_boot,
+        ci=ci,
+        seed=seed,
+        names=list(images.names),
+    )
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_compare_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``python -m semrsm compare``."""
+    p.add_argument("--model-a", default="demo-resnet", help="model of A (default demo-resnet)")
+    p.add_argument("--weights-a", default="default", help="default | pretrained | none | file")
+    p.add_argument("--checkpoint-a", help="checkpoint file of A (with --weights-a file)")
+    p.add_argument("--layer-a", help="layer of A (default: the model's default layer)")
+    p.add_argument("--model-b", default="demo-vit", help="model of B (default demo-vit)")
+    p.add_argument("--weights-b", default="default", help="default | pretrained | none | file")
+    p.add_argument("--checkpoint-b", help="checkpoint file of B (with --weights-b file)")
+    p.add_argument("--layer-b", help="layer of B (default: the model's default layer)")
+    p.add_argument("--images", default="shapes:32",
+                   help="shared image set: shapes:N, photos, crops:astronaut[,coffee][:K]")
+    p.add_argument("--seed", type=int, default=0, help="seed of generated image sets")
+    p.add_argument("--kernel", default="cosine", choices=["linear", "cosine", "rbf"])
+    p.add_argument("--matcher", default="exact",
+                   choices=["exact", "batch_optimal", "topk_greedy", "greedy", "identity"])
+    p.add_argument("--window", type=int, help="window size of batch_optimal")
+    p.add_argument("--k", type=int, help="k of topk_greedy")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws over images (0: none)")
+    p.add_argument("--ci", type=float, default=0.95, help="confidence level of the intervals")
+    p.add_argument("--boot-seed", type=int, default=0, help="seed of the bootstrap draws")
+    p.add_argument("--layers-a", help="layer x layer table: A's layers, comma-separated or 'all'")
+    p.add_argument("--layers-b", help="layer x layer table: B's layers, comma-separated or 'all'")
+    p.add_argument("--methods", default="cka",
+                   help="statistics of the layer table, comma-separated: cka,spearman,kendall_tau_a")
+    p.add_argument("--reference",
+                   help="reference RSM/RDM (.npy/.csv N x N in image order, or rsatoolbox .hdf5/.pkl), "
+                   "compared with A's layers (--layers-a, default --layer-a)")
+    p.add_argument("--reference-kind", default="auto", choices=["auto", "similarity", "dissimilarity"],
+                   help="auto: a zero diagonal means a dissimilarity (RDM)")
+    p.add_argument("--out", help="CSV of A vs B; the layer table goes to <out>_layers.csv, "
+                   "the reference table to <out>_reference.csv")
+    p.add_argument("--cache-dir", help="cache folder (default $SEMRSM_CACHE_DIR or ~/.cache/semrsm)")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _layer_list(spec: str | None, model: Any) -> list[str]:
+    from semrsm.layers import list_layers
+
+    names = [li.name for li in list_layers(model)]
+    if spec is None:
+        return []
+    if spec.strip() == "all":
+        return names
+    out = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [s for s in out if s not in names]
+    if bad:
+        raise ExplorerError(f"unknown layer(s) {bad}; choose among {names}")
+    return out
+
+
+def cli_compare(args: argparse.Namespace) -> int:
+    """Body of ``python -m semrsm compare``: prints the tables, writes the CSVs; returns 0."""
+    from semrsm.cache import default_cache_dir
+    from semrsm.explorer.sources import load_model
+
+    params: tuple = ()
+    if args.matcher == "batch_optimal" and args.window is not None:
+        params = (("window", args.window),)
+    if args.matcher == "topk_greedy" and args.k is not None:
+        params = (("k", args.k),)
+    base = ExplorerConfig(
+        images=args.images, seed=args.seed, kernel=args.kernel, matcher=args.matcher,
+        matcher_params=params, device=args.device,
+    )
+    a = base.replace(model=args.model_a, weights=args.weights_a, checkpoint=args.checkpoint_a,
+                     layer=args.layer_a)
+    b = base.replace(model=args.model_b, weights=args.weights_b, checkpoint=args.checkpoint_b,
+                     layer=args.layer_b)
+    cache = Cache(args.cache_dir or default_cache_dir())
+    ma, mb = load_model(a), load_model(b)
+    res = compare_configs(a, b, cache, n_boot=args.n_boot, ci=args.ci, seed=args.boot_seed,
+                          models=(ma, mb))
+    print(f"A = {res.names[0]}, B = {res.names[1]}: {res.n} images ({args.images}), "
+          f"{args.kernel} kernel, {args.matcher} matcher; {res.n_boot} bootstrap draws, "
+          f"{res.ci:.0%} intervals")
+    print(f"{'statistic':<18}" + "".join(f"{k:>30}" for k in res.estimates))
+    for m in COMPARE_METHODS:
+        print(f"{METHOD_LABELS[m]:<18}" + "".join(f"{format(per[m], '.4f'):>30}"
+                                                   for per in res.estimates.values()))
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _write_atomic(out, res.to_csv())
+        print(f"wrote {out}")
+    layers_a = _layer_list(args.layers_a, ma)
+    layers_b = _layer_list(args.layers_b, mb)
+    if layers_a and layers_b:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        grid = compare_layer_grid(a, b, layers_a, layers_b, cache, methods=methods, models=(ma, mb))
+        for m, per in grid.matrices.items():
+            for kind, mat in per.items():
+                print(f"\n{METHOD_LABELS.get(m, m)}, {kind}: rows {a.model}, columns {b.model}")
+                print(" " * 12 + "".join(f"{lb:>12}" for lb in grid.layers_b))
+                for la, row in zip(grid.layers_a, mat, strict=True):
+                    print(f"{la:<12}" + "".join(f"{v:>12.4f}" for v in row))
+        if out is not None:
+            p = out.with_name(out.stem + "_layers.csv")
+            _write_atomic(p, grid.to_csv())
+            print(f"wrote {p}")
+    if args.reference:
+        ref = load_reference(args.reference, kind=args.reference_kind)
+        from semrsm.explorer.sources import default_layer
+        from semrsm.layers import list_layers
+
+        layers = layers_a or [args.layer_a or default_layer(list_layers(ma)).name]
+        rc = compare_with_reference(ref, a, layers, cache, n_boot=args.n_boot, ci=args.ci,
+                                    seed=args.boot_seed, model=ma)
+        print(f"\nreference {rc.reference} ({ref.kind}) vs {a.model}:")
+        for layer, per_kind in rc.estimates.items():
+            for kind, per in per_kind.items():
+                print(f"{layer:<12} {kind:<20}" + "".join(
+                    f"  {m} {format(e, '.4f')}" for m, e in per.items()))
+        if out is not None:
+            p = out.with_name(out.stem + "_reference.csv")
+            _write_atomic(p, rc.to_csv())
+            print(f"wrote {p}")
+    sys.stdout.flush()
+    return 0
