@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(min(torch.get_num_threads(), 16))
     import triton
 
-    print(f"# bench_gpu: {device_name(device)}\n\n{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+    print(f"# bench_gpu: {device_name(device)}\n\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
           f"torch {torch.__version__}, triton {triton.__version__}, budget {args.budget:.0f} s, "
           f"{load()}, TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET', '0')}\n")
 

@@ -1,4 +1,4 @@
-"""Exact batched assignment in one Triton kernel: Jonker-Volgenant with a duality certificate.
+"""Exact batched assignment in Triton kernels (Jonker-Volgenant, ε-auction), with a certificate.
 
 One program solves one problem; a launch solves a whole batch (every pair of a chunk), and
 the host synchronises once, after the launch, to read the certificate flags.
@@ -18,7 +18,7 @@ Algorithm (minimisation of ``a = -c``, i.e. maximisation of ``c``), all state in
    ``v``, so ``0 ≤ P - V* ≤ Σ_i [(a_iπ(i) - v_π(i)) - u_i] = gap`` (weak duality). The gap
    is summed in float64 from non-negative per-row terms and compared with
    ``rtol · Σ_i max_j |c_ij|``. A problem whose gap is larger, whose result is not a
-   permutation, or whose search hit its step cap is flagged; the host solves flagged
+   permutation, or whose search hit its cap is flagged; the host solves flagged
    problems with ``scipy.optimize.linear_sum_assignment`` and counts them.
 
 A second kernel, ``_auction_kernel``, solves the same problems with the CPU solver's
