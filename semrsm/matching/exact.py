@@ -27,6 +27,7 @@ threading layer, so it may be called from several Python threads at once.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -272,6 +273,16 @@ def _solve_range(costs, rtol, perms, gaps, values, bids, status, start, stop, ma
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _after_fork_in_child() -> None:
+    # a forked child has none of the parent's worker threads, and the lock may be held
+    global _counters_lock
+    _counters_lock = threading.Lock()
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
