@@ -281,3 +281,19 @@ def test_exact_float32_threads_and_concurrent_callers(cnn_tokens):
         th.join()
     for k in range(4):
         assert np.array_equal(out[k], v1)
+
+
+@pytest.mark.timeout(120, method="thread")
+def test_exact_after_fork():
+    import multiprocessing as mp
+
+    costs = np.random.default_rng(4).normal(size=(6, 12, 12))
+    exact_batch(costs, threads=2)  # the parent's pool exists before the fork
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        values = pool.apply(_child_values, (costs,))
+    np.testing.assert_array_equal(values, exact_batch(costs, threads=2)[1])
+
+
+def _child_values(costs):
+    return exact_batch(costs, threads=2)[1]

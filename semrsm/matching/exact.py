@@ -27,6 +27,7 @@ threading layer, so it may be called from several Python threads at once.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,6 +38,9 @@ DEFAULT_RTOL = 1e-10
 DEFAULT_MAX_BIDS_PER_ROW = 1000
 _THETA = 6.0  # ε reduction factor between phases (tuned in bids per pair on CNN features)
 _EPS0_DIV = 4.0  # first ε = (max − min) / 4
+_THETA_TAIL = 40.0  # ... and 40 once ε < 1e-5 · (max − min): the late phases cost about one
+_TAIL_BELOW = 1e-5  # bid per row whatever θ, so fewer of them save work (bids per row, CPU-s:
+# −11 % / −4 % bids and 3–4 fewer phases at S = 49 / 196, +9 % bids at S = 784, −2 % at 1,024)
 
 # status codes of the kernels (``stats[1]``)
 _OK = 0
@@ -164,6 +168,7 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
     eps_final = tol / n
     eps_stop = eps_final * 1e-6  # last tightening step for rounding in the sums
     eps = rng / _EPS0_DIV
+    tail = rng * _TAIL_BELOW
     if eps < eps_final:
         eps = eps_final
     prices = np.zeros(n)
@@ -237,7 +242,7 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
             if eps <= eps_stop:
                 break
             eps_final = eps_final / _THETA  # rounding in the sums: tighten and go on
-        eps = max(eps / _THETA, eps_final)
+        eps = max(eps / (_THETA if eps > tail else _THETA_TAIL), eps_final)
     stats[0] += bids
     stats[1] = status
     return gap
@@ -272,6 +277,16 @@ def _solve_range(costs, rtol, perms, gaps, values, bids, status, start, stop, ma
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _after_fork_in_child() -> None:
+    # a forked child has none of the parent's worker threads, and the lock may be held
+    global _counters_lock
+    _counters_lock = threading.Lock()
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
