@@ -39,6 +39,7 @@ own_numba_cache()  # a run that starts on a page script imports numba from here
 from pages._controls import (  # noqa: E402
     CONFIG_KEY,
     MATCHER_LABELS,
+    OTHER_MODEL,
     SIDEBAR_DEFAULTS,
     SOURCES,
     WEIGHT_LABELS,
@@ -54,6 +55,7 @@ from pages._run import current_result, status_line  # noqa: E402
 __all__ = [
     "CONFIG_KEY",
     "MATCHER_LABELS",
+    "OTHER_MODEL",
     "SELECTED_PAIR_KEY",
     "SIDEBAR_DEFAULTS",
     "SOURCES",

@@ -16,10 +16,17 @@ DEFAULT_MATCHERS: tuple[str, ...] = ("greedy", "topk_greedy", "batch_optimal")
 
 
 def matcher_label(name: str, params: Mapping[str, Any]) -> str:
-    """Display name such as ``batch_optimal (window=16)``."""
-    if not params:
+    """Display name such as ``batch_optimal (window=16)``; parameters left at their
+    registry default (e.g. ``order="descending"``) are not repeated, except numeric ones
+    (a window or k is part of what the reader compares)."""
+    from semrsm.matching import MATCHERS
+
+    defaults = MATCHERS.get(name, {}).get("params", {})
+    shown = {k: v for k, v in params.items()
+             if not (isinstance(v, str) and defaults.get(k) == v)}
+    if not shown:
         return name
-    return f"{name} ({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+    return f"{name} ({', '.join(f'{k}={v}' for k, v in sorted(shown.items()))})"
 
 
 def compare_matchers(
