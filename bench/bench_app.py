@@ -242,9 +242,11 @@ def browser_part(rows: list, outside: list) -> None:
             _wait_warm(server)
             warm_s = time.perf_counter() - t_warm
             t = _timed(page, EMBEDDING, lambda: _nav(page, "Embedding"))
+            status = (cache / "numba" / "warm-up.json")
+            report = status.read_text()[:300] if status.is_file() else "no status file"
             rows.append(("Embedding first visit, fresh install, after the warm-up", t,
                          TARGETS["Embedding first visit"],
-                         f"warm-up ended {warm_s:.0f} s after the heatmaps"))
+                         f"warm-up ended {warm_s:.0f} s after the heatmaps; {report}"))
             ctx.close()
         finally:
             server.stop()
