@@ -129,8 +129,30 @@ def _unavailable(reason: str) -> None:
 OUTSIDE_REQUESTS: list[str] = []
 
 
-def _allowed(url: str, app: str) -> bool:
-    return url.startswith((app + "/", "data:", "blob:")) or url == app
+#: the app servers that the tests started themselves (origins); nothing else may be reached
+APP_ORIGINS: set[str] = set()
+
+
+def _allowed(url: str) -> bool:
+    if url.startswith(("data:", "blob:")):
+        return True
+    return any(url == origin or url.startswith(origin + "/") for origin in APP_ORIGINS)
+
+
+@pytest.fixture()
+def allow_app_origin():
+    """Let the browser reach one more app server that the test started itself (on the
+    loopback address); the permission ends with the test."""
+    added: list[str] = []
+
+    def allow(url: str) -> None:
+        origin = url.rstrip("/")
+        APP_ORIGINS.add(origin)
+        added.append(origin)
+
+    yield allow
+    for origin in added:
+        APP_ORIGINS.discard(origin)
 
 
 @pytest.fixture(scope="session")
@@ -161,8 +183,10 @@ def browser_context(tmp_path_factory, app_url):
     except Exception as err:  # noqa: BLE001
         pw.stop()
         _unavailable(f"chromium could not start: {err}")
+    APP_ORIGINS.add(app_url.rstrip("/"))
+
     def route(r) -> None:
-        if _allowed(r.request.url, app_url):
+        if _allowed(r.request.url):
             r.continue_()
         else:
             OUTSIDE_REQUESTS.append(r.request.url)

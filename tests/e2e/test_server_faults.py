@@ -124,7 +124,9 @@ def _body_has(page, pattern: str, timeout_s: float) -> None:
     )
 
 
-def test_overflowing_checkpoint_does_not_stall_others_and_sigterm_stops(browser_context, tmp_path):
+def test_overflowing_checkpoint_does_not_stall_others_and_sigterm_stops(
+    browser_context, allow_app_origin, tmp_path
+):
     import numpy as np
 
     import semrsm
@@ -138,6 +140,7 @@ def test_overflowing_checkpoint_does_not_stall_others_and_sigterm_stops(browser_
     data.mkdir()
     _overflowing_checkpoint(data / "huge.safetensors")
     with _server(tmp_path, data) as (proc, url, log_path):
+        allow_app_origin(url)  # this test's own server, on the loopback address
         a, b = browser_context.new_page(), browser_context.new_page()
         for tab in (a, b):
             tab.set_default_timeout(60_000)
