@@ -118,7 +118,6 @@ def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
         st.page_link(
             "pages/token_matching.py",
             label="Open this pair in Token matching",
-            icon=":material/compare_arrows:",
             help="The full view of the matching: every line, contribution maps, the S×S "
             "inner products.",
         )

@@ -75,7 +75,7 @@ def _share_box(params: dict[str, str], notes: list[str]) -> None:
             base = base.rstrip("/")[: -len(params["page"]) - 1]
     except Exception:  # noqa: BLE001 - no context (tests): a relative link
         base = ""
-    with st.sidebar.expander("Share this view", icon=":material/link:"):
+    with st.sidebar.expander("Share this view"):
         st.caption(
             "This link opens the app with the same model, weights, layer, images, kernel, "
             "matcher and selected pair (copy it with the button at its right)."

@@ -4,7 +4,8 @@ Flow: validated tokens → pairs ``i < j`` in memory-bounded chunks → cost mat
 one GEMM per tile of images, produced in a background thread while the previous tile is
 solved; ``torch.bmm`` on CUDA) → one assignment per pair (CPU numba auction, or the batched
 GPU solver) → matched inner products → every requested kernel.
-One assignment serves all kernels (DESIGN §1), so asking for several kernels solves once.
+One assignment serves all kernels (the optimal permutation maximises the inner product for
+linear, cosine and RBF alike), so asking for several kernels solves once.
 """
 
 from __future__ import annotations

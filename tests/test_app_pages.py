@@ -335,3 +335,14 @@ def test_compute_prompt_disappears_once_results_show(monkeypatch):
     assert charts(at)
     assert not any("This run matches" in i.value for i in at.info)
     assert not [b for b in at.button if b.key == "semrsm_compute_long"]
+
+
+def test_no_named_material_icons_anywhere() -> None:
+    """Offline means offline: Streamlit's ``:material/…:`` icons are drawn with an icon font,
+    which a page may fetch from the internet; the app uses no named icons at all."""
+    root = Path(__file__).resolve().parents[1]
+    sources = [root / "app.py", *sorted((root / "pages").glob("*.py"))]
+    assert len(sources) > 5
+    offenders = [f"{p.name}:{n}" for p in sources
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if ":material/" in line]
+    assert not offenders, offenders

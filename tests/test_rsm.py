@@ -1,4 +1,4 @@
-"""RSMs: the properties of DESIGN §1, layouts, dtypes, devices, chunks, progress, bad input."""
+"""RSMs: the properties every semantic RSM has (README, docs/ARCHITECTURE.md), layouts, dtypes, devices, chunks, progress, bad input."""
 
 import itertools
 
