@@ -1,7 +1,8 @@
 """Realistic benchmark features: ReLU activations of a random-init timm resnet18 on photo crops.
 
-DESIGN §6 anchors use these: layer4 → S = 49 × 512, layer3 → 196 × 256, layer2 → 784 × 128
-at 224 × 224 input. Random init is fine (the issue says so); noise images are not: the
+The measurements in docs/BENCHMARKS.md and docs/GPU.md use these: layer4 → S = 49 × 512,
+layer3 → 196 × 256, layer2 → 784 × 128 at 224 × 224 input. Random init is fine; noise
+images are not: the
 assignments on noise are several times easier than on photographs.
 """
 
