@@ -2,8 +2,7 @@
 
 The measurements in docs/BENCHMARKS.md and docs/GPU.md use these: layer4 → S = 49 × 512,
 layer3 → 196 × 256, layer2 → 784 × 128 at 224 × 224 input. Random init is fine; noise
-images are not: the
-assignments on noise are several times easier than on photographs.
+images are not: the assignments on noise are several times easier than on photographs.
 """
 
 from __future__ import annotations
