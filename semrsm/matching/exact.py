@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba as nb
 import numpy as np
 
+from semrsm.matching.row_scan import row_top2
+
 DEFAULT_RTOL = 1e-10
 DEFAULT_MAX_BIDS_PER_ROW = 1000
 _THETA = 6.0  # ε reduction factor between phases (tuned in bids per pair on CNN features)
@@ -100,46 +102,6 @@ def _complete(row2col: np.ndarray, col2row: np.ndarray) -> None:
             col2row[j] = i
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _lane(b1: float, b2: float, j1: int, v: float, j: int) -> tuple[float, float, int]:
-    """Branch-free top-2 update of one lane."""
-    b2 = max(b2, min(b1, v))
-    gt = v > b1
-    return (v if gt else b1), b2, (j if gt else j1)
-
-
-@nb.njit(cache=True, nogil=True)
-def _top2(a: np.ndarray, i: int, prices: np.ndarray) -> tuple[float, float, int]:
-    """Best and second-best ``a[i, j] − prices[j]`` over ``j`` and the best ``j``.
-
-    Four independent branch-free lanes: the compare chains of one lane would stall on
-    mispredicted branches (row values are in no useful order).
-    """
-    n = a.shape[1]
-    x1 = y1 = z1 = w1 = -np.inf
-    x2 = y2 = z2 = w2 = -np.inf
-    xj = yj = zj = wj = 0
-    j = 0
-    while j + 4 <= n:
-        x1, x2, xj = _lane(x1, x2, xj, a[i, j] - prices[j], j)
-        y1, y2, yj = _lane(y1, y2, yj, a[i, j + 1] - prices[j + 1], j + 1)
-        z1, z2, zj = _lane(z1, z2, zj, a[i, j + 2] - prices[j + 2], j + 2)
-        w1, w2, wj = _lane(w1, w2, wj, a[i, j + 3] - prices[j + 3], j + 3)
-        j += 4
-    while j < n:
-        x1, x2, xj = _lane(x1, x2, xj, a[i, j] - prices[j], j)
-        j += 1
-    # merge the lanes' top-2s (ties keep the lowest lane first: deterministic)
-    for c1, c2, cj in ((y1, y2, yj), (z1, z2, zj), (w1, w2, wj)):
-        if c1 > x1:
-            x2 = max(x1, c2)
-            x1 = c1
-            xj = cj
-        else:
-            x2 = max(x2, c1)
-    return x1, x2, xj
-
-
 @nb.njit(cache=True, nogil=True)
 def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
              stats: np.ndarray) -> float:
@@ -186,11 +148,16 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
         # displaces goes on the stack if the check already passed it, else the check will
         # meet it free. Then the stack is bid out (each row is on it at most once).
         top = 0
+        bids_before = bids
+        dual = 0.0
+        primal = 0.0
         for i in range(n):
             j0 = row2col[i]
-            b1, b2, j1 = _top2(a, i, prices)
+            b1, b2, j1 = row_top2(a, i, prices)
             if j0 >= 0:
                 if a[i, j0] - prices[j0] >= b1 - eps:
+                    dual += b1
+                    primal += a[i, j0]
                     continue
                 row2col[i] = -1
                 col2row[j0] = -1
@@ -207,11 +174,21 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
                     top += 1
             col2row[j1] = i
             row2col[i] = j1
+        if bids == bids_before:
+            # every row kept its column: the check computed each row's best at unchanged
+            # prices, which is the certificate. An earlier phase's assignment is often
+            # already optimal, and then the remaining phases are skipped.
+            for j in range(n):
+                dual += prices[j]
+            gap = dual - primal
+            if gap <= tol:
+                status = _OK
+                break
         while top > 0 and not stuck and bids <= max_bids:
             top -= 1
             i = stack[top]
             bids += 1
-            b1, b2, j1 = _top2(a, i, prices)
+            b1, b2, j1 = row_top2(a, i, prices)
             old = prices[j1]
             prices[j1] = old + (b1 - b2) + eps
             if prices[j1] == old:  # ε below float64 resolution of the price: cannot progress
@@ -230,7 +207,7 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
             dual = 0.0
             primal = 0.0
             for i in range(n):
-                best, _, _ = _top2(a, i, prices)
+                best, _, _ = row_top2(a, i, prices)
                 dual += best
                 primal += a[i, row2col[i]]
             for j in range(n):
