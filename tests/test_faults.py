@@ -55,7 +55,7 @@ def test_overflow_check_is_a_bound_not_a_guess():
     semrsm.semantic_rsm(np.float32(1e3) * np.ones((2, 196, 768), np.float32), matcher="identity")
 
 
-def _long_tokens(n: int = 48) -> np.ndarray:
+def _long_tokens(n: int = 128) -> np.ndarray:
     return np.random.default_rng(2).standard_normal((n, 196, 32)).astype(np.float32)
 
 
