@@ -19,6 +19,12 @@ a problem stopped this way, or whose gap could not be certified, is re-solved by
 ``scipy.optimize.linear_sum_assignment`` (exact) and counted (:func:`fallback_count`).
 Non-finite costs raise ValueError (checked in the first pass over each matrix, for free).
 
+Speed. Each bid scans its row for the best and second-best ``a_ij − p_j``: that scan is
+the solver's inner loop, written as vector code (:mod:`semrsm.matching.row_scan`). At the
+start of each ε phase every row is checked; when no row fails, that check has computed
+every row's best at unchanged prices, which is the certificate: a problem whose
+assignment is already optimal skips its remaining phases.
+
 Threads. ``exact_batch`` runs single-threaded ``nogil`` numba kernels on a shared pool of Python
 threads (``numba.get_num_threads()`` of them by default). It does not use numba's parallel
 threading layer, so it may be called from several Python threads at once.
@@ -102,6 +108,22 @@ def _complete(row2col: np.ndarray, col2row: np.ndarray) -> None:
             col2row[j] = i
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _bid(i: int, j: int, raise_by: float, prices: np.ndarray, row2col: np.ndarray,
+         col2row: np.ndarray) -> tuple[int, bool]:
+    """Row ``i`` takes column ``j`` and raises its price by ``raise_by`` (best − second best
+    + ε). Returns the row it displaced (−1 if none, now free) and whether the price failed
+    to move in float64 (ε below the price's resolution: the auction cannot progress)."""
+    old = prices[j]
+    prices[j] = old + raise_by
+    k = col2row[j]
+    if k >= 0:
+        row2col[k] = -1
+    col2row[j] = i
+    row2col[i] = j
+    return k, prices[j] == old
+
+
 @nb.njit(cache=True, nogil=True)
 def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
              stats: np.ndarray) -> float:
@@ -162,18 +184,11 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
                 row2col[i] = -1
                 col2row[j0] = -1
             bids += 1
-            old = prices[j1]
-            prices[j1] = old + (b1 - b2) + eps
-            if prices[j1] == old:
-                stuck = True
-            k2 = col2row[j1]
-            if k2 >= 0:
-                row2col[k2] = -1
-                if k2 < i:
-                    stack[top] = k2
-                    top += 1
-            col2row[j1] = i
-            row2col[i] = j1
+            k2, stuck_now = _bid(i, j1, b1 - b2 + eps, prices, row2col, col2row)
+            stuck = stuck or stuck_now
+            if 0 <= k2 < i:
+                stack[top] = k2
+                top += 1
         if bids == bids_before:
             # every row kept its column: the check computed each row's best at unchanged
             # prices, which is the certificate. An earlier phase's assignment is often
@@ -189,17 +204,11 @@ def _auction(a: np.ndarray, rtol: float, row2col: np.ndarray, max_bids: int,
             i = stack[top]
             bids += 1
             b1, b2, j1 = row_top2(a, i, prices)
-            old = prices[j1]
-            prices[j1] = old + (b1 - b2) + eps
-            if prices[j1] == old:  # ε below float64 resolution of the price: cannot progress
-                stuck = True
-            k2 = col2row[j1]
+            k2, stuck_now = _bid(i, j1, b1 - b2 + eps, prices, row2col, col2row)
+            stuck = stuck or stuck_now
             if k2 >= 0:
-                row2col[k2] = -1
                 stack[top] = k2
                 top += 1
-            col2row[j1] = i
-            row2col[i] = j1
         if stuck or bids > max_bids:
             _complete(row2col, col2row)
             break
