@@ -94,11 +94,11 @@ def _codegen(context, builder, signature, args, accumulators: int, block: int):
         off = builder.add(j, i64(u * _LANES))
         pa = builder.inttoptr(builder.add(a_base, builder.mul(off, i64(esize))),
                               vece.as_pointer())
-        va = builder.load(pa, align=esize, typ=vece)
+        va = builder.load(pa, align=esize)
         if elt != dbl:
             va = builder.fpext(va, vecd)
         pp = builder.inttoptr(builder.add(p_base, builder.mul(off, i64(8))), vecd.as_pointer())
-        v = builder.fsub(va, builder.load(pp, align=8, typ=vecd))
+        v = builder.fsub(va, builder.load(pp, align=8))
         gt = builder.fcmp_ordered(">", v, m1)
         above_second = builder.fcmp_ordered(">", v, m2)
         cols = builder.add(builder.shuffle_vector(
