@@ -1,0 +1,57 @@
+"""AppTest: a server that starts on a filled cache draws the default view without loading
+the model (the restart path of docs/BENCHMARKS.md, "the explorer's first hour")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from semrsm.cache import Cache
+from semrsm.explorer import ExplorerConfig, compute
+from semrsm.explorer.cached import remember_matchers
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture()
+def filled_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMRSM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SEMRSM_DATA_ROOT", raising=False)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)  # the app sets it; undone after
+    torch.set_num_threads(2)
+    cache = Cache(tmp_path / "cache")
+    # what an earlier server run left: the default view, computed
+    result = compute(ExplorerConfig(), cache)
+    remember_matchers(cache)
+    st.cache_resource.clear()
+    yield result
+    st.cache_resource.clear()
+
+
+def test_a_cached_default_view_is_drawn_without_the_model(filled_cache, monkeypatch):
+    import pages._resources as resources
+
+    def no_model(config):
+        raise AssertionError("the model was loaded for a cached result")
+
+    monkeypatch.setattr(resources, "load_model", no_model)
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert any("served from the cache" in c.value for c in at.caption)
+    heat = [json.loads(el.proto.spec) for el in at.get("plotly_chart")][0]
+    z = [t["z"] for t in heat["data"] if t["type"] == "heatmap"]
+    assert len(z) == 2
+    # the layer list in the sidebar came from the cache too
+    layer_box = next(s for s in at.sidebar.selectbox if s.label == "Layer")
+    assert layer_box.value == filled_cache.layer.name
+    assert len(layer_box.options) == len(filled_cache.layers)
