@@ -16,6 +16,12 @@ from pages._startup import own_numba_cache
 
 own_numba_cache()  # before anything imports numba (semrsm does)
 
+from semrsm.explorer.warmup import start_precompile  # noqa: E402 - stdlib and numpy only
+
+# A fresh install (numba's cache lacks the exact matcher): compile it in another process
+# now, while this one imports torch and timm and loads the model.
+start_precompile()
+
 from pathlib import Path  # noqa: E402
 
 import streamlit as st  # noqa: E402

@@ -136,9 +136,12 @@ def start_background_warm_up() -> threading.Thread:
 
     When numba's cache lacks the exact matcher (a fresh install), it is compiled at once
     in a separate process, in parallel with this one's model loading. The warm-up thread
-    waits for :data:`PAGE_DRAWN` or :data:`WARM_UP_NOW` (at most 30 s) before it starts.
+    waits for :data:`WARM_UP_NOW`, or for :data:`PAGE_DRAWN` and then 3 s more while the
+    browser draws the page (at most 30 s), before it starts.
     """
     from semrsm.explorer.warmup import start_precompile, start_warm_up
 
-    start_precompile()
-    return start_warm_up("auto", wait_for=PAGE_DRAWN, wait_s=30.0, start_on=WARM_UP_NOW)
+    start_precompile()  # app.py starts it earlier; here for a run that starts on a page
+    return start_warm_up(
+        "auto", wait_for=PAGE_DRAWN, wait_s=30.0, start_on=WARM_UP_NOW, settle_s=3.0
+    )

@@ -30,6 +30,7 @@ One job per module, in the order a run needs them:
 ``pipeline``    :func:`compute` and :func:`layer_rsms`: tokens → RSMs → probabilities, cached
 ``result``      :class:`ExplorerResult`: RSMs, matchings on demand, downloads
 ``summary``     :func:`summarize` and :func:`explain_pair` of a result
+``cached``      :func:`cached_result`: a finished result from the cache without the model
 ==============  ==========================================================================
 
 The names below are imported on first use (PEP 562): ``semrsm.explorer.config``,

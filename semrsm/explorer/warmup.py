@@ -172,6 +172,7 @@ def start_warm_up(
     wait_for: threading.Event | None = None,
     wait_s: float = 30.0,
     start_on: threading.Event | None = None,
+    settle_s: float = 0.0,
 ) -> threading.Thread:
     """Start :func:`warm_up` in a daemon thread, once per process (later calls return the
     same thread).
@@ -188,6 +189,10 @@ def start_warm_up(
     start_on : threading.Event, optional
         Lets the first step ("exact") start before ``wait_for`` (a page that must compute
         sets it); the later steps still wait for ``wait_for``.
+    settle_s : float
+        Once ``wait_for`` is set, wait this much longer before the first step that waited
+        for it: the browser is still drawing the page the server has just sent, on the
+        same cores.
 
     Returns
     -------
@@ -198,6 +203,8 @@ def start_warm_up(
         if _thread is not None:
             return _thread
 
+        settled = threading.Event()
+
         def before(step: str) -> None:
             _status["running"] = step
             if wait_for is None:
@@ -206,6 +213,9 @@ def start_warm_up(
                 _wait_any((wait_for, start_on), wait_s)
             else:
                 wait_for.wait(wait_s)
+            if wait_for.is_set() and not settled.is_set():
+                settled.set()
+                time.sleep(settle_s)
             if step == "exact":
                 wait_precompile()
 
