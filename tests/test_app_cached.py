@@ -55,3 +55,27 @@ def test_a_cached_default_view_is_drawn_without_the_model(filled_cache, monkeypa
     layer_box = next(s for s in at.sidebar.selectbox if s.label == "Layer")
     assert layer_box.value == filled_cache.layer.name
     assert len(layer_box.options) == len(filled_cache.layers)
+
+
+def test_a_revisit_does_not_build_the_figures_again(filled_cache, monkeypatch):
+    import semrsm.figures.rsm as figures
+
+    built = []
+    real = figures.rsm_heatmaps
+
+    def counting(*args, **kwargs):
+        built.append(kwargs.get("kernel"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "rsm_heatmaps", counting)
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    at.switch_page("pages/neighbours.py").run()
+    at.switch_page("pages/rsm.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert built == ["cosine"]  # drawn on the first visit, kept for the revisit
+    # another kernel is another figure (same RSM entry, other matrices shown)
+    next(r for r in at.sidebar.radio if r.label == "Kernel").set_value("linear").run()
+    assert built == ["cosine", "linear"]
+    heat = [json.loads(el.proto.spec) for el in at.get("plotly_chart")][0]
+    assert heat["layout"]["coloraxis"]["colorbar"]["title"]["text"].startswith("linear")
