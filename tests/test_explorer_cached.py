@@ -268,3 +268,22 @@ def test_warm_up_waits_for_the_page_unless_a_computation_starts(monkeypatch):
     drawn.set()
     thread.join(5)
     assert started == ["exact", "umap", "approximate"]
+
+
+def test_after_a_restart_umap_is_warmed_first(monkeypatch):
+    started = []
+    monkeypatch.setattr(warmup, "_thread", None)
+    monkeypatch.setattr(warmup, "_precompile", None)
+
+    def fake_warm_up(steps, device="auto", before=None):
+        for step in steps:
+            before(step)
+            started.append(step)
+        return {step: 0.0 for step in steps}
+
+    monkeypatch.setattr(warmup, "warm_up", fake_warm_up)
+    drawn, compute_now = threading.Event(), threading.Event()
+    drawn.set()  # the first page was drawn from the cache: nothing computes
+    thread = warmup.start_warm_up("cpu", wait_for=drawn, wait_s=30.0, start_on=compute_now)
+    thread.join(5)
+    assert started == ["umap", "exact", "approximate"]

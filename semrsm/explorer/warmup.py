@@ -184,7 +184,8 @@ def start_warm_up(
     wait_for : threading.Event, optional
         Every step waits for this event (at most ``wait_s`` seconds), so compiling does
         not compete for the cores with the first page (on a restart that page is drawn
-        from the cache without any compiled code).
+        from the cache without any compiled code). When it is set first, UMAP is warmed
+        before the matchers (nothing needs to compute yet; an Embedding visit needs UMAP).
     wait_s : float
     start_on : threading.Event, optional
         Lets the first step ("exact") start before ``wait_for`` (a page that must compute
@@ -221,7 +222,15 @@ def start_warm_up(
 
         def run() -> None:
             _status["started"] = time.time()
-            out = warm_up(("exact", "umap", "approximate"), device=device, before=before)
+            if wait_for is not None:
+                _wait_any((wait_for, start_on) if start_on is not None else (wait_for,), wait_s)
+            # a page that computes needs the exact matcher first; a page drawn from the
+            # cache (a restart) needs nothing compiled, and UMAP (the Embedding page) is
+            # the longest to load, so it comes first
+            computing = start_on is not None and start_on.is_set()
+            steps = ("umap", "exact", "approximate") if wait_for is not None and not computing \
+                else ("exact", "umap", "approximate")
+            out = warm_up(steps, device=device, before=before)
             # a step can fail on a module that the script thread was importing at the same
             # moment (seen as a half-initialised module); one retry, a little later
             failed = [step for step, sec in out.items() if sec != sec]
