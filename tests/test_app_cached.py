@@ -4,6 +4,7 @@ the model (the restart path of docs/BENCHMARKS.md, "the explorer's first hour").
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,11 @@ def filled_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("SEMRSM_DATA_ROOT", raising=False)
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)  # the app sets it; undone after
     torch.set_num_threads(2)
+    import semrsm.explorer.warmup as warmup
+
+    # no background compiling in these tests: no precompile process, no warm-up thread
+    monkeypatch.setattr(warmup, "start_precompile", lambda: None)
+    monkeypatch.setattr(warmup, "_thread", threading.Thread(target=lambda: None))
     cache = Cache(tmp_path / "cache")
     # what an earlier server run left: the default view, computed
     result = compute(ExplorerConfig(), cache)
@@ -79,3 +85,30 @@ def test_a_revisit_does_not_build_the_figures_again(filled_cache, monkeypatch):
     assert built == ["cosine", "linear"]
     heat = [json.loads(el.proto.spec) for el in at.get("plotly_chart")][0]
     assert heat["layout"]["coloraxis"]["colorbar"]["title"]["text"].startswith("linear")
+
+
+def test_embedding_switches_numba_cache_on_for_umap_before_its_first_map(
+    filled_cache, monkeypatch
+):
+    import semrsm.embedding as embedding
+    import semrsm.explorer.warmup as warmup
+
+    calls = []
+    real_embed = embedding.embed_rsm
+
+    def fake_cache_umap():
+        calls.append("cache_umap")
+        return 0
+
+    def fake_embed(rsm, kernel, method="auto", **kwargs):
+        calls.append(f"embed {method}")
+        return real_embed(rsm, kernel, method="pca", n_components=kwargs.get("n_components", 2))
+
+    monkeypatch.setattr(warmup, "cache_umap", fake_cache_umap)
+    monkeypatch.setattr(embedding, "embed_rsm", fake_embed)
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    at.switch_page("pages/embedding.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    first_map = next(i for i, c in enumerate(calls) if c.startswith("embed "))
+    assert "cache_umap" in calls[:first_map]
