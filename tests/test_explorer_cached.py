@@ -106,8 +106,12 @@ def test_misses_never_wrong_results(cache):
     assert cached_result(CFG.replace(layer="no-such-layer"), cache, images) is None
     other = load_images(CFG.replace(images="shapes:12"), cache)
     assert cached_result(CFG.replace(images="shapes:12"), cache, other) is None
-    # an unknown kernel is for compute to reject
+    # what compute would reject: an unknown kernel or device, a GPU where there is none
     assert cached_result(CFG.replace(kernel="nope"), cache, images) is None
+    assert cached_result(CFG.replace(device="tpu"), cache, images) is None
+    if not torch.cuda.is_available():
+        assert cached_result(CFG.replace(device="cuda"), cache, images) is None
+    assert cached_result(CFG.replace(device="auto"), cache, images) is not None
 
 
 def test_a_damaged_entry_is_a_miss(cache):

@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 
 import semrsm
+from semrsm._platform import cuda_available
 from semrsm.cache import Cache, content_key
 from semrsm.catalog import ASSETS_DIR, DEMO_MODELS
-from semrsm.explorer.config import ExplorerConfig
+from semrsm.explorer.config import DEVICES, ExplorerConfig
 from semrsm.explorer.keys import _plain, images_digest, proba_key, rsm_key, tokens_key
 from semrsm.explorer.result import ExplorerResult
 from semrsm.images import ImageSet
@@ -421,8 +422,10 @@ def cached_result(
         None when a fact or an entry is missing, stale or invalid, or the configuration
         is one ``compute`` would reject (the caller then calls ``compute``, which says why).
     """
-    if config.kernel not in KERNELS or not config.model.strip():
+    if config.kernel not in KERNELS or not config.model.strip() or config.device not in DEVICES:
         return None
+    if config.device == "cuda" and not cuda_available():
+        return None  # compute says that there is no GPU
     facts = model_facts(cache, config)
     params = cached_params(cache, config)
     if facts is None or params is None:
