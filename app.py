@@ -16,12 +16,18 @@ from pages._startup import own_numba_cache
 
 own_numba_cache()  # before anything imports numba (semrsm does)
 
+from semrsm.explorer.warmup import start_precompile  # noqa: E402 - stdlib and numpy only
+
+# A fresh install (numba's cache lacks the exact matcher): compile it in another process
+# now, while this one imports torch and timm and loads the model.
+start_precompile()
+
 from pathlib import Path  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
 from pages._links import run_with_links  # noqa: E402
-from pages._resources import start_background_warm_up  # noqa: E402
+from pages._resources import FIRST_RESULT, PAGE_DRAWN, start_background_warm_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 PAGES_DIR = ROOT / "pages"
@@ -51,3 +57,11 @@ for file, title in (
         pages.append(st.Page(f"pages/{file}", title=title))
 
 run_with_links(pages)  # st.navigation(pages).run(), with the view carried in the URL
+if FIRST_RESULT.is_set() and not PAGE_DRAWN.is_set():
+    # Modules the warm-up imports become visible in sys.modules before they finish
+    # importing; plotly peeks at sys.modules["pandas"] without the import lock, so pandas
+    # is imported here, in the script thread, before the warm-up's later steps start.
+    import pandas  # noqa: F401
+
+    # the first result is drawn: the background warm-up may now take the cores
+    PAGE_DRAWN.set()

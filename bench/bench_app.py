@@ -10,6 +10,7 @@ fresh install) and Debian's chromium (network requests outside the app are block
 2. Embedding first visit (clicked as soon as the heatmaps show, and again after the
    background warm-up finished, on a second server start), then every page and revisits;
 3. the server stopped and started again on the same cache → heatmaps, Embedding;
+   then the floor: a bare Streamlit page with one figure of two heatmaps, timed alike;
 4. estimate against actual time for a few runs over 10 s (library calls, as the app
    makes them: ``plan`` then ``compute``).
 
@@ -63,6 +64,24 @@ PAGE_DONE = """(title) => {
     && document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot').length > 0;
 }"""
 
+#: the floor of "server start → heatmaps drawn" on the machine: Streamlit, plotly and the
+#: browser alone (32 × 32 random matrices, a one-widget sidebar)
+BARE_APP = """
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+st.set_page_config(layout="wide")
+st.sidebar.selectbox("Model", ["a", "b"])
+st.title("Similarity matrices: bare")
+z = np.random.default_rng(0).random((32, 32))
+fig = make_subplots(rows=1, cols=2)
+fig.add_trace(go.Heatmap(z=z), row=1, col=1)
+fig.add_trace(go.Heatmap(z=z.T), row=1, col=2)
+st.plotly_chart(fig)
+"""
+
 TARGETS = {
     "first heatmaps, fresh install": 8.0,
     "first heatmaps, after a restart": 3.0,
@@ -91,8 +110,9 @@ def _healthy(port: int) -> bool:
 class Server:
     """``streamlit run app.py`` on a free loopback port with the given cache folder."""
 
-    def __init__(self, cache_dir: Path):
+    def __init__(self, cache_dir: Path, app: Path = ROOT / "app.py"):
         self.cache_dir = cache_dir
+        self.app = app
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -105,10 +125,10 @@ class Server:
         self.log = open(self.cache_dir.parent / f"streamlit-{self.port}.log", "ab")  # noqa: SIM115
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+            [sys.executable, "-m", "streamlit", "run", str(self.app),
              "--server.address", "127.0.0.1", "--server.port", str(self.port),
              "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=self.app.parent, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         while not _healthy(self.port):
@@ -247,6 +267,25 @@ def browser_part(rows: list, outside: list) -> None:
             rows.append(("Embedding first visit, fresh install, after the warm-up", t,
                          TARGETS["Embedding first visit"],
                          f"warm-up ended {warm_s:.0f} s after the heatmaps; {report}"))
+            ctx.close()
+        finally:
+            server.stop()
+        # ---- 4. the floor: a bare Streamlit page with one figure of two heatmaps (no
+        # semrsm import, no sidebar logic), same browser, same predicate
+        bare = work / "bare"
+        bare.mkdir()
+        (bare / "app.py").write_text(BARE_APP)
+        shutil.copytree(ROOT / ".streamlit", bare / ".streamlit")  # same server settings
+        (bare / "cache").mkdir()
+        server = Server(bare / "cache", app=bare / "app.py")
+        server.start()
+        try:
+            ctx, page = new_page(server)
+            page.goto(server.url, wait_until="commit")
+            page.wait_for_function(HEATMAPS, timeout=300_000, polling=50)
+            rows.append(("floor: bare Streamlit page with one two-heatmap figure",
+                         time.perf_counter() - server.t0, None,
+                         "server start → drawn; no semrsm code"))
             ctx.close()
         finally:
             server.stop()

@@ -9,17 +9,16 @@ part of the app's interface: links may set them).
 from __future__ import annotations
 
 import streamlit as st
-import torch
 from streamlit.errors import StreamlitAPIException
 
 from pages._navigation import leave_legacy_pages_mode
-from pages._resources import get_cache, get_layers
+from pages._resources import cuda_available, get_cache, get_layers, matcher_view
 from semrsm.cache import Cache
-from semrsm.explorer import ExplorerConfig, data_root, default_layer, list_server_folders
+from semrsm.catalog import DEMO_MODELS, POPULAR_MODELS
+from semrsm.explorer.config import ExplorerConfig
+from semrsm.explorer.sources import data_root, default_layer, list_server_folders
 from semrsm.images import PHOTO_FILES
 from semrsm.kernels import KERNELS
-from semrsm.matching import MATCHERS
-from semrsm.models import DEMO_MODELS, POPULAR_MODELS
 
 __all__ = [
     "CONFIG_KEY",
@@ -59,6 +58,10 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
 
 
 # --------------------------------------------------------------------------- sidebar
+
+#: ``semrsm.matching.MATCHERS`` (names, parameter defaults), read from the cache when it
+#: holds them, so that the sidebar imports no torch before a cached result is drawn
+MATCHERS = matcher_view()
 
 #: widget keys of the sidebar and their initial values; their values are carried from
 #: page to page (each page draws its own copy of the sidebar, see render_sidebar)
@@ -244,7 +247,7 @@ def render_sidebar() -> ExplorerConfig:
         raise
     name, weights, checkpoint = _model_section(cache, choice)
 
-    cuda = torch.cuda.is_available()
+    cuda = cuda_available()
     devices = ["auto", "cpu", "cuda"] if cuda else ["auto", "cpu"]
     if st.session_state.get("sb_device") not in devices:
         st.session_state["sb_device"] = "auto"
@@ -256,7 +259,7 @@ def render_sidebar() -> ExplorerConfig:
     if name and not (weights == "file" and checkpoint is None):
         try:
             with st.spinner(f"Loading {name}…"):
-                layers = get_layers(name, weights, checkpoint, device)
+                layers = get_layers(name, weights, checkpoint, device, cache)
         except Exception as err:  # noqa: BLE001 - current_result() shows it on the page
             sb.caption(f"⚠️ {type(err).__name__}: see the message on the page")
     if layers:

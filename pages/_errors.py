@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 import traceback
 
 import streamlit as st
 
-from semrsm.explorer import ComputeError, ExplorerError
+from semrsm.explorer.config import ComputeError, ExplorerError
 from semrsm.images import ImageError
-from semrsm.models import ModelError
 
 __all__ = ["show_error"]
 
 
 def show_error(err: BaseException) -> None:
     """Show a backend error as ``st.error`` with what to do; never a traceback element."""
-    if isinstance(err, ModelError):
+    # semrsm.models imports torch: only an error raised by it can be a ModelError
+    models = sys.modules.get("semrsm.models")
+    if models is not None and isinstance(err, models.ModelError):
         st.error(
             f"**The model could not be loaded.** {err}\n\n"
             "Pick a demo model, check the spelling of the timm name, or choose other weights."

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from pages._memo import derived
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from semrsm.analysis import matching_contributions
 from semrsm.analysis.ordering import image_order
@@ -151,14 +152,19 @@ def heatmap_navigation(result: ExplorerResult) -> None:
     pair = st.session_state.get(PAIR_KEY)
     if pair is not None and not (0 <= pair[0] < n and 0 <= pair[1] < n):
         pair = None
-    fig = heatmap_panels(
-        {"classic (spatio-semantic)": result.spatial_rsm, "semantic": result.semantic_rsm},
-        result.names,
-        result.labels,
-        order=order,
-        kernel=result.kernel,
-        selected=pair,
-        height=460,
+    fig = derived(
+        "nav_heatmaps",
+        result,
+        (tuple(order), tuple(pair) if pair is not None else None),
+        lambda: heatmap_panels(
+            {"classic (spatio-semantic)": result.spatial_rsm, "semantic": result.semantic_rsm},
+            result.names,
+            result.labels,
+            order=order,
+            kernel=result.kernel,
+            selected=pair,
+            height=460,
+        ),
     )
     st.plotly_chart(
         fig,

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 import streamlit as st
 
 from pages._sidebar import SELECTED_PAIR_KEY
+from semrsm.catalog import DEMO_MODELS, POPULAR_MODELS
 from semrsm.explorer.links import PAGE, PAIR, params_to_state, state_to_params, view_url
 from semrsm.images import PHOTO_FILES
-from semrsm.models import DEMO_MODELS, POPULAR_MODELS
 
 __all__ = ["run_with_links"]
 

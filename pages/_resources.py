@@ -1,6 +1,11 @@
 """Process-wide resources of the app, shared by all sessions: the on-disk cache, models,
 their layer lists, built-in image sets (``st.cache_resource``), and the background
-warm-up of the compiled code."""
+warm-up of the compiled code.
+
+Nothing here imports torch, timm or numba until a model is really needed: layer lists
+and the matcher list come from the cache when it holds them
+(``semrsm.explorer.cached``), so a server restart draws a cached result without them.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,49 @@ import threading
 
 import streamlit as st
 
+from semrsm._platform import cuda_available as _cuda_available
 from semrsm.cache import Cache, default_cache_dir
-from semrsm.explorer import ExplorerConfig, load_images, load_model
+from semrsm.explorer.cached import cached_layers, cached_matchers, remember_matchers, remember_model
+from semrsm.explorer.config import ExplorerConfig
+from semrsm.explorer.sources import load_images, load_model
 
 __all__ = [
     "FIRST_RESULT",
+    "PAGE_DRAWN",
+    "WARM_UP_NOW",
+    "cuda_available",
     "get_cache",
     "get_images",
     "get_layers",
     "get_model",
+    "matcher_view",
     "start_background_warm_up",
 ]
 
-#: set once a page of this process has drawn its first result; the background warm-up
-#: waits for it before the long UMAP compile, so the two do not share the cores
+#: set once a page of this process has computed or fetched its first result
 FIRST_RESULT = threading.Event()
+#: set by ``app.py`` once a page run that showed a result has ended; the background
+#: warm-up waits for it (or for :data:`WARM_UP_NOW`), so that on a restart the first
+#: draw from the cache does not share the cores with compiling
+PAGE_DRAWN = threading.Event()
+#: set when a page must compute: the warm-up's compile of the exact matcher starts at once
+WARM_UP_NOW = threading.Event()
+
+
+@st.cache_resource(show_spinner=False)
+def cuda_available() -> bool:
+    """Whether a CUDA GPU is usable (asked once per process; imports torch only where a
+    GPU driver is installed, see ``semrsm._platform.cuda_available``)."""
+    return _cuda_available()
+
+
+def matcher_view() -> dict:
+    """``semrsm.matching.MATCHERS`` as ``{name: {"params": {...}, "description": str}}``:
+    from the cache when stored there, else from the registry (imports torch once and
+    stores it)."""
+    cache = get_cache()
+    view = cached_matchers(cache)
+    return view if view is not None else remember_matchers(cache)
 
 
 @st.cache_resource(show_spinner=False)
@@ -71,23 +104,44 @@ def get_images(config: ExplorerConfig, cache: Cache):
 def _layers(name: str, weights: str, checkpoint: str | None, device: str):
     from semrsm.layers import list_layers
 
-    return list_layers(_model(name, weights, checkpoint, device))
+    model = _model(name, weights, checkpoint, device)
+    layers = list_layers(model)
+    config = ExplorerConfig(model=name, weights=weights, checkpoint=checkpoint, device=device)
+    remember_model(get_cache(), config, model, layers)
+    return layers
 
 
-def get_layers(name: str, weights: str, checkpoint: str | None, device: str):
-    """The layers (``semrsm.layers.LayerInfo``) of a model, listed once per process."""
+def get_layers(
+    name: str, weights: str, checkpoint: str | None, device: str, cache: Cache | None = None
+):
+    """The layers (``semrsm.layers.LayerInfo``) of a model: from the cache when a run
+    stored them (no model load, no torch import), else listed once per process.
+
+    Raises
+    ------
+    semrsm.models.ModelError, semrsm.explorer.ExplorerError
+        As :func:`get_model` (errors are not cached).
+    """
+    config = ExplorerConfig(model=name, weights=weights, checkpoint=checkpoint, device=device)
+    stored = cached_layers(cache if cache is not None else get_cache(), config)
+    if stored is not None:
+        return stored
     return _layers(name, weights, checkpoint, device)
 
 
 @st.cache_resource(show_spinner=False)
 def start_background_warm_up() -> threading.Thread:
-    """Compile the matchers and UMAP in a daemon thread, once per server process (see
-    :mod:`semrsm.explorer.warmup`); the UMAP step waits for :data:`FIRST_RESULT`."""
-    # Modules the warm-up imports become visible in sys.modules before they finish
-    # importing; plotly peeks at sys.modules["pandas"] without the import lock, so pandas
-    # is imported here, in the script thread, before the background thread starts.
-    import pandas  # noqa: F401
+    """Compile the matchers and UMAP in the background, once per server process (see
+    :mod:`semrsm.explorer.warmup`).
 
-    from semrsm.explorer.warmup import start_warm_up
+    When numba's cache lacks the exact matcher (a fresh install), it is compiled at once
+    in a separate process, in parallel with this one's model loading. The warm-up thread
+    waits for :data:`WARM_UP_NOW`, or for :data:`PAGE_DRAWN` and then 3 s more while the
+    browser draws the page (at most 30 s), before it starts.
+    """
+    from semrsm.explorer.warmup import start_precompile, start_warm_up
 
-    return start_warm_up("auto", wait_for=FIRST_RESULT, wait_s=30.0)
+    start_precompile()  # app.py starts it earlier; here for a run that starts on a page
+    return start_warm_up(
+        "auto", wait_for=PAGE_DRAWN, wait_s=30.0, start_on=WARM_UP_NOW, settle_s=3.0
+    )

@@ -8,6 +8,7 @@ run, progress with a *Cancel* button during it, and the status line after it.
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -15,8 +16,12 @@ from pages._controls import current_config
 from pages._errors import show_error
 from pages._memo import recall, remember
 from pages._progress import fmt_seconds, streamlit_progress
-from pages._resources import FIRST_RESULT, get_cache, get_images, get_model
-from semrsm.explorer import ExplorerResult, RunPlan, compute, plan
+from pages._resources import FIRST_RESULT, WARM_UP_NOW, get_cache, get_images, get_model
+from semrsm.explorer.cached import cached_result
+from semrsm.explorer.result import ExplorerResult
+
+if TYPE_CHECKING:
+    from semrsm.explorer.estimate import RunPlan
 
 __all__ = ["current_result", "long_run_advice", "run_prompt", "status_line"]
 
@@ -97,7 +102,8 @@ def current_result() -> ExplorerResult | None:
     """The explorer result for the sidebar's configuration, or None when an error, an
     info or a *Compute* prompt was shown instead.
 
-    From this session's memo, else the on-disk cache, else computed here with progress
+    From this session's memo, else the on-disk cache (``semrsm.explorer.cached``: no
+    model is loaded and torch is not imported), else computed here with progress
     bars (extraction, pairs) and a *Cancel* button. Runs estimated over
     ``semrsm.explorer.LONG_RUN_SECONDS`` wait behind a *Compute* button. Errors (unknown
     model, bad files, out of memory) are shown with ``st.error`` saying what to do.
@@ -124,8 +130,22 @@ def current_result() -> ExplorerResult | None:
         return None
     cache = get_cache()
     try:
+        images = get_images(config, cache)
+        hit = cached_result(config, cache, images)
+    except Exception:  # noqa: BLE001 - the full path below reports what is wrong
+        hit = None
+    if hit is not None:
+        remember(config, hit)
+        FIRST_RESULT.set()
+        return hit
+    WARM_UP_NOW.set()  # a computation follows: compile the matchers now
+    try:
+        from semrsm.explorer import compute, plan
+        from semrsm.explorer.warmup import wait_precompile
+
         model = get_model(config)
         images = get_images(config, cache)
+        wait_precompile()  # a fresh install compiles the exact matcher in another process
         run = plan(config, cache, model=model, images=images)
         # a Cancel click stops the previous run (at its next progress update) and reruns
         # the script; that run must not start the same computation again
@@ -167,7 +187,7 @@ def status_line(result: ExplorerResult) -> str:
         if hits.get("tokens") and hits.get("rsm")
         else f"computed in {result.timings.get('total', 0):.1f} s"
     )
-    params = ", ".join(f"{k}={v}" for k, v in result.config.params.items() if k != "rtol")
+    params = ", ".join(f"{k}={v}" for k, v in result.params.items() if k != "rtol")
     return (
         f"{result.n} images · {html.escape(result.model_name)} ({result.weights}) · layer "
         f"`{li.name}` ({li.grid[0]}×{li.grid[1]} positions × {li.channels} channels) · "

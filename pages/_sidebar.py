@@ -21,7 +21,7 @@ Each part lives in a module of its own, with one job:
 ``_navigation``        the one workaround for Streamlit's legacy ``pages/`` mode
 ``_progress``          progress bars (``streamlit_progress``), durations in words
 ``_run``               ``current_result``: estimate, *Compute* prompt, *Cancel*, status line
-``_memo``              this session's last few results
+``_memo``              this session's last few results and the figures built from them
 =====================  ===================================================================
 
 Widget keys (``sb_*``, see ``SIDEBAR_DEFAULTS``) and ``st.session_state`` keys are part of

@@ -95,6 +95,16 @@ k_lines = f3.slider(
 )
 
 
+@st.cache_resource(show_spinner=False)
+def _umap_cache_on() -> int:
+    """Switch numba's on-disk cache on for UMAP's functions, once per process, before the
+    first map: the background warm-up does it too, but a visit right after a restart may
+    come first, and UMAP would then compile its uncached functions again (about 10 s)."""
+    from semrsm.explorer.warmup import cache_umap
+
+    return cache_umap()
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def _embed(key: str, which: str, kernel: str, method: str, seed: int, k: int, dims: int, _rsm):
     """One map per (RSM cache key, side, kernel, settings); the RSM itself is not hashed."""
@@ -105,6 +115,8 @@ kernel = result.kernel
 dims = 3 if three_d else 2
 rsms = {"classic (spatio-semantic)": result.spatial_rsm, "semantic": result.semantic_rsm}
 with st.spinner("Computing the maps (the first UMAP run of a session compiles for a few seconds)…"):
+    if method in ("auto", "umap"):
+        _umap_cache_on()
     emb = {
         title: _embed(result.key, which, kernel, method, seed, neighbours, dims, rsm)
         for (title, rsm), which in zip(rsms.items(), ("spatial", "semantic"), strict=True)

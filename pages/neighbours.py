@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._memo import derived
 from pages._widgets import (
     figure_download,
     file_stem,
@@ -42,7 +43,12 @@ query = c_q.selectbox(
     "query image (or click a thumbnail)", range(n), key="nn_query", format_func=names.__getitem__
 )
 k = c_k.slider("neighbours (k)", 1, min(12, n - 1), min(5, n - 1), key="nn_k") if n > 2 else 1
-gallery = gallery_figure(result.thumbnails, result.names, labels, selected=query, columns=16)
+gallery = derived(
+    "nn_gallery",
+    result,
+    (query,),
+    lambda: gallery_figure(result.thumbnails, result.names, labels, selected=query, columns=16),
+)
 st.plotly_chart(
     gallery,
     key="nn_gallery",
@@ -61,8 +67,13 @@ rows = {
     "classic (spatio-semantic)": nearest_neighbours(result.spatial_rsm, query, k),
     "semantic": nearest_neighbours(result.semantic_rsm, query, k),
 }
-fig_nn = neighbours_figure(
-    result.thumbnails, result.names, labels, query, rows, kernel=result.kernel
+fig_nn = derived(
+    "nn_neighbours",
+    result,
+    (query, k),
+    lambda: neighbours_figure(
+        result.thumbnails, result.names, labels, query, rows, kernel=result.kernel
+    ),
 )
 st.plotly_chart(fig_nn, key="nn_neighbours", config={"displayModeBar": False})
 if labels is not None:
@@ -92,13 +103,18 @@ if labels is None or len(set(labels)) < 2:
     )
     fig_ret = None
 else:
-    metrics = {
-        "classic (spatio-semantic)": retrieval_metrics(result.spatial_rsm, labels, k=k),
-        "semantic": retrieval_metrics(result.semantic_rsm, labels, k=k),
-    }
+    metrics = derived(
+        "nn_metrics",
+        result,
+        (k,),
+        lambda: {
+            "classic (spatio-semantic)": retrieval_metrics(result.spatial_rsm, labels, k=k),
+            "semantic": retrieval_metrics(result.semantic_rsm, labels, k=k),
+        },
+    )
     m_c, m_s = metrics["classic (spatio-semantic)"], metrics["semantic"]
     r1, r2 = st.columns([2, 1])
-    fig_ret = retrieval_figure(metrics)
+    fig_ret = derived("nn_retrieval", result, (k,), lambda: retrieval_figure(metrics))
     r1.plotly_chart(fig_ret, key="nn_retrieval", config={"displayModeBar": False})
     r2.markdown(
         f"Every image queries all the others. **precision@{m_s['k']}**: share of the top "

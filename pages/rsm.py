@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._heatmap_nav import heatmap_navigation
+from pages._memo import derived
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from pages._widgets import figure_download, file_stem, image_choices, page_result
 from semrsm.explorer import explain_pair, summarize
@@ -36,7 +37,7 @@ if result.skipped:
 
 kernel = result.kernel
 spatial, semantic = result.spatial_rsm, result.semantic_rsm
-summary = summarize(result)
+summary = derived("summary", result, (), lambda: summarize(result))
 
 # ----------------------------------------------------------------------------- numbers
 if result.labels is not None and summary.get("n_same", 0) > 0:
@@ -69,7 +70,14 @@ else:
     c3.metric("pairs improved by matching", f"{summary['frac_improved']:.0%}")
 
 # ----------------------------------------------------------------------------- heatmaps
-fig = rsm_heatmaps(spatial, semantic, result.names, result.labels, kernel=kernel, selectable=True)
+fig = derived(
+    "rsm_heatmaps",
+    result,
+    (),
+    lambda: rsm_heatmaps(
+        spatial, semantic, result.names, result.labels, kernel=kernel, selectable=True
+    ),
+)
 event = st.plotly_chart(
     fig,
     key="rsm_heatmaps",
@@ -135,8 +143,15 @@ with st.expander("Open a pair in the token-matching view", expanded=pair is not 
 heatmap_navigation(result)
 
 # ----------------------------------------------------------------------------- explanation
-ex = explain_pair(result)
-heading, text = pair_explanation(result, ex, summary)
+
+
+def _explanation() -> tuple[dict, str, str]:
+    """The pair that best explains the difference, with its heading and text."""
+    pair_ex = explain_pair(result)
+    return (pair_ex, *pair_explanation(result, pair_ex, summary))
+
+
+ex, heading, text = derived("pair_explanation", result, (), _explanation)
 st.subheader(heading)
 c_img, c_txt = st.columns([1, 2])
 c_img.image(
@@ -149,11 +164,21 @@ c_txt.markdown(text)
 # ----------------------------------------------------------------------------- difference
 st.subheader("Where the matching matters")
 d1, d2 = st.columns(2)
-fig_diff = difference_heatmap(
-    spatial, semantic, result.names, result.labels, kernel=kernel, height=440
+fig_diff = derived(
+    "rsm_difference",
+    result,
+    (),
+    lambda: difference_heatmap(
+        spatial, semantic, result.names, result.labels, kernel=kernel, height=440
+    ),
 )
 d1.plotly_chart(fig_diff, key="rsm_difference", config={"displaylogo": False})
-fig_hist = similarity_histograms(spatial, semantic, result.labels, kernel=kernel, height=440)
+fig_hist = derived(
+    "rsm_histograms",
+    result,
+    (),
+    lambda: similarity_histograms(spatial, semantic, result.labels, kernel=kernel, height=440),
+)
 d2.plotly_chart(fig_hist, key="rsm_histograms", config={"displaylogo": False})
 d2.caption(
     "Off-diagonal similarities, each pair once"

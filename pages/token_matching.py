@@ -73,7 +73,7 @@ st.session_state["tm_seen_pair"] = (int(i), int(j))
 
 perm_cached, _ = result.matching(int(i), int(j))
 tok = result.tokens
-ex = explain_pair(tok[i], tok[j], config.matcher, grid=(h, w), perm=perm_cached, **config.params)
+ex = explain_pair(tok[i], tok[j], config.matcher, grid=(h, w), perm=perm_cached, **result.params)
 crange = contribution_range(ex.inner)
 img_a, img_b = result.model_view(int(i)), result.model_view(int(j))
 kern = result.kernel

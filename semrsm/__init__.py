@@ -5,15 +5,37 @@
 >>> B = semrsm.spatial_rsm(tokens, kernel="cosine")   # (N, N) float64
 >>> R = semrsm.semantic_rsm(tokens, kernel="cosine", matcher="exact")
 >>> perm, value = semrsm.match_pair(a, b)             # b[perm[s]] is matched to a[s]
+
+The public names are imported on first use (PEP 562), so ``import semrsm.cache`` or
+``import semrsm.images`` does not import torch, numba or timm: the app draws a cached
+result without them.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from semrsm.kernels import KERNELS
-from semrsm.matching import MATCHERS, match_pair
-from semrsm.matching.scheduling import Cancelled
-from semrsm.rsm import SemanticResult, semantic_rsm, spatial_rsm
-from semrsm.tokens import to_tokens
+#: public name -> the module that defines it (imported on first access)
+_LAZY = {
+    "KERNELS": "semrsm.kernels",
+    "MATCHERS": "semrsm.matching",
+    "match_pair": "semrsm.matching",
+    "Cancelled": "semrsm.matching.scheduling",
+    "SemanticResult": "semrsm.rsm",
+    "semantic_rsm": "semrsm.rsm",
+    "spatial_rsm": "semrsm.rsm",
+    "to_tokens": "semrsm.tokens",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from semrsm.kernels import KERNELS
+    from semrsm.matching import MATCHERS, match_pair
+    from semrsm.matching.scheduling import Cancelled
+    from semrsm.rsm import SemanticResult, semantic_rsm, spatial_rsm
+    from semrsm.tokens import to_tokens
 
 __all__ = [
     "Cancelled",
@@ -26,3 +48,23 @@ __all__ = [
     "spatial_rsm",
     "to_tokens",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first access (``semrsm.semantic_rsm`` etc.).
+
+    Raises
+    ------
+    AttributeError
+        ``name`` is neither a public name nor a submodule.
+    """
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'semrsm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -18,3 +18,23 @@ def machine_description() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+#: files that exist where a GPU driver torch could use is installed (NVIDIA, ROCm, WSL)
+_GPU_DEVICE_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def cuda_available() -> bool:
+    """``torch.cuda.is_available()``, without importing torch where no GPU driver exists.
+
+    On a machine without any of :data:`_GPU_DEVICE_FILES` torch cannot see a GPU, so the
+    answer is False at once (importing torch takes seconds); otherwise, or when torch is
+    already imported, torch is asked.
+    """
+    import sys
+
+    if "torch" not in sys.modules and not any(Path(p).exists() for p in _GPU_DEVICE_FILES):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())

@@ -19,6 +19,7 @@ from PIL import Image
 
 from .images.base import ImageSet
 from .images.decode import to_rgb
+from .layer_info import LayerInfo
 from .models import LoadedModel, ModelError
 
 __all__ = [
@@ -31,36 +32,6 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None] | None
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """A layer whose output can be turned into tokens.
-
-    Attributes
-    ----------
-    name : str
-        Module path in the model (``"layer1"``, ``"layer2.0"``, ``"stages.1"``, ``"blocks.3"``).
-    kind : {"cnn", "vit"}
-        ``"vit"`` for plain transformers with patch tokens, ``"cnn"`` for feature maps.
-    channels : int
-        ``C``, the length of each token.
-    grid : (int, int)
-        ``(H, W)`` of the spatial positions for the model's input size.
-    num_tokens : int
-        ``S = H * W``.
-    """
-
-    name: str
-    kind: str
-    channels: int
-    grid: tuple[int, int]
-    num_tokens: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(S, C)``: the token array of one image."""
-        return (self.num_tokens, self.channels)
 
 
 @dataclass

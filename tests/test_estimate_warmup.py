@@ -51,9 +51,36 @@ def test_probe_warms_up_then_doubles_until_a_run_is_long_enough():
     rate = est_mod.probe_matching(
         tokens, "exact", {}, "cpu", budget_s=0.4, solver=fake, clock=fake.clock
     )
-    # 2 images untimed (compile), 4 (6 pairs, 0.06 s < 0.1 s), 8 (28 pairs, 0.28 s): stop
-    assert fake.sizes == [2, 4, 8]
+    # 2 images untimed (compile), 4 twice (6 pairs, 0.06 s < 0.1 s), 8 (28 pairs, 0.28 s)
+    assert fake.sizes == [2, 4, 4, 8]
     assert rate == pytest.approx(100.0)
+
+
+class _ColdStartSolver(_FakeSolver):
+    """The first call with several pairs takes ``slow`` times longer (worker threads
+    starting, fresh memory), as the exact solver's first batch at S = 1,024 did."""
+
+    def __init__(self, rate: float, slow: float):
+        super().__init__(rate)
+        self.slow, self.cold = slow, True
+
+    def __call__(self, tokens, **kw):
+        m = len(tokens)
+        self.sizes.append(m)
+        pairs = m * (m - 1) // 2
+        factor = self.slow if (self.cold and pairs > 1) else 1.0
+        self.cold = self.cold and pairs <= 1
+        self.now += factor * pairs / self.rate
+
+
+def test_probe_rate_is_not_the_cold_first_batch():
+    # each run is long enough to stop at once: the cold first batch alone would give a
+    # rate 2.5x too low (the estimate of a 48 s run was 106 s); the repeat gives the rate
+    fake = _ColdStartSolver(rate=10.0, slow=2.5)
+    tokens = np.zeros((40, 16, 4), np.float32)
+    rate = est_mod.probe_matching(tokens, "exact", {}, "cpu", solver=fake, clock=fake.clock)
+    assert fake.sizes == [2, 4, 4]
+    assert rate == pytest.approx(10.0)
 
 
 def test_probe_stops_at_all_images_and_starts_larger_on_cuda():
@@ -61,7 +88,7 @@ def test_probe_stops_at_all_images_and_starts_larger_on_cuda():
     est_mod.probe_matching(
         np.zeros((6, 4, 2)), "greedy", {}, "cpu", solver=fake, clock=fake.clock
     )
-    assert fake.sizes == [2, 4, 6]
+    assert fake.sizes == [2, 4, 4, 6]
     fake = _FakeSolver(rate=1e9)
     est_mod.probe_matching(
         np.zeros((100, 4, 2)), "exact", {}, "cuda", solver=fake, clock=fake.clock

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from semrsm.analysis._checks import AnalysisError, _check_rsm
 from semrsm.analysis.cka import _centre
@@ -120,6 +119,8 @@ def kendall_tau_a(x: np.ndarray, y: np.ndarray, copies: np.ndarray | None = None
     tx, ty = _ties(x), _ties(y)
     if tx == m0 or ty == m0:
         return 0.0
+    from scipy import stats  # imported here: about a second, and most pages never need it
+
     tau_b = stats.kendalltau(x, y, variant="b").statistic
     if not math.isfinite(tau_b):
         return 0.0
@@ -129,6 +130,8 @@ def kendall_tau_a(x: np.ndarray, y: np.ndarray, copies: np.ndarray | None = None
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's ρ (Pearson correlation of average ranks); nan when a vector is constant."""
+    from scipy import stats
+
     rx = stats.rankdata(np.asarray(x, dtype=np.float64).ravel())
     ry = stats.rankdata(np.asarray(y, dtype=np.float64).ravel())
     rx -= rx.mean()

@@ -30,49 +30,43 @@ One job per module, in the order a run needs them:
 ``pipeline``    :func:`compute` and :func:`layer_rsms`: tokens → RSMs → probabilities, cached
 ``result``      :class:`ExplorerResult`: RSMs, matchings on demand, downloads
 ``summary``     :func:`summarize` and :func:`explain_pair` of a result
+``cached``      :func:`cached_result`: a finished result from the cache without the model
 ==============  ==========================================================================
+
+The names below are imported on first use (PEP 562): ``semrsm.explorer.config``,
+``keys``, ``result`` and ``cached`` need neither torch nor timm, so the app can draw a
+result from the cache before those are imported (:func:`cached_result`).
 """
 
-from semrsm.explorer.config import (
-    BUILTIN_SETS as BUILTIN_SETS,
-)
-from semrsm.explorer.config import (
-    DATA_ROOT_ENV,
-    DEFAULT_IMAGES,
-    DEFAULT_MODEL,
-    LONG_RUN_SECONDS,
-    ComputeError,
-    ExplorerConfig,
-    ExplorerError,
-    resolve_device,
-)
-from semrsm.explorer.config import (
-    DEVICES as DEVICES,
-)
-from semrsm.explorer.config import (
-    PERMS_MAX_BYTES as PERMS_MAX_BYTES,
-)
-from semrsm.explorer.config import (
-    Progress as Progress,
-)
-from semrsm.explorer.estimate import RunPlan, estimate_seconds, plan
-from semrsm.explorer.estimate import seconds_per_image as seconds_per_image
-from semrsm.explorer.keys import images_digest, rsm_key, tokens_key
-from semrsm.explorer.keys import proba_key as proba_key
-from semrsm.explorer.pipeline import compute, layer_rsms
-from semrsm.explorer.result import ExplorerResult
-from semrsm.explorer.sources import (
-    data_root,
-    default_layer,
-    labels_from_file_names,
-    list_server_folders,
-    load_images,
-    load_model,
-)
-from semrsm.explorer.summary import explain_pair, summarize
+from __future__ import annotations
 
-# the pipeline calls the solver through this name, so a caller (or a test) can replace it
-from semrsm.rsm import semantic_rsm as semantic_rsm
+import importlib
+from typing import Any
+
+#: public name -> the submodule that defines it
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "BUILTIN_SETS", "DATA_ROOT_ENV", "DEFAULT_IMAGES", "DEFAULT_MODEL", "DEVICES",
+            "LONG_RUN_SECONDS", "PERMS_MAX_BYTES", "ComputeError", "ExplorerConfig",
+            "ExplorerError", "Progress", "resolve_device",
+        ),
+        "config",
+    ),
+    **dict.fromkeys(("RunPlan", "estimate_seconds", "plan", "seconds_per_image"), "estimate"),
+    **dict.fromkeys(("images_digest", "rsm_key", "tokens_key", "proba_key"), "keys"),
+    **dict.fromkeys(("compute", "layer_rsms"), "pipeline"),
+    "ExplorerResult": "result",
+    **dict.fromkeys(
+        (
+            "data_root", "default_layer", "labels_from_file_names", "list_server_folders",
+            "load_images", "load_model",
+        ),
+        "sources",
+    ),
+    **dict.fromkeys(("explain_pair", "summarize"), "summary"),
+    **dict.fromkeys(("cached_result", "cached_layers"), "cached"),
+}
 
 __all__ = [
     "DATA_ROOT_ENV",
@@ -84,6 +78,8 @@ __all__ = [
     "ExplorerError",
     "ExplorerResult",
     "RunPlan",
+    "cached_layers",
+    "cached_result",
     "compute",
     "data_root",
     "default_layer",
@@ -101,3 +97,28 @@ __all__ = [
     "summarize",
     "tokens_key",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's submodule on first access.
+
+    ``semantic_rsm`` is :func:`semrsm.rsm.semantic_rsm`: the pipeline calls the solver
+    through this name, so a caller (or a test) can replace it.
+
+    Raises
+    ------
+    AttributeError
+        Not a public name.
+    """
+    if name == "semantic_rsm":
+        from semrsm.rsm import semantic_rsm as value
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(f"semrsm.explorer.{_LAZY[name]}"), name)
+    else:
+        raise AttributeError(f"module 'semrsm.explorer' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"semantic_rsm"})

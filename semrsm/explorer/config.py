@@ -1,4 +1,8 @@
-"""The explorer's configuration, its errors and the constants the pages share."""
+"""The explorer's configuration, its errors and the constants the pages share.
+
+Imports neither torch nor numba: the matcher registry and the device check are imported
+when first needed, so a cached result can be drawn before them.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from semrsm.kernels import KERNELS
-from semrsm.matching import check_matcher
-from semrsm.rsm import resolve_device as _torch_device
 
 DEFAULT_MODEL = "demo-resnet"
 DEFAULT_IMAGES = "shapes:32"
@@ -90,7 +92,17 @@ class ExplorerConfig:
 
     @property
     def params(self) -> dict[str, Any]:
-        """The matcher's parameters with defaults filled in."""
+        """The matcher's parameters with defaults filled in (imports the matcher registry,
+        and so torch; :func:`semrsm.explorer.cached.cached_params` reads them from the
+        cache without it).
+
+        Raises
+        ------
+        ValueError
+            Unknown matcher or parameter.
+        """
+        from semrsm.matching import check_matcher
+
         return check_matcher(self.matcher, dict(self.matcher_params))
 
     def validate(self) -> ExplorerConfig:
@@ -144,6 +156,8 @@ def resolve_device(device: str) -> str:
     """
     if device not in DEVICES:
         raise ExplorerError(f"device: {device!r} is not one of {DEVICES}")
+    from semrsm.rsm import resolve_device as _torch_device
+
     try:
         return _torch_device(device).type
     except ValueError:

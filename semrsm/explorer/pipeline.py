@@ -13,6 +13,15 @@ import torch
 
 import semrsm
 from semrsm.cache import Cache
+from semrsm.explorer.cached import (
+    RSM_ARRAYS,
+    TOKEN_ARRAYS,
+    build_result,
+    remember_model,
+    remember_params,
+)
+from semrsm.explorer.cached import rsm_valid as _rsm_valid
+from semrsm.explorer.cached import tokens_valid as _tokens_valid
 from semrsm.explorer.config import (
     PERMS_MAX_BYTES,
     ComputeError,
@@ -84,33 +93,6 @@ def _token_arrays(out: Any) -> dict[str, np.ndarray]:
         "tokens": np.ascontiguousarray(out.tokens, dtype=np.float32),
         "grid": np.asarray(out.grid, dtype=np.int64),
     }
-
-
-TOKEN_ARRAYS = ("tokens", "grid")
-RSM_ARRAYS = tuple(f"{kind}_{k}" for kind in ("spatial", "semantic") for k in KERNELS) + ("inner",)
-
-
-def _tokens_valid(n: int) -> Callable[[dict[str, np.ndarray]], bool]:
-    """Check of a stored tokens entry: (n, S, C) tokens whose grid has S cells."""
-
-    def valid(a: dict[str, np.ndarray]) -> bool:
-        t, g = a["tokens"], a["grid"]
-        return t.ndim == 3 and t.shape[0] == n and g.shape == (2,) and int(g[0] * g[1]) == t.shape[1]
-
-    return valid
-
-
-def _rsm_valid(n: int, s: int) -> Callable[[dict[str, np.ndarray]], bool]:
-    """Check of a stored RSM entry: every matrix (n, n), matchings (pairs, s) when kept."""
-
-    def valid(a: dict[str, np.ndarray]) -> bool:
-        if any(a[name].shape != (n, n) for name in RSM_ARRAYS):
-            return False
-        if "perms" in a:
-            return a["perms"].shape == (n * (n - 1) // 2, s) and a["pairs"].shape == (n * (n - 1) // 2, 2)
-        return True
-
-    return valid
 
 
 def _grid(arrays: dict[str, np.ndarray]) -> tuple[int, int]:
@@ -226,7 +208,6 @@ def compute(
         )
         timings["extract"] = time.perf_counter() - t0
         tokens = tok["tokens"]
-        grid = _grid(tok)
         t0 = time.perf_counter()
         rs, hits["rsm"] = cache.get_or_compute(
             rk, lambda: _rsms(tokens, config, device, progress),
@@ -238,47 +219,15 @@ def compute(
             t0 = time.perf_counter()
             proba, hits["proba"] = _proba(model, images, cache, proba_key(model, digest), progress)
             timings["predict"] = time.perf_counter() - t0
-    meta = Cache.meta(rs)
     timings["total"] = time.perf_counter() - t_start
-    from semrsm.figures.neighbours import make_thumbnails
-
-    return ExplorerResult(
-        config=config,
-        images=list(images.images),
-        thumbnails=make_thumbnails(images.images, 96),
-        names=list(images.names),
-        labels=list(images.labels) if images.labels is not None else None,
-        skipped=list(images.skipped),
-        description=images.description,
-        meta=dict(images.meta),
-        tokens=tokens,
-        grid=grid,
-        layer=layer,
-        layers=list(layers),
-        spatial=_by_kernel(rs, "spatial"),
-        semantic=_by_kernel(rs, "semantic"),
-        inner=rs["inner"],
-        pairs=rs.get("pairs"),
-        perms=rs.get("perms"),
-        proba=proba,
-        class_names=list(model.class_names) if getattr(model, "class_names", None) else None,
-        model_name=model.name,
-        weights=model.weights,
-        weights_id=model.weights_id,
-        sigma2=dict(meta.get("sigma2", {})),
-        timings=timings,
-        cache_hits=hits,
-        key=rk,
-        _transform=getattr(model, "transform", None),
-        _mean_std=_mean_std(model),
+    # what cached_result needs to serve this run again without loading the model
+    remember_model(cache, config, model, layers, has_classifier=(proba is not None) if with_proba else None)
+    remember_params(cache, config)
+    return build_result(
+        config, images, tok, rs, proba, model, layer, layers,
+        timings=timings, hits=hits, key=rk, transform=getattr(model, "transform", None),
+        params=config.params,
     )
-
-
-def _mean_std(model: Any) -> tuple[Any, Any] | None:
-    dc = getattr(model, "data_config", None) or {}
-    if "mean" in dc and "std" in dc:
-        return tuple(dc["mean"]), tuple(dc["std"])
-    return None
 
 
 def _free_gpu() -> None:

@@ -13,7 +13,6 @@ from PIL import Image
 
 import semrsm
 from semrsm.explorer.config import ExplorerConfig
-from semrsm.matching import match_pair
 
 
 @dataclass
@@ -64,6 +63,8 @@ class ExplorerResult:
         Which stages were served from the cache (``tokens``, ``rsm``, ``proba``).
     key : str
         The RSM cache key (identifies this result).
+    matcher_params : dict or None
+        The matcher's parameters with defaults filled in (see :attr:`params`).
     """
 
     config: ExplorerConfig
@@ -92,6 +93,7 @@ class ExplorerResult:
     timings: dict[str, float]
     cache_hits: dict[str, bool]
     key: str
+    matcher_params: dict[str, Any] | None = None
     _transform: Any = field(default=None, repr=False)
     _mean_std: tuple[Any, Any] | None = field(default=None, repr=False)
 
@@ -105,6 +107,14 @@ class ExplorerResult:
     def kernel(self) -> str:
         """The kernel chosen in the configuration."""
         return self.config.kernel
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The matcher's parameters with defaults filled in (``config.params``, kept with
+        the result so that reading them imports no matcher registry)."""
+        if self.matcher_params is not None:
+            return dict(self.matcher_params)
+        return self.config.params
 
     @property
     def spatial_rsm(self) -> np.ndarray:
@@ -145,11 +155,13 @@ class ExplorerResult:
                 if i > j:
                     perm = np.argsort(perm).astype(np.int64)
                 return perm, float(self.inner[i, j])
+        from semrsm.matching import match_pair
+
         perm, value = match_pair(
             self.tokens[i].astype(np.float64),
             self.tokens[j].astype(np.float64),
             matcher=self.config.matcher,
-            **self.config.params,
+            **self.params,
         )
         return np.asarray(perm, dtype=np.int64), float(value)
 
@@ -185,7 +197,7 @@ class ExplorerResult:
             "grid": f"{self.grid[0]}x{self.grid[1]}",
             "kernel": self.config.kernel,
             "matcher": self.config.matcher,
-            "matcher_params": json.dumps(self.config.params, sort_keys=True),
+            "matcher_params": json.dumps(self.params, sort_keys=True),
             "images": self.description,
             "semrsm_version": semrsm.__version__,
         }

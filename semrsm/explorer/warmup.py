@@ -14,11 +14,15 @@ Where numba keeps its cache is decided before numba is imported (the app sets
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +33,9 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _status: dict[str, float | str] = {}
 _started = threading.Event()
+_precompile: subprocess.Popen | None = None
+#: file in numba's cache folder that records a finished compile of the exact matcher
+MARKER = "semrsm-exact-compiled.json"
 
 
 def cache_umap() -> int:
@@ -131,9 +138,6 @@ def warm_up(
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"unknown warm-up step(s) {unknown}; choose from {STEPS}")
-    from semrsm.matching import MATCHERS
-
-    approximate = [m for m in MATCHERS if m not in ("exact", "identity")]
     out: dict[str, float] = {}
     for step in steps:
         if before is not None:
@@ -143,7 +147,9 @@ def warm_up(
             if step == "exact":
                 _warm_matchers(["exact"], device)
             elif step == "approximate":
-                _warm_matchers(approximate, device)
+                from semrsm.matching import MATCHERS
+
+                _warm_matchers([m for m in MATCHERS if m not in ("exact", "identity")], device)
             else:
                 _warm_umap()
             out[step] = time.perf_counter() - t0
@@ -154,8 +160,19 @@ def warm_up(
     return out
 
 
+def _wait_any(events: Sequence[threading.Event], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any(e.is_set() for e in events) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def start_warm_up(
-    device: str = "auto", *, wait_for: threading.Event | None = None, wait_s: float = 30.0
+    device: str = "auto",
+    *,
+    wait_for: threading.Event | None = None,
+    wait_s: float = 30.0,
+    start_on: threading.Event | None = None,
+    settle_s: float = 0.0,
 ) -> threading.Thread:
     """Start :func:`warm_up` in a daemon thread, once per process (later calls return the
     same thread).
@@ -165,9 +182,18 @@ def start_warm_up(
     device : str
         As :func:`warm_up`.
     wait_for : threading.Event, optional
-        The steps after "exact" wait for this event (at most ``wait_s`` seconds), so the
-        long UMAP compile does not compete for the two cores with the first page.
+        Every step waits for this event (at most ``wait_s`` seconds), so compiling does
+        not compete for the cores with the first page (on a restart that page is drawn
+        from the cache without any compiled code). When it is set first, UMAP is warmed
+        before the matchers (nothing needs to compute yet; an Embedding visit needs UMAP).
     wait_s : float
+    start_on : threading.Event, optional
+        Lets the first step ("exact") start before ``wait_for`` (a page that must compute
+        sets it); the later steps still wait for ``wait_for``.
+    settle_s : float
+        Once ``wait_for`` is set, wait this much longer before the first step that waited
+        for it: the browser is still drawing the page the server has just sent, on the
+        same cores.
 
     Returns
     -------
@@ -178,14 +204,33 @@ def start_warm_up(
         if _thread is not None:
             return _thread
 
+        settled = threading.Event()
+
         def before(step: str) -> None:
             _status["running"] = step
-            if step != "exact" and wait_for is not None:
+            if wait_for is None:
+                return
+            if step == "exact" and start_on is not None:
+                _wait_any((wait_for, start_on), wait_s)
+            else:
                 wait_for.wait(wait_s)
+            if wait_for.is_set() and not settled.is_set():
+                settled.set()
+                time.sleep(settle_s)
+            if step == "exact":
+                wait_precompile()
 
         def run() -> None:
             _status["started"] = time.time()
-            out = warm_up(("exact", "umap", "approximate"), device=device, before=before)
+            if wait_for is not None:
+                _wait_any((wait_for, start_on) if start_on is not None else (wait_for,), wait_s)
+            # a page that computes needs the exact matcher first; a page drawn from the
+            # cache (a restart) needs nothing compiled, and UMAP (the Embedding page) is
+            # the longest to load, so it comes first
+            computing = start_on is not None and start_on.is_set()
+            steps = ("umap", "exact", "approximate") if wait_for is not None and not computing \
+                else ("exact", "umap", "approximate")
+            out = warm_up(steps, device=device, before=before)
             # a step can fail on a module that the script thread was importing at the same
             # moment (seen as a half-initialised module); one retry, a little later
             failed = [step for step, sec in out.items() if sec != sec]
@@ -201,7 +246,105 @@ def start_warm_up(
         return _thread
 
 
+def _marker_text() -> str:
+    from semrsm.explorer.cached import environment
+
+    return json.dumps({"environment": list(environment()), "python": sys.version})
+
+
+def exact_compiled(folder: str | os.PathLike | None = None) -> bool:
+    """Whether numba's cache folder (default ``$NUMBA_CACHE_DIR``) holds the exact
+    matcher compiled by this code and these package versions (:data:`MARKER`)."""
+    folder = folder or os.environ.get("NUMBA_CACHE_DIR")
+    if not folder:
+        return False
+    try:
+        return (Path(folder) / MARKER).read_text() == _marker_text()
+    except OSError:
+        return False
+
+
+def start_precompile() -> subprocess.Popen | None:
+    """Compile the exact matcher into numba's on-disk cache in a separate process, once
+    per process, when that cache lacks it (a fresh install).
+
+    A separate process, not a thread: numba's compiler holds the GIL most of the time,
+    so only a process compiles in parallel with this one importing torch and timm,
+    loading the model and extracting tokens. The page waits for it
+    (:func:`wait_precompile`) before its first matching, which then loads the compiled
+    code from the cache. Needs ``$NUMBA_CACHE_DIR`` (the app sets it).
+
+    Returns
+    -------
+    subprocess.Popen or None
+        None when the cache holds the compiled code already, no cache folder is set, or
+        the process could not start (the matcher then compiles in this process, as
+        without a precompile).
+    """
+    global _precompile
+    with _lock:
+        if _precompile is not None or exact_compiled():
+            return _precompile
+        folder = os.environ.get("NUMBA_CACHE_DIR")
+        if not folder:
+            return None
+        package_parent = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)}
+        try:
+            _precompile = subprocess.Popen(
+                [sys.executable, "-m", "semrsm.explorer.warmup", "exact"],
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, cwd=package_parent,
+            )
+        except OSError:
+            return None
+        _status["precompile_started"] = time.time()
+        return _precompile
+
+
+def wait_precompile(timeout_s: float = 120.0) -> bool:
+    """Wait for the process of :func:`start_precompile`, if one runs.
+
+    Returns
+    -------
+    bool
+        True when no process was started or it finished in time (successfully or not:
+        on failure the matcher simply compiles in this process on first use).
+    """
+    proc = _precompile
+    if proc is None:
+        return True
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return False
+    _status.setdefault("precompile_finished", time.time())
+    return True
+
+
 def status() -> dict[str, float | str]:
     """What the background warm-up did so far: seconds per finished step, ``running``
     (the step in progress, "" when done), ``started``/``finished`` (epoch seconds)."""
     return dict(_status)
+
+
+def _main(argv: Sequence[str]) -> int:
+    """``python -m semrsm.explorer.warmup [STEP ...]``: run the steps (default all) and,
+    after "exact", write :data:`MARKER` into ``$NUMBA_CACHE_DIR``."""
+    steps = list(argv) or list(STEPS)
+    out = warm_up(steps)
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    if "exact" in steps and out.get("exact") == out.get("exact") and folder:  # not NaN
+        marker = Path(folder) / MARKER
+        tmp = marker.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            tmp.write_text(_marker_text())
+            os.replace(tmp, marker)
+        except OSError:
+            return 1
+    return 0 if all(v == v for v in out.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

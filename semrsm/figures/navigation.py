@@ -112,17 +112,18 @@ def heatmap_panels(
         r, c = k // cols + 1, k % cols + 1
         z = arrays[title][np.ix_(order, order)]
         axis = "" if k == 0 else str(k + 1)
-        heat = {
-            "z": z,
-            "x": list(range(n)),
-            "y": list(range(n)),
-            "customdata": custom,
-            "name": title,
-            "hovertemplate": "row: %{customdata[0]}<br>column: %{customdata[1]}<br>"
-            + title
-            + ": %{z:.4f}<extra></extra>",
-            "hoverinfo": "skip" if with_select else None,
-        }
+        heat = {"z": z, "x": list(range(n)), "y": list(range(n)), "name": title}
+        if with_select:
+            # the hover comes from the selection layer: no hover data on the heatmap (it
+            # would double the figure the browser parses before drawing)
+            heat["hoverinfo"] = "skip"
+        else:
+            heat["customdata"] = custom
+            heat["hovertemplate"] = (
+                "row: %{customdata[0]}<br>column: %{customdata[1]}<br>"
+                + title
+                + ": %{z:.4f}<extra></extra>"
+            )
         if shared_scale:
             heat["coloraxis"] = "coloraxis"
         else:

@@ -268,27 +268,37 @@ def rsm_heatmaps(
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=list(titles), horizontal_spacing=0.12 if n <= 40 else 0.06
     )
-    # customdata per cell: [row image, column image] for the hover text
-    custom = np.empty((n, n, 2), dtype=object)
-    custom[:, :, 0] = np.array(hover_o, dtype=object)[:, None]
-    custom[:, :, 1] = np.array(hover_o, dtype=object)[None, :]
     with_select = selectable and n <= MAX_SELECTABLE
+    # customdata per cell: [row image, column image] for the hover text
+    custom = None
+    if not with_select:
+        custom = np.empty((n, n, 2), dtype=object)
+        custom[:, :, 0] = np.array(hover_o, dtype=object)[:, None]
+        custom[:, :, 1] = np.array(hover_o, dtype=object)[None, :]
     for col, (m, short) in enumerate(((a, "spatio-semantic"), (b, "semantic")), start=1):
         z = m[np.ix_(order, order)]
+        # with a selection layer the hover comes from it: the heatmap carries no hover
+        # data (half the figure's size, which the browser parses before drawing)
+        hover_kw = (
+            {"hoverinfo": "skip"}
+            if with_select
+            else {
+                "customdata": custom,
+                "hovertemplate": (
+                    "row: %{customdata[0]}<br>column: %{customdata[1]}<br>"
+                    + short
+                    + " similarity: %{z:.4f}<extra></extra>"
+                ),
+            }
+        )
         fig.add_trace(
             go.Heatmap(
                 z=z,
                 x=list(range(n)),
                 y=list(range(n)),
-                customdata=custom,
                 coloraxis="coloraxis",
                 name=short,
-                hovertemplate=(
-                    "row: %{customdata[0]}<br>column: %{customdata[1]}<br>"
-                    + short
-                    + " similarity: %{z:.4f}<extra></extra>"
-                ),
-                hoverinfo="skip" if with_select else None,
+                **hover_kw,
             ),
             row=1,
             col=col,
