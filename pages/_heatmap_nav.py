@@ -11,6 +11,7 @@ value; the pictures appear in the preview on click.
 from __future__ import annotations
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages._memo import derived
@@ -21,6 +22,7 @@ from semrsm.explorer import ExplorerResult
 from semrsm.explorer.exports import kernels_npz, matchings_csv, tokens_npy, tokens_npz
 from semrsm.figures.matching import matching_overlay
 from semrsm.figures.navigation import heatmap_panels, selected_cells
+from semrsm.figures.rsm import SEMANTIC_TITLE, SPATIAL_TITLE
 
 __all__ = ["ORDER_LABELS", "heatmap_navigation"]
 
@@ -124,9 +126,9 @@ def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
         )
 
 
-def heatmap_navigation(result: ExplorerResult) -> None:
-    """Draw the navigation section for ``result`` (see the module docstring)."""
-    st.subheader("Navigate the heatmaps")
+def heatmap_navigation(result: ExplorerResult) -> go.Figure:
+    """Draw both RSMs with their navigation for ``result`` (see the module docstring);
+    returns the figure (for its download)."""
     n = result.n
     options = [k for k in ORDER_LABELS if k != "label" or result.labels is not None]
     if st.session_state.get("nav_order") not in options:
@@ -157,7 +159,7 @@ def heatmap_navigation(result: ExplorerResult) -> None:
         result,
         (tuple(order), tuple(pair) if pair is not None else None),
         lambda: heatmap_panels(
-            {"classic (spatio-semantic)": result.spatial_rsm, "semantic": result.semantic_rsm},
+            {SPATIAL_TITLE: result.spatial_rsm, SEMANTIC_TITLE: result.semantic_rsm},
             result.names,
             result.labels,
             order=order,
@@ -183,6 +185,7 @@ def heatmap_navigation(result: ExplorerResult) -> None:
     else:
         st.caption("No pair selected yet: click a cell of either heatmap.")
     _exports(result, pair, block)
+    return fig
 
 
 def _exports(result: ExplorerResult, pair, block) -> None:

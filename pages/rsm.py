@@ -10,12 +10,7 @@ from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from pages._widgets import figure_download, file_stem, image_choices, page_result
 from semrsm.explorer import explain_pair, summarize
 from semrsm.explorer.summary import pair_explanation
-from semrsm.figures.rsm import (
-    difference_heatmap,
-    rsm_heatmaps,
-    short_name,
-    similarity_histograms,
-)
+from semrsm.figures.rsm import difference_heatmap, short_name, similarity_histograms
 
 st.title("Similarity matrices: classic vs semantic")
 st.markdown(
@@ -24,7 +19,7 @@ st.markdown(
     "images: the **classic** (spatio-semantic) RSM compares the two grids position by "
     "position, the **semantic** RSM first pairs up the positions of the two images as well as "
     "possible, so it asks *what* is in the images, not *where*. Try an early layer or the "
-    "*translated crops* image set to see them disagree, and click a cell to inspect that pair."
+    "*translated crops* image set to see them disagree, and click a cell to preview that pair."
 )
 
 result = page_result()
@@ -70,37 +65,10 @@ else:
     c3.metric("pairs improved by matching", f"{summary['frac_improved']:.0%}")
 
 # ----------------------------------------------------------------------------- heatmaps
-fig = derived(
-    "rsm_heatmaps",
-    result,
-    (),
-    lambda: rsm_heatmaps(
-        spatial, semantic, result.names, result.labels, kernel=kernel, selectable=True
-    ),
-)
-event = st.plotly_chart(
-    fig,
-    key="rsm_heatmaps",
-    on_select="rerun",
-    selection_mode="points",
-    config={"displaylogo": False},
-)
-
-
-def _picked_pair(ev) -> tuple[int, int] | None:
-    """(i, j) of a clicked cell, from the selection layer's customdata or the cell position."""
-    try:
-        points = ev.selection.points
-    except (AttributeError, KeyError):
-        return None
-    order = fig.layout.meta["order"]
-    for p in points:
-        cd = p.get("customdata")
-        if isinstance(cd, (list, tuple)) and len(cd) == 2:
-            return int(cd[0]), int(cd[1])
-        if "x" in p and "y" in p:
-            return int(order[int(round(p["y"]))]), int(order[int(round(p["x"]))])
-    return None
+# One figure of both RSMs: ordering, click preview and block selection (pages/_heatmap_nav.py).
+# Each selectable heatmap carries a marker per cell, so drawing it once, not twice, is
+# what keeps the page quick in the browser.
+fig = heatmap_navigation(result)
 
 
 def _open_pair(pair: tuple[int, int]) -> None:
@@ -109,12 +77,7 @@ def _open_pair(pair: tuple[int, int]) -> None:
         st.switch_page("pages/token_matching.py")
 
 
-pair = _picked_pair(event)
-if pair is not None and pair != st.session_state.get("rsm_last_click"):
-    st.session_state["rsm_last_click"] = pair  # act on a click once, not on every rerun
-    _open_pair(pair)
-
-with st.expander("Open a pair in the token-matching view", expanded=pair is not None):
+with st.expander("Open a pair in the token-matching view"):
     names = image_choices(result)
     current = st.session_state.get(SELECTED_PAIR_KEY, (0, 1))
     pc1, pc2, pc3 = st.columns([3, 3, 2])
@@ -140,7 +103,6 @@ with st.expander("Open a pair in the token-matching view", expanded=pair is not 
         st.session_state[SELECTED_PAIR_KEY] = (int(i), int(j))
         st.caption("The token-matching view will show how the positions of these two are paired.")
 
-heatmap_navigation(result)
 
 # ----------------------------------------------------------------------------- explanation
 

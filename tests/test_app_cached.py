@@ -64,16 +64,16 @@ def test_a_cached_default_view_is_drawn_without_the_model(filled_cache, monkeypa
 
 
 def test_a_revisit_does_not_build_the_figures_again(filled_cache, monkeypatch):
-    import semrsm.figures.rsm as figures
+    import pages._heatmap_nav as nav
 
     built = []
-    real = figures.rsm_heatmaps
+    real = nav.heatmap_panels
 
     def counting(*args, **kwargs):
         built.append(kwargs.get("kernel"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(figures, "rsm_heatmaps", counting)
+    monkeypatch.setattr(nav, "heatmap_panels", counting)
     at = AppTest.from_file(APP, default_timeout=240)
     at.run()
     at.switch_page("pages/neighbours.py").run()

@@ -87,9 +87,12 @@ def test_default_state(page):
     assert len(at.markdown[0].value.split()) > 40  # ... and a plain-language introduction
     figs = charts(at)
     if page == "pages/rsm.py":
-        assert len(figs) == 4  # heatmaps, navigation heatmaps (pages/_heatmap_nav.py), 2 more
+        # one figure of both RSMs (drawn once: pages/_heatmap_nav.py), difference, histograms
+        assert len(figs) == 3
         heat = [t for t in figs[0]["data"] if t["type"] == "heatmap"]
         assert len(heat) == 2 and array_len(heat[0]["z"]) == 32
+        assert [t["name"] for t in heat] == ["spatio-semantic (classic)",
+                                            "semantic (optimal matching)"]
         assert {m.label for m in at.metric} >= {"same label · classic", "same label · semantic"}
         # the default shapes pair shares a label (moved copies are for crops of one photo)
         assert any(s.value.startswith("Why the same kind of content") for s in at.subheader)
@@ -142,7 +145,7 @@ def test_upload_with_a_corrupt_file(page):
     if page == "pages/rsm.py":
         (warning,) = at.warning
         assert "broken.png" in warning.value and "skipped" in warning.value
-        assert len(charts(at)) == 4  # with the navigation heatmaps
+        assert len(charts(at)) == 3  # both RSMs in one figure, difference, histograms
     else:
         assert any("need labels" in i.value for i in at.info)  # no labels yet
         at.checkbox(key="sb_upload_labels").check().run()

@@ -67,19 +67,23 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
 
 
 def test_heatmap_cell_selects_a_pair(page, app_url, screenshots):
-    """A click on a heatmap cell opens that pair in the token-matching view (when that
-    page exists), otherwise in the pair picker of the RSM page."""
+    """A click on a heatmap cell previews that pair below the heatmaps, and its link opens
+    the pair in the token-matching view (when that page exists)."""
     page.goto(app_url, wait_until="domcontentloaded")
     wait_for_heatmaps(page, 180_000)
     wait_idle(page)
+    page.get_by_text("No pair selected yet").wait_for()
     chart = page.locator(f"{CHART} .js-plotly-plot").first
     box = chart.locator(".nsewdrag").nth(1).bounding_box()  # the semantic panel
     assert box is not None
     page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
+    page.get_by_text("strongest matches of the optimal pairing").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert_no_exception(page, "the pair preview")
+    page.screenshot(path=str(screenshots / "heatmap_click_preview.png"))
     if (ROOT / "pages" / "token_matching.py").is_file():
+        page.get_by_text("Open this pair in Token matching").click()
         page.get_by_role("heading", name="Token matching").wait_for(timeout=120_000)
-    else:
-        page.get_by_text("Open a pair in the token-matching view").wait_for()
     wait_idle(page)
     assert_no_exception(page, "the page opened by a heatmap click")
     page.screenshot(path=str(screenshots / "heatmap_click.png"))
