@@ -106,6 +106,9 @@ def test_embedding_switches_numba_cache_on_for_umap_before_its_first_map(
 
     monkeypatch.setattr(warmup, "cache_umap", fake_cache_umap)
     monkeypatch.setattr(embedding, "embed_rsm", fake_embed)
+    # earlier tests in this process may have filled the page's caches with this very map
+    st.cache_data.clear()
+    st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=240)
     at.run()
     at.switch_page("pages/embedding.py").run()
