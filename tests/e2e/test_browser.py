@@ -82,7 +82,7 @@ def test_heatmap_cell_selects_a_pair(page, app_url, screenshots):
     assert_no_exception(page, "the pair preview")
     page.screenshot(path=str(screenshots / "heatmap_click_preview.png"))
     if (ROOT / "pages" / "token_matching.py").is_file():
-        page.get_by_text("Open this pair in Token matching").click()
+        page.get_by_text("Open this pair in Token matching").first.click()
         page.get_by_role("heading", name="Token matching").wait_for(timeout=120_000)
     wait_idle(page)
     assert_no_exception(page, "the page opened by a heatmap click")
