@@ -56,10 +56,10 @@ def test_compare_navigate_search_and_link(page, app_url, screenshots, full_scree
     assert "kernel CKA" in table and "Kendall" in table and "semantic − classic" in table
     full_screenshot(page, "compare_page.png", height=2600)
 
-    # ---- RSM page: reorder the navigation heatmaps, click a cell: inline pair preview
+    # ---- RSM page: reorder the heatmaps, click a cell: inline pair preview
     _goto(page, "RSMs")
     wait_for_heatmaps(page, 180_000)
-    page.get_by_text("Navigate the heatmaps").wait_for(timeout=60_000)
+    page.get_by_text("Order the images").first.wait_for(timeout=60_000)
     wait_idle(page)
     before = page.evaluate(NAV_STATE)["order"]
     _choose(page, "Order the images", "cluster the semantic RSM")
@@ -72,7 +72,7 @@ def test_compare_navigate_search_and_link(page, app_url, screenshots, full_scree
     assert_no_exception(page, "the RSM page after reordering")
     order = page.evaluate(NAV_STATE)["order"]
     assert sorted(order) == list(range(len(order))) and order != before
-    nav = page.locator(f"{CHART} .js-plotly-plot").nth(1)
+    nav = page.locator(f"{CHART} .js-plotly-plot").first  # the page's one heatmap figure
     nav.scroll_into_view_if_needed()
     box = nav.locator(".nsewdrag").nth(1).bounding_box()  # the semantic panel
     assert box is not None
