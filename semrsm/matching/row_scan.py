@@ -8,14 +8,13 @@ vector code instead, through a numba intrinsic:
 
 * ``_LANES`` (8) float64 lanes per vector and ``_ACCUMULATORS`` (4) independent vectors, so
   the compare-select chains of consecutive vectors do not wait on each other;
-* float32 rows are widened to float64 as they are loaded (costs computed from float32
-  tokens are float32 numbers: they are solved in float64 arithmetic without a float64 copy,
-  half the memory traffic);
+* float32 cost matrices (``exact_batch`` accepts them) are widened to float64 as they are
+  loaded, so they are solved in float64 arithmetic without a float64 copy;
 * the accumulators and then the lanes are merged by a tree of vector selects; ties keep the
   lowest column, so the result is exactly that of a sequential scan with ``>``.
 
 The vector types are legalised by LLVM for whatever the machine has (SSE2, AVX2, AVX-512,
-NEON), so the code is portable; only the speed differs. ``tests/test_exact.py`` checks it
+NEON), so the code is portable; only the speed differs. ``tests/test_row_scan.py`` checks it
 against a plain loop on random rows, ties, and float32 and float64 inputs.
 """
 
