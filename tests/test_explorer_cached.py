@@ -257,8 +257,10 @@ def test_precompile_is_skipped_when_numba_cache_holds_the_matcher(tmp_path, monk
     assert not warmup.exact_compiled()
 
 
-def test_warm_up_waits_for_the_page_unless_a_computation_starts(monkeypatch):
-    started = []
+@pytest.fixture
+def warm_up_steps(monkeypatch) -> list[str]:
+    """The warm-up's steps, in the order it starts them (each step does nothing)."""
+    started: list[str] = []
     monkeypatch.setattr(warmup, "_thread", None)
     monkeypatch.setattr(warmup, "_precompile", None)
 
@@ -269,6 +271,11 @@ def test_warm_up_waits_for_the_page_unless_a_computation_starts(monkeypatch):
         return {step: 0.0 for step in steps}
 
     monkeypatch.setattr(warmup, "warm_up", fake_warm_up)
+    return started
+
+
+def test_warm_up_waits_for_the_page_unless_a_computation_starts(warm_up_steps):
+    started = warm_up_steps
     drawn, compute_now = threading.Event(), threading.Event()
     thread = warmup.start_warm_up("cpu", wait_for=drawn, wait_s=30.0, start_on=compute_now)
     thread.join(0.3)
@@ -281,18 +288,8 @@ def test_warm_up_waits_for_the_page_unless_a_computation_starts(monkeypatch):
     assert started == ["exact", "umap", "approximate"]
 
 
-def test_after_a_restart_umap_is_warmed_first(monkeypatch):
-    started = []
-    monkeypatch.setattr(warmup, "_thread", None)
-    monkeypatch.setattr(warmup, "_precompile", None)
-
-    def fake_warm_up(steps, device="auto", before=None):
-        for step in steps:
-            before(step)
-            started.append(step)
-        return {step: 0.0 for step in steps}
-
-    monkeypatch.setattr(warmup, "warm_up", fake_warm_up)
+def test_after_a_restart_umap_is_warmed_first(warm_up_steps):
+    started = warm_up_steps
     drawn, compute_now = threading.Event(), threading.Event()
     drawn.set()  # the first page was drawn from the cache: nothing computes
     thread = warmup.start_warm_up("cpu", wait_for=drawn, wait_s=30.0, start_on=compute_now)
