@@ -219,14 +219,25 @@ def browser_part(rows: list, outside: list) -> None:
             page.set_default_timeout(300_000)
             return ctx, page
 
+        @contextlib.contextmanager
+        def served(cache_dir: Path, app: Path = ROOT / "app.py"):
+            """Start ``streamlit run`` on ``cache_dir``, open the app in a fresh context and
+            wait for the first heatmaps; yields ``(server, page, seconds from server start
+            to drawn)``; closes the context and stops the server after."""
+            server = Server(cache_dir, app=app)
+            server.start()
+            try:
+                ctx, page = new_page(server)
+                page.goto(server.url, wait_until="commit")
+                page.wait_for_function(HEATMAPS, timeout=300_000, polling=50)
+                yield server, page, time.perf_counter() - server.t0
+                ctx.close()
+            finally:
+                server.stop()
+
         # ---- 1. fresh install: empty cache folder (numba compiles from nothing)
-        server = Server(cache)
-        server.start()
-        try:
-            ctx, page = new_page(server)
-            page.goto(server.url, wait_until="commit")
-            page.wait_for_function(HEATMAPS, timeout=300_000, polling=50)
-            rows.append(("first heatmaps, fresh install", time.perf_counter() - server.t0,
+        with served(cache) as (server, page, first_s):
+            rows.append(("first heatmaps, fresh install", first_s,
                          TARGETS["first heatmaps, fresh install"], "server start → drawn"))
             t = _timed(page, EMBEDDING, lambda: _nav(page, "Embedding"))
             rows.append(("Embedding first visit, fresh install, clicked once the page is drawn", t, None,
@@ -246,36 +257,20 @@ def browser_part(rows: list, outside: list) -> None:
                 page.wait_for_function(HEATMAPS, timeout=120_000, polling=50)
                 t = _timed(page, PAGE_DONE, lambda title=title: _nav(page, title), arg=h1)
                 rows.append((f"revisit {title}", t, TARGETS["revisit"], ""))
-            ctx.close()
             _wait_warm(server)
-        finally:
-            server.stop()
 
         # ---- 2. restart on the filled cache: heatmaps, then Embedding at once
-        server = Server(cache)
-        server.start()
-        try:
-            ctx, page = new_page(server)
-            page.goto(server.url, wait_until="commit")
-            page.wait_for_function(HEATMAPS, timeout=300_000, polling=50)
-            rows.append(("first heatmaps, after a restart", time.perf_counter() - server.t0,
+        with served(cache) as (server, page, first_s):
+            rows.append(("first heatmaps, after a restart", first_s,
                          TARGETS["first heatmaps, after a restart"], "server start → drawn"))
             t = _timed(page, EMBEDDING, lambda: _nav(page, "Embedding"))
             rows.append(("Embedding first visit, after a restart", t,
                          TARGETS["Embedding first visit"], "clicked once the RSM page is drawn"))
-            ctx.close()
-        finally:
-            server.stop()
 
         # ---- 3. fresh install again, Embedding clicked after the warm-up finished
         shutil.rmtree(cache)
         cache.mkdir()
-        server = Server(cache)
-        server.start()
-        try:
-            ctx, page = new_page(server)
-            page.goto(server.url, wait_until="commit")
-            page.wait_for_function(HEATMAPS, timeout=300_000, polling=50)
+        with served(cache) as (server, page, _):
             t_warm = time.perf_counter()
             _wait_warm(server)
             warm_s = time.perf_counter() - t_warm
@@ -285,9 +280,6 @@ def browser_part(rows: list, outside: list) -> None:
             rows.append(("Embedding first visit, fresh install, after the warm-up", t,
                          TARGETS["Embedding first visit"],
                          f"warm-up ended {warm_s:.0f} s after the heatmaps; {report}"))
-            ctx.close()
-        finally:
-            server.stop()
         # ---- 4. the floor: a bare Streamlit page with one figure of two heatmaps (no
         # semrsm import, no sidebar logic), same browser, same predicate
         bare = work / "bare"
@@ -295,18 +287,9 @@ def browser_part(rows: list, outside: list) -> None:
         (bare / "app.py").write_text(BARE_APP)
         shutil.copytree(ROOT / ".streamlit", bare / ".streamlit")  # same server settings
         (bare / "cache").mkdir()
-        server = Server(bare / "cache", app=bare / "app.py")
-        server.start()
-        try:
-            ctx, page = new_page(server)
-            page.goto(server.url, wait_until="commit")
-            page.wait_for_function(HEATMAPS, timeout=300_000, polling=50)
-            rows.append(("floor: bare Streamlit page with one two-heatmap figure",
-                         time.perf_counter() - server.t0, None,
-                         "server start → drawn; no semrsm code"))
-            ctx.close()
-        finally:
-            server.stop()
+        with served(bare / "cache", app=bare / "app.py") as (_, _, first_s):
+            rows.append(("floor: bare Streamlit page with one two-heatmap figure", first_s,
+                         None, "server start → drawn; no semrsm code"))
         browser.close()
     shutil.rmtree(work, ignore_errors=True)
 

@@ -174,6 +174,16 @@ def test_rsm_key_of_a_hit_is_the_compute_key(cache):
     assert set(RSM_ARRAYS) <= set(cache.load(hit.key))
 
 
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter (nothing imported yet) and check it succeeded."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def test_a_hit_imports_no_torch_timm_or_numba(cache, tmp_path):
     compute(CFG, cache)
     code = (
@@ -192,11 +202,7 @@ def test_a_hit_imports_no_torch_timm_or_numba(cache, tmp_path):
         "f.rsm_heatmaps(r.spatial_rsm, r.semantic_rsm, r.names, r.labels, selectable=True)\n"
         "print(sorted(m for m in ('torch', 'timm', 'numba', 'scipy.stats') if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert out.returncode == 0, out.stderr
+    out = _fresh_python(code)
     assert out.stdout.strip() == "[]"
 
 
@@ -214,11 +220,7 @@ def test_package_imports_are_lazy():
         "assert semrsm.models.DEMO_MODELS is semrsm.catalog.DEMO_MODELS\n"
         "print('ok')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert out.returncode == 0, out.stderr
+    out = _fresh_python(code)
     assert out.stdout.strip() == "ok"
     with pytest.raises(AttributeError):
         import semrsm
@@ -234,11 +236,7 @@ def test_cuda_available_without_a_driver_asks_no_torch():
         "p._GPU_DEVICE_FILES = ('/no/such/driver',)\n"
         "print(p.cuda_available(), 'torch' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert out.returncode == 0, out.stderr
+    out = _fresh_python(code)
     assert out.stdout.split() == ["False", "False"]
     assert platform_mod.cuda_available() == torch.cuda.is_available()
 
