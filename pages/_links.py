@@ -78,9 +78,11 @@ def _share_box(params: dict[str, str], notes: list[str]) -> None:
     with st.sidebar.expander("Share this view"):
         st.caption(
             "This link opens the app with the same model, weights, layer, images, kernel, "
-            "matcher and selected pair (copy it with the button at its right)."
+            "matcher and selected pair (click it, select all, copy)."
         )
-        st.code(view_url(base, params), language=None, wrap_lines=True)
+        # a text field, not st.code: st.code loads a 1.5 MB syntax highlighter that the
+        # browser parses on every first load of the app, for one line of plain text
+        st.text_input("Link to this view", view_url(base, params), key=None)
         if notes:
             st.caption("Not carried by links: " + "; ".join(notes) + ".")
         problems = st.session_state.get(_PROBLEMS)

@@ -227,6 +227,8 @@ def test_long_names_are_shortened_with_an_ellipsis_and_full_in_the_hover():
     ticks = list(fig.layout.xaxis.ticktext)
     assert ticks[0] == short_name("hubble_deep_field") == "hubble_deep…"
     assert all(len(t) <= 12 for t in ticks)
-    assert fig.layout.xaxis.automargin and fig.layout.yaxis.automargin
+    # fixed margins hold the longest (shortened) name: 12 characters at 10 px
+    assert fig.layout.margin.autoexpand is False
+    assert fig.layout.margin.l >= 12 * 10 * 0.5 and fig.layout.margin.b >= 12 * 10 * 0.5 * 0.7
     hover = fig.data[0].customdata
     assert "hubble_deep_field" in {str(v) for v in np.asarray(hover).ravel()}

@@ -83,6 +83,6 @@ def test_app_restores_a_view_from_the_link(tmp_path, monkeypatch):
     assert at.session_state["semrsm_selected_pair"] == (2, 5)
     # the view is written back (with the matcher it really uses), and offered to copy
     assert at.query_params["matcher"] == ["exact"] or at.query_params["matcher"] == "exact"
-    link = [c.value for c in at.code if "model=demo-vit" in c.value]
+    link = [t.value for t in at.text_input if "model=demo-vit" in (t.value or "")]
     assert link and "layer=blocks.1" in link[0] and "pair=2,5" in link[0]
     assert any("Ignored from the link" in c.value and "matcher" in c.value for c in at.caption)

@@ -16,10 +16,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from semrsm.figures.margins import colorbar_room, fix_margins, tick_label_room
+from semrsm.figures.rsm import short_name
+
 __all__ = ["MAX_SELECTABLE", "heatmap_panels", "selected_cells"]
 
 #: above this many images the per-cell selection layer is left out (too many points)
 MAX_SELECTABLE = 150
+#: up to this many images the axes name them (cut to ``TICK_CHARS`` characters)
+MAX_TICK_NAMES = 40
+TICK_CHARS = 14
+TICK_SIZE = 8
+TICK_ANGLE = -60
 
 
 def _blocks(labels_o: list[str]) -> list[tuple[str, int, int]]:
@@ -92,7 +100,7 @@ def heatmap_panels(
         subplot_titles=titles,
         horizontal_spacing=0.08,
         # room for the rotated tick names (shown up to 40 images) above the next row's titles
-        vertical_spacing=0.16 if n <= 40 else 0.08,
+        vertical_spacing=0.16 if n <= MAX_TICK_NAMES else 0.08,
     )
     lab = [str(x) for x in labels] if labels is not None else None
     hover = [f"#{k} {nm}" + (f" ({lab[k]})" if lab else "") for k, nm in enumerate(names)]
@@ -105,6 +113,8 @@ def heatmap_panels(
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     with_select = selectable and n <= MAX_SELECTABLE
+    show_names = n <= MAX_TICK_NAMES
+    tick_names = [short_name(names[t], TICK_CHARS) for t in order]
     px, py = np.meshgrid(np.arange(n), np.arange(n))
     pos = {int(k): p for p, k in enumerate(order)}
     shapes_: list[dict] = []
@@ -180,16 +190,25 @@ def heatmap_panels(
                             "line": {"color": "white", "width": 1},
                         }
                     )
-        ticks = {"showticklabels": n <= 40, "tickmode": "array", "tickvals": list(range(n)),
-                 "ticktext": [str(names[t])[:14] for t in order], "tickfont": {"size": 8}}
+        ticks = {"showticklabels": show_names, "tickmode": "array", "tickvals": list(range(n)),
+                 "ticktext": tick_names, "tickfont": {"size": TICK_SIZE}}
         fig.update_xaxes(range=[-0.5, n - 0.5], showgrid=False, zeroline=False,
-                         scaleanchor=f"y{axis}", constrain="domain", tickangle=-60,
+                         scaleanchor=f"y{axis}", constrain="domain", tickangle=TICK_ANGLE,
                          row=r, col=c, **ticks)
         fig.update_yaxes(range=[n - 0.5, -0.5], autorange=False, showgrid=False, zeroline=False,
                          constrain="domain", row=r, col=c, **ticks)
+    # fixed margins, estimated from the names (plotly would draw the figure twice to grow
+    # them; semrsm/figures/margins.py)
+    shown = tick_names if show_names else []
+    fix_margins(
+        fig,
+        left=10 + tick_label_room(shown, TICK_SIZE)[0],
+        right=colorbar_room([kernel, "similarity"]) if shared_scale else 10,
+        top=40,
+        bottom=10 + tick_label_room(shown, TICK_SIZE, TICK_ANGLE)[1],
+    )
     fig.update_layout(
         height=height * rows,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
         coloraxis={"colorscale": "Viridis", "cmin": lo, "cmax": hi,
                    "colorbar": {"title": {"text": f"{kernel}<br>similarity", "side": "top"},
                                 "thickness": 14}},

@@ -19,6 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from semrsm.figures.margins import colorbar_room, fix_margins, tick_label_room
+
 __all__ = [
     "label_order",
     "rsm_heatmaps",
@@ -42,6 +44,8 @@ DIFF_COLOR = "#d95f02"
 MAX_SELECTABLE = 150
 #: without labels, image names label the axes up to this many images
 MAX_TICK_NAMES = 40
+TICK_SIZE = 10
+X_TICK_ANGLE = -45
 
 
 def _check_square(m: np.ndarray, name: str) -> np.ndarray:
@@ -150,6 +154,19 @@ def _axis_ticks(names_o: list[str], labels_o: list[str] | None) -> dict:
             "ticktext": [short_name(x) for x in names_o],
         }
     return {"showticklabels": False}
+
+
+def _fix_heatmap_margins(fig: go.Figure, ticks: dict, colorbar_title: list[str]) -> None:
+    """Margins for the tick labels of :func:`_axis_ticks` (size ``TICK_SIZE``, x rotated
+    by ``X_TICK_ANGLE``), a title or subplot titles on top and a colour bar on the right."""
+    texts = [] if ticks.get("showticklabels") is False else list(ticks.get("ticktext", []))
+    fix_margins(
+        fig,
+        left=10 + tick_label_room(texts, TICK_SIZE)[0],
+        right=colorbar_room(colorbar_title),
+        top=50,
+        bottom=10 + tick_label_room(texts, TICK_SIZE, X_TICK_ANGLE)[1],
+    )
 
 
 def _block_shapes(labels_o: list[str] | None, xref: str, yref: str) -> list[dict]:
@@ -312,18 +329,21 @@ def rsm_heatmaps(
             "showgrid": False,
             "zeroline": False,
             "constrain": "domain",
-            "tickfont": {"size": 10},
-            "automargin": True,
+            "tickfont": {"size": TICK_SIZE},
             **ticks,
         }
         fig.update_xaxes(
-            axis_common, row=1, col=col, tickangle=-45, scaleanchor=f"y{'' if col == 1 else col}"
+            axis_common,
+            row=1,
+            col=col,
+            tickangle=X_TICK_ANGLE,
+            scaleanchor=f"y{'' if col == 1 else col}",
         )
         fig.update_yaxes(axis_common, row=1, col=col, autorange=False, range=[n - 0.5, -0.5])
     shapes = _block_shapes(labels_o, "x", "y") + _block_shapes(labels_o, "x2", "y2")
+    _fix_heatmap_margins(fig, ticks, [kernel, "similarity"])
     fig.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
         coloraxis={
             "colorscale": SIMILARITY_COLORSCALE,
             "cmin": zrange[0],
@@ -418,17 +438,15 @@ def difference_heatmap(
         )
     )
     ticks = _axis_ticks(names_o, labels_o)
-    common = {
-        "showgrid": False, "zeroline": False, "tickfont": {"size": 10}, "automargin": True, **ticks
-    }
+    common = {"showgrid": False, "zeroline": False, "tickfont": {"size": TICK_SIZE}, **ticks}
     fig.update_xaxes(
-        common, range=[-0.5, n - 0.5], tickangle=-45, scaleanchor="y", constrain="domain"
+        common, range=[-0.5, n - 0.5], tickangle=X_TICK_ANGLE, scaleanchor="y", constrain="domain"
     )
     fig.update_yaxes(common, range=[n - 0.5, -0.5], constrain="domain")
+    _fix_heatmap_margins(fig, ticks, ["semantic −", "spatio-semantic"])
     fig.update_layout(
         title={"text": f"Gain from matching ({kernel}): semantic − spatio-semantic"},
         height=height,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
         shapes=_block_shapes(labels_o, "x", "y"),
         plot_bgcolor="white",
         meta={"order": order.tolist(), "kernel": kernel},
@@ -545,10 +563,13 @@ def similarity_histograms(
             )
     fig.update_xaxes(title_text=f"{kernel} similarity", range=[lo - size, hi + size])
     fig.update_yaxes(title_text="density", row=1, col=1)
+    # fixed margins (semrsm/figures/margins.py): y tick labels and title on the left; x tick
+    # labels, x title and the legend (at the figure's bottom edge) below
+    fix_margins(fig, left=70, right=10, top=50, bottom=95)
     fig.update_layout(
         barmode="overlay",
         height=height,
-        margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        legend={"orientation": "h", "y": -0.25, "x": 0.5, "xanchor": "center"},
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom",
+                "x": 0.5, "xanchor": "center"},
     )
     return fig

@@ -44,3 +44,24 @@ def assert_no_exception(page, where: str) -> None:
 def wait_for_heatmaps(page, timeout_ms: int) -> None:
     """Wait until both heatmap panels of the RSM page are drawn."""
     page.wait_for_function(HEATMAPS_DRAWN, timeout=timeout_ms)
+
+
+# texts of tick labels, colour bars and legends that stick out of their figure (the
+# figures of the RSM page have fixed margins estimated from their text:
+# semrsm/figures/margins.py; a label outside the figure is cut off)
+CLIPPED_TEXT = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+  .flatMap(gd => {
+    const box = gd.querySelector('svg.main-svg').getBoundingClientRect();
+    return [...gd.querySelectorAll('g.xtick text, g.ytick text, g.colorbar text, g.legend text')]
+      .map(t => [t.textContent, t.getBoundingClientRect()])
+      .filter(([s, r]) => s && r.width > 0 && (r.left < box.left - 1 || r.right > box.right + 1
+                                              || r.top < box.top - 1 || r.bottom > box.bottom + 1))
+      .map(([s]) => s);
+  })"""
+
+
+def assert_no_clipped_text(page, where: str) -> None:
+    """Fail when a tick label, colour bar or legend text sticks out of its figure."""
+    clipped = page.evaluate(CLIPPED_TEXT)
+    if clipped:
+        raise AssertionError(f"text cut off at the edge of a figure on {where}: {clipped[:10]}")

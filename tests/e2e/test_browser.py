@@ -8,7 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_helpers import CHART, assert_no_exception, wait_for_heatmaps, wait_idle
+from browser_helpers import (
+    CHART,
+    assert_no_clipped_text,
+    assert_no_exception,
+    wait_for_heatmaps,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +32,8 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
     assert page.locator(CHART).count() >= 3  # heatmaps, difference, histograms
     titles = page.locator(f"{CHART} .js-plotly-plot").first.inner_text()
     assert "spatio-semantic" in titles and "semantic (optimal matching)" in titles
+    # names on the axes, colour bars and legends fit in the figures' fixed margins
+    assert_no_clipped_text(page, "the RSM page")
     full_screenshot(page, "rsm_page.png")
     heatmaps.screenshot(path=str(screenshots / "rsm_heatmaps.png"))
 
