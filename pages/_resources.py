@@ -35,10 +35,10 @@ __all__ = [
 #: set once a page of this process has computed or fetched its first result
 FIRST_RESULT = threading.Event()
 #: set by ``app.py`` once a page run that showed a result has ended; the background
-#: warm-up waits for it (or for :data:`WARM_UP_NOW`), so that on a restart the first
-#: draw from the cache does not share the cores with compiling
+#: warm-up waits for it, so that the first page (drawn from the cache on a restart,
+#: computed on a fresh install) does not share the cores or the GIL with compiling
 PAGE_DRAWN = threading.Event()
-#: set when a page must compute: the warm-up's compile of the exact matcher starts at once
+#: set when a page must compute: the warm-up then loads the exact matcher first
 WARM_UP_NOW = threading.Event()
 
 
@@ -136,8 +136,8 @@ def start_background_warm_up() -> threading.Thread:
 
     When numba's cache lacks the exact matcher (a fresh install), it is compiled at once
     in a separate process, in parallel with this one's model loading. The warm-up thread
-    waits for :data:`WARM_UP_NOW`, or for :data:`PAGE_DRAWN` and then 3 s more while the
-    browser draws the page (at most 30 s), before it starts.
+    waits for :data:`PAGE_DRAWN` and then 3 s more while the browser draws the page (at
+    most 30 s), before it starts.
     """
     from semrsm.explorer.warmup import start_precompile, start_warm_up
 

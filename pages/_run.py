@@ -138,7 +138,7 @@ def current_result() -> ExplorerResult | None:
         remember(config, hit)
         FIRST_RESULT.set()
         return hit
-    WARM_UP_NOW.set()  # a computation follows: compile the matchers now
+    WARM_UP_NOW.set()  # a computation follows: the warm-up then loads the exact matcher first
     try:
         from semrsm.explorer import compute, plan
         from semrsm.explorer.warmup import wait_precompile

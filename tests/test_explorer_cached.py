@@ -272,7 +272,7 @@ def warm_up_steps(monkeypatch) -> list[str]:
     return started
 
 
-def test_warm_up_waits_for_the_page_unless_a_computation_starts(warm_up_steps):
+def test_warm_up_waits_for_the_page_even_when_it_computes(warm_up_steps):
     started = warm_up_steps
     drawn, compute_now = threading.Event(), threading.Event()
     thread = warmup.start_warm_up("cpu", wait_for=drawn, wait_s=30.0, start_on=compute_now)
@@ -280,10 +280,41 @@ def test_warm_up_waits_for_the_page_unless_a_computation_starts(warm_up_steps):
     assert started == []  # waits: the first page may be drawn from the cache
     compute_now.set()
     thread.join(0.5)
-    assert started == ["exact"]  # a computation: compile the exact matcher now
+    # the page computes (with the matcher of the precompile process): the warm-up must
+    # not take the cores or the GIL from it
+    assert started == []
     drawn.set()
     thread.join(5)
-    assert started == ["exact", "umap", "approximate"]
+    assert started == ["exact", "umap", "approximate"]  # after a computation: exact first
+
+
+def test_precompile_fills_the_cache_without_torch_for_the_apps_first_matching(tmp_path):
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": root}
+    precompile = (
+        "import runpy, sys\n"
+        "sys.argv = ['warmup', '--precompile']\n"
+        "try:\n"
+        "    runpy.run_module('semrsm.explorer.warmup', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", precompile], env=env, capture_output=True,
+                         text=True, timeout=600, cwd=root)
+    assert out.stdout.split() == ["0", "False"], out.stderr[-2000:]
+    assert (tmp_path / warmup.MARKER).read_text() == warmup._marker_text()
+    # another process (the app's) runs the pipeline's exact matching: the kernel comes
+    # from that cache, with the signature the precompile compiled (no compile here)
+    app = (
+        "from semrsm.explorer.warmup import warm_up\n"
+        "warm_up(['exact'])\n"
+        "from semrsm.matching import exact\n"
+        "f = exact._solve_range\n"
+        "print(sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", app], env=env, capture_output=True, text=True,
+                         timeout=600, cwd=root)
+    assert out.stdout.split() == ["1", "0"], out.stderr[-2000:]
 
 
 def test_after_a_restart_umap_is_warmed_first(warm_up_steps):

@@ -97,6 +97,34 @@ def _warm_matchers(names: Sequence[str], device: str) -> None:
         )
 
 
+def compile_exact_without_torch() -> float:
+    """Compile the exact matcher's kernel into numba's on-disk cache without importing
+    torch; returns the seconds it took.
+
+    ``semrsm.matching`` imports torch for its GPU paths (1.5–2 s), but the kernel lives in
+    two modules that need only numpy and numba (``exact.py``, ``row_scan.py``). In a
+    process of its own (the precompile of a fresh install, :func:`start_precompile`) the
+    package is registered without running its ``__init__``, so only those two load,
+    under their usual names: numba's cache entries are then the ones the app's process
+    looks up. The batch is float64 and C-ordered, as ``exact_batch`` passes every batch
+    the pipeline gives it, so the signature is the pipeline's too
+    (``tests/test_explorer_cached.py`` checks that the app's first matching loads it).
+    Never call this in a process that uses ``semrsm.matching`` otherwise.
+    """
+    import types
+
+    t0 = time.perf_counter()
+    if "semrsm.matching" not in sys.modules:
+        package = types.ModuleType("semrsm.matching")
+        package.__path__ = [str(Path(__file__).resolve().parents[1] / "matching")]
+        sys.modules["semrsm.matching"] = package
+    from semrsm.matching.exact import exact_batch
+
+    tokens = _tokens().astype(np.float64)
+    exact_batch(np.einsum("bsc,btc->bst", tokens, tokens[::-1]), threads=1)
+    return time.perf_counter() - t0
+
+
 def _warm_umap() -> None:
     from semrsm.embedding import embed_rsm
 
@@ -160,12 +188,6 @@ def warm_up(
     return out
 
 
-def _wait_any(events: Sequence[threading.Event], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not any(e.is_set() for e in events) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def start_warm_up(
     device: str = "auto",
     *,
@@ -183,17 +205,17 @@ def start_warm_up(
         As :func:`warm_up`.
     wait_for : threading.Event, optional
         Every step waits for this event (at most ``wait_s`` seconds), so compiling does
-        not compete for the cores with the first page (on a restart that page is drawn
-        from the cache without any compiled code). When it is set first, UMAP is warmed
-        before the matchers (nothing needs to compute yet; an Embedding visit needs UMAP).
+        not compete for the cores, nor for the GIL, with the first page: on a restart that
+        page is drawn from the cache without any compiled code; on a fresh install it
+        computes, with the exact matcher compiled by :func:`start_precompile`'s process.
     wait_s : float
     start_on : threading.Event, optional
-        Lets the first step ("exact") start before ``wait_for`` (a page that must compute
-        sets it); the later steps still wait for ``wait_for``.
+        Set when the first page computes: the exact matcher is then warmed first (the
+        user's next run needs it), else UMAP is (nothing needs to compute; an Embedding
+        visit needs UMAP).
     settle_s : float
-        Once ``wait_for`` is set, wait this much longer before the first step that waited
-        for it: the browser is still drawing the page the server has just sent, on the
-        same cores.
+        Once ``wait_for`` is set, wait this much longer before the first step: the browser
+        is still drawing the page the server has just sent, on the same cores.
 
     Returns
     -------
@@ -210,10 +232,7 @@ def start_warm_up(
             _status["running"] = step
             if wait_for is None:
                 return
-            if step == "exact" and start_on is not None:
-                _wait_any((wait_for, start_on), wait_s)
-            else:
-                wait_for.wait(wait_s)
+            wait_for.wait(wait_s)
             if wait_for.is_set() and not settled.is_set():
                 settled.set()
                 time.sleep(settle_s)
@@ -223,10 +242,10 @@ def start_warm_up(
         def run() -> None:
             _status["started"] = time.time()
             if wait_for is not None:
-                _wait_any((wait_for, start_on) if start_on is not None else (wait_for,), wait_s)
-            # a page that computes needs the exact matcher first; a page drawn from the
-            # cache (a restart) needs nothing compiled, and UMAP (the Embedding page) is
-            # the longest to load, so it comes first
+                wait_for.wait(wait_s)
+            # after a page that computed, the exact matcher first (the next run needs it);
+            # after a page drawn from the cache (a restart), UMAP: the Embedding page needs
+            # it and it is the longest to load
             computing = start_on is not None and start_on.is_set()
             steps = ("umap", "exact", "approximate") if wait_for is not None and not computing \
                 else ("exact", "umap", "approximate")
@@ -293,7 +312,7 @@ def start_precompile() -> subprocess.Popen | None:
             p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)}
         try:
             _precompile = subprocess.Popen(
-                [sys.executable, "-m", "semrsm.explorer.warmup", "exact"],
+                [sys.executable, "-m", "semrsm.explorer.warmup", "--precompile"],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, cwd=package_parent,
             )
@@ -331,9 +350,18 @@ def status() -> dict[str, float | str]:
 
 def _main(argv: Sequence[str]) -> int:
     """``python -m semrsm.explorer.warmup [STEP ...]``: run the steps (default all) and,
-    after "exact", write :data:`MARKER` into ``$NUMBA_CACHE_DIR``."""
-    steps = list(argv) or list(STEPS)
-    out = warm_up(steps)
+    after "exact", write :data:`MARKER` into ``$NUMBA_CACHE_DIR``.
+    ``python -m semrsm.explorer.warmup --precompile``: only the exact matcher, without
+    torch (:func:`compile_exact_without_torch`), then the marker."""
+    if list(argv) == ["--precompile"]:
+        steps = ["exact"]
+        try:
+            out = {"exact": compile_exact_without_torch()}
+        except Exception:  # noqa: BLE001 - the app then compiles on first use
+            out = {"exact": float("nan")}
+    else:
+        steps = list(argv) or list(STEPS)
+        out = warm_up(steps)
     folder = os.environ.get("NUMBA_CACHE_DIR")
     if "exact" in steps and out.get("exact") == out.get("exact") and folder:  # not NaN
         marker = Path(folder) / MARKER
