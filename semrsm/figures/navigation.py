@@ -16,7 +16,12 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from semrsm.figures.margins import colorbar_room, fix_margins, tick_label_room
+from semrsm.figures.drawing import (
+    INVISIBLE_MARKER,
+    colorbar_room,
+    fix_margins,
+    tick_label_room,
+)
 from semrsm.figures.rsm import short_name
 
 __all__ = ["MAX_SELECTABLE", "heatmap_panels", "selected_cells"]
@@ -147,8 +152,8 @@ def heatmap_panels(
                     x=px.ravel(),
                     y=py.ravel(),
                     mode="markers",
-                    marker={"size": max(4, min(18, 600 // max(n, 1))), "opacity": 0,
-                            "symbol": "square"},
+                    marker={"size": max(4, min(18, 600 // max(n, 1))), "symbol": "square",
+                            **INVISIBLE_MARKER},
                     customdata=np.stack([i, j], axis=1),
                     hovertext=[
                         f"row: {hover[a]}<br>column: {hover[b]}<br>{title}: {v:.4f}"
@@ -198,7 +203,7 @@ def heatmap_panels(
         fig.update_yaxes(range=[n - 0.5, -0.5], autorange=False, showgrid=False, zeroline=False,
                          constrain="domain", row=r, col=c, **ticks)
     # fixed margins, estimated from the names (plotly would draw the figure twice to grow
-    # them; semrsm/figures/margins.py)
+    # them; semrsm/figures/drawing.py)
     shown = tick_names if show_names else []
     fix_margins(
         fig,

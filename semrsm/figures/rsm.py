@@ -19,7 +19,12 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from semrsm.figures.margins import colorbar_room, fix_margins, tick_label_room
+from semrsm.figures.drawing import (
+    INVISIBLE_MARKER,
+    colorbar_room,
+    fix_margins,
+    tick_label_room,
+)
 
 __all__ = [
     "label_order",
@@ -212,12 +217,13 @@ def _selection_layer(order: np.ndarray, hover: list[str], values: np.ndarray, na
     j = order[px.ravel()]
     custom = np.stack([i, j], axis=1)
     text = [f"row: {hover[a]}<br>column: {hover[b]}" for a, b in zip(i, j, strict=True)]
-    cls = go.Scattergl if n > 60 else go.Scatter
-    return cls(
+    # SVG markers at any size: only one is drawn (INVISIBLE_MARKER), no WebGL needed
+    return go.Scatter(
         x=px.ravel(),
         y=py.ravel(),
         mode="markers",
-        marker={"size": max(4, min(18, 600 // max(n, 1))), "opacity": 0, "symbol": "square"},
+        marker={"size": max(4, min(18, 600 // max(n, 1))), "symbol": "square",
+                **INVISIBLE_MARKER},
         customdata=custom,
         hovertext=[f"{t}<br>{name}: {v:.4f}" for t, v in zip(text, values[i, j], strict=True)],
         hoverinfo="text",
@@ -563,7 +569,7 @@ def similarity_histograms(
             )
     fig.update_xaxes(title_text=f"{kernel} similarity", range=[lo - size, hi + size])
     fig.update_yaxes(title_text="density", row=1, col=1)
-    # fixed margins (semrsm/figures/margins.py): y tick labels and title on the left; x tick
+    # fixed margins (semrsm/figures/drawing.py): y tick labels and title on the left; x tick
     # labels, x title and the legend (at the figure's bottom edge) below
     fix_margins(fig, left=70, right=10, top=50, bottom=95)
     fig.update_layout(

@@ -48,7 +48,7 @@ def wait_for_heatmaps(page, timeout_ms: int) -> None:
 
 # texts of tick labels, colour bars and legends that stick out of their figure (the
 # figures of the RSM page have fixed margins estimated from their text:
-# semrsm/figures/margins.py; a label outside the figure is cut off)
+# semrsm/figures/drawing.py; a label outside the figure is cut off)
 CLIPPED_TEXT = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
   .flatMap(gd => {
     const box = gd.querySelector('svg.main-svg').getBoundingClientRect();

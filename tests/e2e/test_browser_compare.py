@@ -104,7 +104,7 @@ def test_compare_navigate_search_and_link(page, app_url, screenshots, full_scree
     page.locator('[data-testid="stSidebar"]').get_by_text("linear", exact=True).click()
     wait_idle(page)
     page.locator('[data-testid="stSidebar"]').get_by_text("Share this view").click()
-    link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').first.inner_text().strip()
+    link = page.locator('[data-testid="stSidebar"]').get_by_label("Link to this view").input_value()
     assert "kernel=linear" in link and link.startswith(app_url + "/embedding"), link
     assert "pair=" in link  # the pair clicked on the RSM page travels too
     page.screenshot(path=str(screenshots / "share_link.png"))

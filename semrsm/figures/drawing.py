@@ -1,17 +1,23 @@
-"""Fixed margins, estimated from the text they must hold.
+"""What a figure costs the browser to draw, and how the RSM page's figures keep it small.
 
-By default plotly grows a figure's margins to fit what would be cut off (tick labels, a
-colour bar, a legend below the plot): it draws the figure, measures every label, and
-draws it again with the new margins; it then measures every tick label once more to hide
-those that overflow. With names on four axes and a selection layer of 2 × 1,024 points,
-that is most of the time the RSM page's heatmaps take to appear: 0.9–1.1 s per draw in
-headless chromium on a 2-core machine, 0.2 s with fixed margins (``bench/bench_app.py``,
-docs/BENCHMARKS.md). The figures of the RSM page therefore estimate the room their text
-needs and switch the growth off with :func:`fix_margins`.
+**Fixed margins, estimated from the text they must hold.** By default plotly grows a
+figure's margins to fit what would be cut off (tick labels, a colour bar, a legend below
+the plot): it draws the figure, measures every label, and draws it again with the new
+margins; it then measures every tick label once more to hide those that overflow. With
+names on four axes that was most of the time the RSM page's heatmaps took to appear:
+0.9–1.1 s per draw in headless chromium on a 2-core machine, 0.25 s with fixed margins
+(docs/BENCHMARKS.md). The figures therefore estimate the room their text needs and switch
+the growth off with :func:`fix_margins`. The estimates are deliberately generous (an
+average character is taken as 0.6 font sizes wide, a little more than in the fonts
+plotly and Streamlit use), so a label is never cut (the browser test checks); the cost is
+a few pixels of white space.
 
-The estimates are deliberately generous (an average character is taken as 0.6 font
-sizes wide, a little more than in the fonts plotly and Streamlit use), so a label is
-never cut; the cost is a few pixels of white space.
+**Invisible markers that are not drawn.** A heatmap cell cannot be clicked or selected in
+a Streamlit chart, so the selectable figures lay a transparent marker on every cell.
+Plotly finds the point under the mouse, and the points in a box, from the trace's data,
+not from the drawn nodes, so :data:`INVISIBLE_MARKER` also tells plotly to draw at most
+one of them (``maxdisplayed``): hover, click and box selection are unchanged, and
+2 × 1,024 SVG nodes (0.1–0.2 s per draw) are not made.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-__all__ = ["CHAR_EM", "colorbar_room", "fix_margins", "tick_label_room"]
+__all__ = ["CHAR_EM", "INVISIBLE_MARKER", "colorbar_room", "fix_margins", "tick_label_room"]
 
 #: width of an average character, in font sizes
 CHAR_EM = 0.6
+#: marker style of a selection layer: transparent, and at most one drawn (see above)
+INVISIBLE_MARKER = {"opacity": 0, "maxdisplayed": 1}
 #: plotly's gap between the axis line and its tick labels (tick length + standoff), px
 _TICK_GAP = 8
 

@@ -1,4 +1,4 @@
-"""Fixed margins of the RSM page's figures (semrsm/figures/margins.py): estimated from the
+"""Fixed margins of the RSM page's figures (semrsm/figures/drawing.py): estimated from the
 text they hold, with plotly's margin growth and tick-overflow measuring switched off (the
 browser test checks in chromium that no label is cut)."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from plotly.subplots import make_subplots
 
-from semrsm.figures.margins import CHAR_EM, colorbar_room, fix_margins, tick_label_room
+from semrsm.figures.drawing import CHAR_EM, colorbar_room, fix_margins, tick_label_room
 from semrsm.figures.navigation import MAX_TICK_NAMES, TICK_ANGLE, TICK_SIZE, heatmap_panels
 from semrsm.figures.rsm import difference_heatmap, rsm_heatmaps, similarity_histograms
 
@@ -75,3 +75,22 @@ def test_rsm_figures_keep_fixed_margins():
     hist = similarity_histograms(a, b, labels)
     # the legend sits at the figure's bottom edge, inside the fixed bottom margin
     assert hist.layout.legend.yref == "container" and hist.layout.legend.y == 0
+
+
+@pytest.mark.parametrize("n", [5, 90])
+def test_selection_layers_keep_every_cell_but_draw_one_marker(n):
+    a, b = _rsms(n)
+    names = [f"img{k}" for k in range(n)]
+    figs = (heatmap_panels({"classic": a, "semantic": b}, names),
+            rsm_heatmaps(a, b, names, None, selectable=True))
+    for fig in figs:
+        layers = [t for t in fig.data if t.type != "heatmap"]
+        assert len(layers) == 2
+        for layer in layers:
+            # SVG markers (no WebGL needed) at any size; plotly draws at most one of them,
+            # hover and selection read every cell's data
+            assert layer.type == "scatter" and layer.marker.maxdisplayed == 1
+            assert layer.marker.opacity == 0
+            assert len(layer.customdata) == len(layer.hovertext) == n * n
+            assert {tuple(c) for c in layer.customdata} == {(i, j) for i in range(n)
+                                                             for j in range(n)}
