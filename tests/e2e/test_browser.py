@@ -89,6 +89,18 @@ def test_heatmap_cell_selects_a_pair(page, app_url, screenshots):
     wait_idle(page)
     assert_no_exception(page, "the pair preview")
     page.screenshot(path=str(screenshots / "heatmap_click_preview.png"))
+    # a box dragged over a block (box tool of the chart's toolbar) lists its images
+    chart.hover()
+    chart.locator('[data-title="Box Select"]').click()
+    box = chart.locator(".nsewdrag").nth(1).bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.05)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2, steps=10)
+    page.mouse.up()
+    page.get_by_text("Selected block:").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert_no_exception(page, "the selected block")
+    page.screenshot(path=str(screenshots / "heatmap_box_selection.png"))
     if (ROOT / "pages" / "token_matching.py").is_file():
         page.get_by_text("Open this pair in Token matching").first.click()
         page.get_by_role("heading", name="Token matching").wait_for(timeout=120_000)
