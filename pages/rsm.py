@@ -11,6 +11,7 @@ from pages._widgets import figure_download, file_stem, image_choices, page_resul
 from semrsm.explorer import explain_pair, summarize
 from semrsm.explorer.summary import pair_explanation
 from semrsm.figures.rsm import difference_heatmap, short_name, similarity_histograms
+from semrsm.figures.schematic import two_rsms_schematic
 
 st.title("Similarity matrices: classic vs semantic")
 st.markdown(
@@ -21,6 +22,28 @@ st.markdown(
     "possible, so it asks *what* is in the images, not *where*. Try an early layer or the "
     "*translated crops* image set to see them disagree, and click a cell to preview that pair."
 )
+
+
+
+@st.cache_resource(show_spinner=False)
+def _schematic():
+    return two_rsms_schematic()
+
+
+# Drawn before the sidebar's model and computation: a picture for teaching, and the
+# browser loads the chart library while the server loads the model (docs/APP.md).
+with st.expander("How the two RSMs compare two images: a picture"):
+    st.plotly_chart(_schematic(), key="rsm_schematic",
+                    config={"displaylogo": False, "staticPlot": True})
+    st.caption(
+        "Two images with the same object (red and orange tokens) at different places. The "
+        "classic RSM compares the tokens at the same positions, so the moved object meets "
+        "background (dotted red lines) and the images look only partly alike; the "
+        "semantic RSM pairs every token with its best partner, so the same content is "
+        "found wherever it is. On real images the partners are similar rather than equal, "
+        "and the semantic RSM is never below the classic one for the linear and cosine "
+        "kernels."
+    )
 
 result = page_result()
 if result.skipped:

@@ -54,8 +54,14 @@ def assert_clean(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def _is_schematic(fig: dict) -> bool:
+    return set(fig.get("layout", {}).get("meta") or ()) == {"classic", "semantic"}
+
+
 def charts(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    """The figures of results (the RSM page's picture, always there, left out)."""
+    figs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return [f for f in figs if not _is_schematic(f)]
 
 
 def array_len(value) -> int:
@@ -87,6 +93,10 @@ def test_default_state(page):
     assert len(at.markdown[0].value.split()) > 40  # ... and a plain-language introduction
     figs = charts(at)
     if page == "pages/rsm.py":
+        # the picture of the two pairings, in a collapsed expander above everything
+        every = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+        assert _is_schematic(every[0]) and every[0]["layout"]["meta"]["semantic"] == 1.0
+        assert at.expander[0].label.startswith("How the two RSMs compare two images")
         # one figure of both RSMs (drawn once: pages/_heatmap_nav.py), difference, histograms
         assert len(figs) == 3
         heat = [t for t in figs[0]["data"] if t["type"] == "heatmap"]

@@ -9,11 +9,14 @@ import time
 
 CHART = '[data-testid="stPlotlyChart"]'
 
-# true once the RSM page's first chart has drawn both heatmap panels
-HEATMAPS_DRAWN = """() => {
-    const chart = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
-    return chart && chart.querySelectorAll('g.hm image').length >= 2;
-}"""
+# true once the RSM page's chart of both RSMs has drawn its two heatmap panels
+HEATMAPS_DRAWN = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .some(chart => chart.querySelectorAll('g.hm image').length >= 2)"""
+
+
+def heatmap_chart(page):
+    """The RSM page's chart of both RSMs (the picture above it has no heatmap)."""
+    return page.locator(f"{CHART} .js-plotly-plot").filter(has=page.locator("g.hm")).first
 
 
 def wait_idle(page, timeout_s: float = 180.0, quiet_s: float = 1.5) -> None:

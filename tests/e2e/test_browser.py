@@ -12,6 +12,7 @@ from browser_helpers import (
     CHART,
     assert_no_clipped_text,
     assert_no_exception,
+    heatmap_chart,
     wait_for_heatmaps,
     wait_idle,
 )
@@ -23,14 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
     page.goto(app_url, wait_until="domcontentloaded")
     # both heatmaps of the default configuration (one figure with two heatmap panels)
-    heatmaps = page.locator(f"{CHART} .js-plotly-plot").first
-    heatmaps.wait_for(state="visible", timeout=180_000)
-    wait_for_heatmaps(page, 120_000)
+    wait_for_heatmaps(page, 180_000)
+    heatmaps = heatmap_chart(page)
     wait_idle(page)
     assert_no_exception(page, "the RSM page")
     assert page.get_by_text("Similarity matrices: classic vs semantic").count() == 1
-    assert page.locator(CHART).count() >= 3  # heatmaps, difference, histograms
-    titles = page.locator(f"{CHART} .js-plotly-plot").first.inner_text()
+    assert page.locator(CHART).count() >= 4  # picture, heatmaps, difference, histograms
+    titles = heatmaps.inner_text()
     assert "spatio-semantic" in titles and "semantic (optimal matching)" in titles
     # names on the axes, colour bars and legends fit in the figures' fixed margins
     assert_no_clipped_text(page, "the RSM page")
@@ -81,7 +81,7 @@ def test_heatmap_cell_selects_a_pair(page, app_url, screenshots):
     wait_for_heatmaps(page, 180_000)
     wait_idle(page)
     page.get_by_text("No pair selected yet").wait_for()
-    chart = page.locator(f"{CHART} .js-plotly-plot").first
+    chart = heatmap_chart(page)
     box = chart.locator(".nsewdrag").nth(1).bounding_box()  # the semantic panel
     assert box is not None
     page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)

@@ -6,7 +6,7 @@ session. No page shows an exception. Screenshots: artifacts/screenshots/."""
 from __future__ import annotations
 
 import pytest
-from browser_helpers import CHART, assert_no_exception, wait_for_heatmaps, wait_idle
+from browser_helpers import CHART, assert_no_exception, heatmap_chart, wait_for_heatmaps, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -72,7 +72,7 @@ def test_compare_navigate_search_and_link(page, app_url, screenshots, full_scree
     assert_no_exception(page, "the RSM page after reordering")
     order = page.evaluate(NAV_STATE)["order"]
     assert sorted(order) == list(range(len(order))) and order != before
-    nav = page.locator(f"{CHART} .js-plotly-plot").first  # the page's one heatmap figure
+    nav = heatmap_chart(page)  # the page's one heatmap figure
     nav.scroll_into_view_if_needed()
     box = nav.locator(".nsewdrag").nth(1).bounding_box()  # the semantic panel
     assert box is not None
