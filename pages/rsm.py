@@ -24,28 +24,34 @@ st.markdown(
 )
 
 
-
 @st.cache_resource(show_spinner=False)
 def _schematic():
     return two_rsms_schematic()
 
 
-# Drawn before the sidebar's model and computation: a picture for teaching, and the
-# browser loads the chart library while the server loads the model (docs/APP.md).
-with st.expander("How the two RSMs compare two images: a picture"):
-    st.plotly_chart(_schematic(), key="rsm_schematic",
-                    config={"displaylogo": False, "staticPlot": True})
-    st.caption(
-        "Two images with the same object (red and orange tokens) at different places. The "
-        "classic RSM compares the tokens at the same positions, so the moved object meets "
-        "background (dotted red lines) and the images look only partly alike; the "
-        "semantic RSM pairs every token with its best partner, so the same content is "
-        "found wherever it is. On real images the partners are similar rather than equal, "
-        "and the semantic RSM is never below the classic one for the linear and cosine "
-        "kernels."
-    )
+# Until this session has a result: a picture of what the two RSMs compare, to look at
+# while the model loads and the first RSMs are computed (the browser also loads the chart
+# library meanwhile, instead of after the result came: docs/APP.md).
+_WAITED = "rsm_page_had_a_result"
+waiting = st.empty()
+if not st.session_state.get(_WAITED):
+    with waiting.container():
+        st.markdown("**While the first result is prepared: what the two RSMs compare**")
+        st.plotly_chart(_schematic(), key="rsm_schematic",
+                        config={"displaylogo": False, "staticPlot": True})
+        st.caption(
+            "Two images with the same object (red and orange tokens) at different places. "
+            "The classic RSM compares the tokens at the same positions, so the moved object "
+            "meets background (dotted red lines) and the images look only partly alike; the "
+            "semantic RSM pairs every token with its best partner, so the same content is "
+            "found wherever it is. On real images the partners are similar rather than "
+            "equal, and the semantic RSM is never below the classic one for the linear and "
+            "cosine kernels."
+        )
 
 result = page_result()
+waiting.empty()
+st.session_state[_WAITED] = True
 if result.skipped:
     st.warning(
         f"{len(result.skipped)} file(s) could not be used and were skipped:\n\n"

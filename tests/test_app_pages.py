@@ -93,10 +93,9 @@ def test_default_state(page):
     assert len(at.markdown[0].value.split()) > 40  # ... and a plain-language introduction
     figs = charts(at)
     if page == "pages/rsm.py":
-        # the picture of the two pairings, in a collapsed expander above everything
+        # the picture shown while the first result was prepared is gone with the result
         every = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-        assert _is_schematic(every[0]) and every[0]["layout"]["meta"]["semantic"] == 1.0
-        assert at.expander[0].label.startswith("How the two RSMs compare two images")
+        assert not any(_is_schematic(f) for f in every)
         # one figure of both RSMs (drawn once: pages/_heatmap_nav.py), difference, histograms
         assert len(figs) == 3
         heat = [t for t in figs[0]["data"] if t["type"] == "heatmap"]
@@ -343,9 +342,13 @@ def test_compute_prompt_disappears_once_results_show(monkeypatch):
     at.run()
     assert any("This run matches" in i.value for i in at.info)
     assert not charts(at)
+    # until the session's first result, the page shows the picture of the two pairings
+    every = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    assert [f["layout"]["meta"] for f in every] == [{"classic": 5 / 9, "semantic": 1.0}]
     at.button(key="semrsm_compute_long").click().run()
     assert_clean(at)
     assert charts(at)
+    assert not any(_is_schematic(json.loads(el.proto.spec)) for el in at.get("plotly_chart"))
     assert not any("This run matches" in i.value for i in at.info)
     assert not [b for b in at.button if b.key == "semrsm_compute_long"]
 
