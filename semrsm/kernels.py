@@ -120,3 +120,55 @@ def kernel_from_inner(inner: np.ndarray, kernel: str, sigma2: float | None = Non
             raise ValueError(f"rbf: sigma2 must be positive, got {s2}")
         out = np.exp(-d2 / (2.0 * s2))
     return 0.5 * (out + out.T)
+
+
+def kernel_from_block(
+    inner: np.ndarray, sq_a: np.ndarray, sq_b: np.ndarray, kernel: str, sigma2: float | None = None
+) -> tuple[np.ndarray, float | None]:
+    """A kernel of a rectangular block of inner products (images of A against images of B).
+
+    Entry for entry the same arithmetic as :func:`kernel_from_inner`, so a block cut from a
+    square RSM gives the same values (RBF with the same ``sigma2``).
+
+    Parameters
+    ----------
+    inner : (N_a, N_b) float64 inner products ``⟨R_a, P R_b⟩``.
+    sq_a, sq_b : (N_a,), (N_b,) float64 squared norms ``‖R_a‖²``, ``‖R_b‖²``.
+    kernel : "linear", "cosine" or "rbf".
+    sigma2 : RBF bandwidth; None: the median of the block's non-zero squared distances
+        (1.0 if there is none).
+
+    Returns
+    -------
+    values : (N_a, N_b) float64 ndarray; sigma2 : the RBF bandwidth used (None for the
+        other kernels).
+
+    Raises
+    ------
+    ValueError
+        Unknown kernel, or a non-positive ``sigma2``.
+    """
+    check_kernels(kernel)
+    inner = np.asarray(inner, dtype=np.float64)
+    sq_a = np.asarray(sq_a, dtype=np.float64)
+    sq_b = np.asarray(sq_b, dtype=np.float64)
+    if kernel == "linear":
+        return inner.copy(), None
+    if kernel == "cosine":
+        na = np.sqrt(np.maximum(sq_a, 0.0))
+        nb = np.sqrt(np.maximum(sq_b, 0.0))
+        denom = na[:, None] * nb[None, :]
+        out = np.divide(inner, denom, out=np.zeros_like(inner), where=denom != 0)
+        out[(na[:, None] == 0) & (nb[None, :] == 0)] = 1.0
+        np.clip(out, -1.0, 1.0, out=out)
+        return out, None
+    d2 = sq_a[:, None] + sq_b[None, :] - 2.0 * inner
+    np.maximum(d2, 0.0, out=d2)
+    if sigma2 is None:
+        nz = d2[d2 > 0]
+        s2 = float(np.median(nz)) if nz.size else 1.0
+    else:
+        s2 = float(sigma2)
+    if not s2 > 0:
+        raise ValueError(f"rbf: sigma2 must be positive, got {s2}")
+    return np.exp(-d2 / (2.0 * s2)), s2

@@ -18,13 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from semrsm.costs import (
-    default_chunk_pairs,
-    iter_cost_chunks,
-    iter_cost_tiles,
-    pair_indices,
-    prefetch,
-)
+from semrsm.blocks import cost_chunks, solve_chunks, squared_norms, token_norms
+from semrsm.costs import pair_ids, pair_indices
 from semrsm.kernels import (
     bandwidth_sigma2,
     check_bandwidth,
@@ -32,8 +27,8 @@ from semrsm.kernels import (
     kernel_from_inner,
     squared_distances,
 )
-from semrsm.matching import check_backend, check_matcher, solve_batch
-from semrsm.matching.scheduling import CancelLike, cancel_scope, check_cancel
+from semrsm.matching import check_backend, check_matcher
+from semrsm.matching.scheduling import CancelLike
 from semrsm.tokens import ArrayLike, validate_tokens
 
 Progress = Callable[[int, int], None]
@@ -230,41 +225,26 @@ def semantic_rsm(
     dev = resolve_device(device, tokens)
     t = validate_tokens(tokens, device=dev).detach()  # tensors that require grad work too
     n, s, c = t.shape
-    # squared Frobenius norms in float64 without a float64 copy of all tokens
-    sq = torch.linalg.vector_norm(t.flatten(1), dim=1, dtype=torch.float64).pow(2).cpu().numpy()
-    inner = np.diag(sq)
+    inner = np.diag(squared_norms(t))
     pairs = pair_indices(n)
     perms_all = np.empty((len(pairs), s), dtype=np.int32) if return_matchings else None
-    token_norms = t.norm(dim=2) if matcher in ("batch_optimal", "topk_greedy") else None
+    norms = token_norms(t, matcher)
     total = len(pairs)
     if progress is not None:
         progress(0, total)
-    if dev.type == "cpu":
-        # one GEMM per tile of images; the next tile's products overlap this tile's solves
-        chunks = prefetch(iter_cost_tiles(t, chunk_pairs))
-    else:
-        if chunk_pairs is None:
-            chunk_pairs = default_chunk_pairs(s, c, dev, t.element_size())
-        chunks = (
-            (np.arange(start, stop), costs)
-            for start, stop, costs in iter_cost_chunks(t, pairs, chunk_pairs)
-        )
+    # the per-chunk code shared with blocks and tiles (semrsm/blocks.py): on CPU one GEMM
+    # per tile of images, the next tile's products overlapping this tile's solves
+    solved = solve_chunks(
+        cost_chunks(t, chunk_pairs=chunk_pairs), matcher, params,
+        norms_a=norms, norms_b=norms, backend=backend, cancel=cancel,
+    )
     done = 0
-    for pair_ids, costs in chunks:
-        check_cancel(cancel)
-        idx = pairs[pair_ids]
-        rn = cn = None
-        if token_norms is not None:
-            rn, cn = token_norms[idx[:, 0]], token_norms[idx[:, 1]]
-        with cancel_scope(cancel):
-            perms, values = solve_batch(
-                costs, matcher, row_norms=rn, col_norms=cn, backend=backend, **params
-            )
-        inner[idx[:, 0], idx[:, 1]] = values
-        inner[idx[:, 1], idx[:, 0]] = values
+    for rows, cols, perms, values in solved:
+        inner[rows, cols] = values
+        inner[cols, rows] = values
         if perms_all is not None:
-            perms_all[pair_ids] = perms
-        done += len(pair_ids)
+            perms_all[pair_ids(rows, cols, n)] = perms
+        done += len(rows)
         if progress is not None:
             progress(done, total)
     rsms, s2 = _finish(inner, kernels, sigma2, bandwidth)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import semrsm
-from semrsm import rsm as rsm_module
+from semrsm import blocks as blocks_module
 
 KERNELS = ["linear", "cosine", "rbf"]
 
@@ -124,13 +124,13 @@ def test_chunking_and_progress_do_not_change_results(feats):
 
 def test_several_kernels_solve_assignments_once(feats, monkeypatch):
     counted = []
-    real = rsm_module.solve_batch
+    real = blocks_module.solve_batch
 
     def counting(costs, *args, **kwargs):
         counted.append(len(costs))
         return real(costs, *args, **kwargs)
 
-    monkeypatch.setattr(rsm_module, "solve_batch", counting)
+    monkeypatch.setattr(blocks_module, "solve_batch", counting)
     out = semrsm.semantic_rsm(feats, kernel=KERNELS)
     assert set(out) == set(KERNELS)
     assert sum(counted) == 7 * 6 // 2  # each unordered pair solved exactly once
