@@ -1,10 +1,12 @@
-"""Command line: ``python -m semrsm {rsm,layers,matchers,compare} ...``.
+"""Command line: ``python -m semrsm {rsm,layers,matchers,compare,search} ...``.
 
 Examples
 --------
 python -m semrsm rsm --tokens feats.npy --kernel cosine --matcher exact --out out.npz
 python -m semrsm layers --model demo-resnet
 python -m semrsm rsm --model demo-resnet --layer stages.1 --images shapes:64 --out out.npz
+python -m semrsm rsm --tokens feats.npy --tile 512 --ray --out out.npz
+python -m semrsm search --gallery photos/ --queries query/ --k 10 --rerank 200
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from semrsm.scale import cli as tiles_cli
 
 
 def _progress_printer(label: str):
@@ -118,14 +122,20 @@ def _cmd_rsm(args: argparse.Namespace) -> int:
         extra["labels"] = np.asarray(images.labels if images.labels is not None else [])
     meta["shape"] = list(np.shape(tokens))
     spatial = semrsm.spatial_rsm(tokens, kernel=args.kernel, device=args.device)
-    result = semrsm.semantic_rsm(
-        tokens, kernel=args.kernel, matcher=args.matcher, device=args.device,
-        progress=_progress_printer("matching"), return_result=True, **meta["matcher_params"],
-    )
+    if tiles_cli.wants_tiles(args):  # tiled, resumable, optionally on Ray
+        result = tiles_cli.tiled_for_cli(args, tokens, out, meta["matcher_params"])
+        meta.update(tile=result.tile, ray=result.executor == "ray")
+    else:
+        result = semrsm.semantic_rsm(
+            tokens, kernel=args.kernel, matcher=args.matcher, device=args.device,
+            progress=_progress_printer("matching"), return_result=True, **meta["matcher_params"],
+        )
     meta["seconds"] = round(result.seconds, 3)
     _write_atomic(
         out, {"spatial": spatial, "semantic": result.rsm, "meta": np.asarray(json.dumps(meta)), **extra}
     )
+    if tiles_cli.wants_tiles(args):
+        tiles_cli.finish_tiles(result, keep=args.keep_tiles)
     n = spatial.shape[0]
     off = ~np.eye(n, dtype=bool)
     print(
@@ -188,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     rsm.add_argument("--k", type=int, help="k of topk_greedy")
     rsm.add_argument("--device", default="auto", help="auto | cpu | cuda")
     rsm.add_argument("--out", required=True, help="output .npz (spatial, semantic, meta)")
+    tiles_cli.add_tile_arguments(rsm)
     rsm.set_defaults(func=_cmd_rsm)
 
     layers = sub.add_parser("layers", help="list a model's layers with their shapes")
@@ -203,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "bootstrap intervals; layer x layer tables; a reference RDM")
     add_compare_arguments(cmp_)
     cmp_.set_defaults(func=cli_compare)
+
+    search = sub.add_parser("search", help="search a gallery: pooled top-K candidates re-ranked "
+                            "by the semantic similarity")
+    tiles_cli.add_search_arguments(search)
     return parser
 
 

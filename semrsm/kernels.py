@@ -133,7 +133,9 @@ def kernel_from_block(
     Parameters
     ----------
     inner : (N_a, N_b) float64 inner products ``⟨R_a, P R_b⟩``.
-    sq_a, sq_b : (N_a,), (N_b,) float64 squared norms ``‖R_a‖²``, ``‖R_b‖²``.
+    sq_a : (N_a,) float64 squared norms ``‖R_a‖²``.
+    sq_b : (N_b,) float64 squared norms of B's images, or (N_a, N_b): the norm of the image
+        in each entry (a list of candidates per row).
     kernel : "linear", "cosine" or "rbf".
     sigma2 : RBF bandwidth; None: the median of the block's non-zero squared distances
         (1.0 if there is none).
@@ -150,19 +152,20 @@ def kernel_from_block(
     """
     check_kernels(kernel)
     inner = np.asarray(inner, dtype=np.float64)
-    sq_a = np.asarray(sq_a, dtype=np.float64)
+    sq_a = np.asarray(sq_a, dtype=np.float64)[:, None]
     sq_b = np.asarray(sq_b, dtype=np.float64)
+    sq_b = sq_b[None, :] if sq_b.ndim == 1 else sq_b
     if kernel == "linear":
         return inner.copy(), None
     if kernel == "cosine":
         na = np.sqrt(np.maximum(sq_a, 0.0))
         nb = np.sqrt(np.maximum(sq_b, 0.0))
-        denom = na[:, None] * nb[None, :]
+        denom = na * nb
         out = np.divide(inner, denom, out=np.zeros_like(inner), where=denom != 0)
-        out[(na[:, None] == 0) & (nb[None, :] == 0)] = 1.0
+        out[np.broadcast_to((na == 0) & (nb == 0), out.shape)] = 1.0
         np.clip(out, -1.0, 1.0, out=out)
         return out, None
-    d2 = sq_a[:, None] + sq_b[None, :] - 2.0 * inner
+    d2 = sq_a + sq_b - 2.0 * inner
     np.maximum(d2, 0.0, out=d2)
     if sigma2 is None:
         nz = d2[d2 > 0]

@@ -25,7 +25,7 @@ from semrsm.matching import check_backend, check_matcher
 from semrsm.matching.scheduling import CancelLike, check_cancel
 from semrsm.rsm import _finish, resolve_device
 from semrsm.scale.store import TileStore, run_key, tokens_digest
-from semrsm.scale.tiles import Tile, compute_tile, place_tile, plan_tiles
+from semrsm.scale.tiles import Tile, compute_tile, place_tile, plan_tiles, tile_task
 from semrsm.tokens import ArrayLike, validate_tokens
 
 DEFAULT_TILE = 1024
@@ -97,8 +97,7 @@ class TiledResult:
 
 
 class LocalTiles:
-    """Runs tiles one after the other in this process (the same interface as
-    :class:`semrsm.scale.ray_tiles.RayTiles`)."""
+    """Runs tiles one after the other in this process (the interface of :class:`RayTiles`)."""
 
     slots = 1
 
@@ -132,6 +131,52 @@ class LocalTiles:
         pass
 
     def __enter__(self) -> LocalTiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RayTiles:
+    """Runs tiles as Ray tasks, one per tile (see :class:`semrsm.scale.ray_pool.RayPool`).
+
+    The tokens go into the object store once, cut into the row blocks of the tiles, so a
+    task reads only its two blocks and a node fetches a block once for all its tasks.
+    """
+
+    def __init__(self, address: str | bool, **pool_args: Any):
+        from semrsm.scale.ray_pool import RayPool  # imports ray
+
+        self.pool = RayPool(address, **pool_args)
+        self.device_kind = self.pool.device_kind
+        self.slots = self.pool.slots
+
+    def run(
+        self,
+        tokens: torch.Tensor,
+        norms: torch.Tensor | None,
+        tiles: list[Tile],
+        spec: dict[str, Any],
+        on_tile: Callable[[Tile, np.ndarray, float], None],
+        *,
+        max_retries: int = 3,
+        cancel: CancelLike = None,
+    ) -> None:
+        arr = tokens.detach().cpu().numpy()
+        nrm = None if norms is None else norms.detach().cpu().numpy()
+        spans = sorted({(t.i0, t.i1) for t in tiles} | {(t.j0, t.j1) for t in tiles})
+        parts = {(a, b): self.pool.put((arr[a:b], None if nrm is None else nrm[a:b]))
+                 for a, b in spans}
+        task_spec = {**spec, "device": self.device_kind}
+        jobs = [(t, (parts[(t.i0, t.i1)], None if t.diagonal else parts[(t.j0, t.j1)], task_spec))
+                for t in tiles]
+        self.pool.map(tile_task, jobs, lambda t, out: on_tile(t, *out),
+                      max_retries=max_retries, cancel=cancel)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> RayTiles:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -214,16 +259,13 @@ def tiled_semantic_rsm(
     dev = resolve_device(device, tokens) if local else torch.device("cpu")
     t = validate_tokens(tokens, device=dev).detach()
     n = t.shape[0]
+    executor: LocalTiles | RayTiles
     if local:
-        executor: LocalTiles | Any = LocalTiles(dev)
+        executor = LocalTiles(dev)
     else:
-        from semrsm.scale.ray_tiles import RayTiles  # imports ray
-
-        dev_name = device if isinstance(device, str) else device.type
         executor = RayTiles(
-            ray, device="cuda" if dev_name.startswith("cuda") or dev_name == "gpu" else dev_name,
-            gpus_per_tile=gpus_per_tile, cpus_per_tile=cpus_per_tile,
-            resource_timeout=resource_timeout,
+            ray, device=ray_device(device), gpus_per_task=gpus_per_tile,
+            cpus_per_task=cpus_per_tile, resource_timeout=resource_timeout,
         )
     with executor:
         tiles = plan_tiles(n, int(tile))
@@ -271,6 +313,12 @@ def tiled_semantic_rsm(
         device_kind=kind, store=None if tile_store is None else tile_store.root,
         tile_seconds=tile_seconds, seconds=time.perf_counter() - started,
     )
+
+
+def ray_device(device: str | torch.device) -> str:
+    """A device argument as Ray tasks understand it: "auto", "cpu" or "cuda"."""
+    name = device if isinstance(device, str) else device.type
+    return "cuda" if name.startswith("cuda") or name == "gpu" else name
 
 
 class _Meter:

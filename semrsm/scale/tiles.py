@@ -137,3 +137,24 @@ def place_tile(inner: np.ndarray, tile: Tile, block: np.ndarray) -> None:
     else:
         inner[tile.i0:tile.i1, tile.j0:tile.j1] = block
         inner[tile.j0:tile.j1, tile.i0:tile.i1] = block.T
+
+
+def tile_task(
+    part_i: tuple[np.ndarray, np.ndarray | None],
+    part_j: tuple[np.ndarray, np.ndarray | None] | None,
+    spec: dict[str, Any],
+) -> tuple[np.ndarray, float]:
+    """One tile as a Ray task: ``part_*`` are ``(tokens, token norms or None)`` row blocks
+    from the object store (``part_j`` None on the diagonal); ``spec`` holds ``device``,
+    ``matcher``, ``params``, ``backend``, ``chunk_pairs``. Returns :func:`compute_tile`'s
+    block and seconds."""
+    from semrsm.scale.ray_pool import as_tensor
+
+    device = torch.device(spec["device"])
+    tok_i, nrm_i = part_i
+    tok_j, nrm_j = part_j if part_j is not None else (None, None)
+    return compute_tile(
+        as_tensor(tok_i, device), as_tensor(tok_j, device), spec["matcher"], spec["params"],
+        norms_i=as_tensor(nrm_i, device), norms_j=as_tensor(nrm_j, device),
+        backend=spec["backend"], chunk_pairs=spec["chunk_pairs"],
+    )
