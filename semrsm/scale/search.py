@@ -223,6 +223,7 @@ def search(
     chunk_pairs: int | None = None,
     sigma2: float | None = None,
     ray: str | bool | None = None,
+    resource_timeout: float = 30.0,
     progress: Callable[[int, int], None] | None = None,
     cancel: CancelLike = None,
     **matcher_params: Any,
@@ -247,6 +248,7 @@ def search(
     ray : None (re-rank in this process) or a Ray address as in
         :func:`semrsm.tiled_semantic_rsm`: one task per batch of queries, the gallery in
         the object store once.
+    resource_timeout : seconds to wait for a Ray node that can run a task.
     progress : ``progress(done_pairs, total_pairs)`` during re-ranking.
     cancel : threading.Event or callable; raises :class:`semrsm.Cancelled` once set.
 
@@ -323,7 +325,8 @@ def search(
             cancel=cancel, progress=step,
         ).reshape(len(q), kk)
     else:
-        inner = _rerank_on_ray(ray, q, g, self_query, cand, spec, device, progress, cancel)
+        inner = _rerank_on_ray(ray, q, g, self_query, cand, spec, device, progress, cancel,
+                               resource_timeout)
     sq_q = squared_norms(q)
     sq_g = squared_norms(g)
     scores, s2 = kernel_from_block(inner, sq_q, sq_g[cand], kernel_name, sigma2)
@@ -344,7 +347,7 @@ def search(
 def _rerank_on_ray(
     address: str | bool, q: torch.Tensor, g: torch.Tensor, self_query: bool, cand: np.ndarray,
     spec: dict[str, Any], device: str | torch.device, progress: Callable[[int, int], None] | None,
-    cancel: CancelLike,
+    cancel: CancelLike, resource_timeout: float,
 ) -> np.ndarray:
     """Matched inner products (Q, K) of every query with its candidates, on Ray."""
     from semrsm.scale.ray_pool import RayPool
@@ -352,7 +355,7 @@ def _rerank_on_ray(
 
     matcher = spec["matcher"]
     inner = np.empty(cand.shape, dtype=np.float64)
-    with RayPool(address, device=ray_device(device)) as pool:
+    with RayPool(address, device=ray_device(device), resource_timeout=resource_timeout) as pool:
         def part(t: torch.Tensor) -> Any:
             n = token_norms(t, matcher)
             return pool.put((t.cpu().numpy(), None if n is None else n.cpu().numpy()))
