@@ -3,8 +3,8 @@
 The entrypoint registers the pages with ``st.navigation`` and runs the selected one.
 Each page draws the shared sidebar (model, weights, layer, images, kernel, matcher,
 device) through ``pages._run.current_result()``, whose widget values travel from page
-to page. Pages that may be absent (token matching, embedding, analyses, compare) are
-registered when their files exist.
+to page. Pages that may be absent (token matching, embedding, analyses, compare, search)
+are registered when their files exist.
 
 Everything the browser loads comes from this server: the page icon is a file of
 ``assets/`` and the navigation has no icons (no icon font from the internet).
@@ -52,6 +52,7 @@ for file, title in (
     ("embedding.py", "Embedding"),
     ("analyses.py", "Analyses"),
     ("compare.py", "Compare"),
+    ("search.py", "Search"),
 ):
     if (PAGES_DIR / file).is_file():
         pages.append(st.Page(f"pages/{file}", title=title))

@@ -72,6 +72,17 @@ def test_separate_queries_match_semantic_block(gallery):
     assert res.indices[:, 0].tolist() == [0, 1, 2, 3]
 
 
+def test_queries_from_the_gallery_leave_themselves_out(gallery):
+    every = semrsm.search(gallery, k=4, rerank=8)
+    some = semrsm.search(gallery, gallery[3:5], k=4, rerank=8, exclude=[3, 4])
+    assert np.array_equal(some.indices, every.indices[3:5])
+    assert np.array_equal(some.scores, every.scores[3:5])
+    mixed = semrsm.search(gallery, gallery[3:5], k=4, rerank=8, exclude=[3, -1])
+    assert 3 not in mixed.candidates[0] and mixed.indices[1, 0] == 4  # finds itself
+    with pytest.raises(ValueError, match="exclude"):
+        semrsm.search(gallery, gallery[3:5], exclude=[3])
+
+
 def test_a_gallery_index_serves_many_searches(gallery):
     index = GalleryIndex(gallery)
     a = semrsm.search(index, gallery[5:7], k=2, rerank=4)

@@ -117,7 +117,8 @@ class GalleryIndex:
         ----------
         queries : (Q, C) pooled, normalised query embeddings (:func:`pooled_embeddings`).
         k : results per query, 1 ≤ k ≤ N − (1 if ``exclude`` else 0).
-        exclude : (Q,) int64 gallery index to leave out per query (the query itself), or None.
+        exclude : (Q,) int64 gallery index to leave out per query (the query itself; −1:
+            none), or None.
 
         Returns
         -------
@@ -127,7 +128,7 @@ class GalleryIndex:
             extra = 0 if exclude is None else 1
             scores, idx = self._faiss.search(
                 np.ascontiguousarray(queries.cpu().numpy(), dtype=np.float32), k + extra)
-            if exclude is not None:  # drop the query itself where found, else the last hit
+            if exclude is not None:  # drop the excluded image where found, else the last hit
                 rows = []
                 for r in range(len(idx)):
                     hit = np.flatnonzero(idx[r] == exclude[r])
@@ -142,7 +143,9 @@ class GalleryIndex:
         for q0 in range(0, len(queries), _QUERY_BATCH):
             sims = (queries[q0:q0 + _QUERY_BATCH] @ gallery.T).cpu().numpy().astype(np.float64)
             if exclude is not None:
-                sims[np.arange(len(sims)), exclude[q0:q0 + _QUERY_BATCH]] = -np.inf
+                ex = exclude[q0:q0 + _QUERY_BATCH]
+                rows = np.flatnonzero(ex >= 0)
+                sims[rows, ex[rows]] = -np.inf
             # a stable descending order: ties keep the lower gallery index first
             part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else \
                 np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
@@ -222,6 +225,7 @@ def search(
     backend: str = "auto",
     chunk_pairs: int | None = None,
     sigma2: float | None = None,
+    exclude: ArrayLike | None = None,
     ray: str | bool | None = None,
     resource_timeout: float = 30.0,
     progress: Callable[[int, int], None] | None = None,
@@ -245,6 +249,9 @@ def search(
         re-ranked pairs.
     index : pooled ranking, see :class:`GalleryIndex`.
     device, backend, chunk_pairs : as :func:`semrsm.semantic_rsm`.
+    exclude : (Q,) ints, a gallery image to leave out of each query's results (e.g. the
+        query's own index when the queries come from the gallery; −1: none). Ignored when
+        ``query_tokens`` is None (each image is left out of its own results).
     ray : None (re-rank in this process) or a Ray address as in
         :func:`semrsm.tiled_semantic_rsm`: one task per batch of queries, the gallery in
         the object store once.
@@ -287,9 +294,14 @@ def search(
     if self_query:
         q = g
         exclude = np.arange(len(g), dtype=np.int64)
-    else:
+    elif exclude is not None:
+        exclude = np.asarray(exclude, dtype=np.int64).reshape(-1)
+        exclude = np.where(exclude < len(g), exclude, -1)
+    if not self_query:
         q = validate_tokens(query_tokens, device=g.device).detach()
-        exclude = None
+        if exclude is not None and len(exclude) != len(q):
+            raise ValueError(f"exclude: {len(exclude)} entries for {len(q)} queries; give one "
+                             "gallery index (or −1) per query")
         if q.shape[1:] != g.shape[1:]:
             raise ValueError(
                 f"query_tokens: images of shape (S, C) = {tuple(q.shape[1:])} against "
@@ -297,7 +309,7 @@ def search(
             )
         if q.dtype != g.dtype:
             q = q.to(g.dtype)
-    available = len(g) - (1 if self_query else 0)
+    available = len(g) - (1 if exclude is not None and (exclude >= 0).any() else 0)
     if available < 1:
         raise ValueError("search: the gallery has one image and it is the query; "
                          "give at least two images or separate queries")
