@@ -372,6 +372,24 @@ def _short(err: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit] + " …"
 
 
+def task_threads(options: dict[str, float]) -> int | None:
+    """CPU threads a task may use: its CPUs (a task of 1 CPU must not take the whole node
+    with numba's and torch's default of one thread per core); None for GPU tasks."""
+    if options.get("num_gpus", 0):
+        return None
+    return max(1, int(options.get("num_cpus", 1)))
+
+
+def limit_threads(threads: int | None) -> None:
+    """Inside a task: torch's and the CPU solvers' threads to ``threads`` (None: unchanged)."""
+    if threads is None:
+        return
+    import numba
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
 def as_tensor(arr: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
     """A tensor over an object-store array (read-only, zero-copy on CPU), on ``device``."""
     if arr is None:

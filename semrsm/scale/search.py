@@ -195,8 +195,9 @@ def rerank_task(
     """Re-ranking of queries ``q0 … q0 + len(candidates)`` as a Ray task: their matched inner
     products with their candidates, (Q_b, K) float64. ``queries`` None: the queries are
     gallery images (``q0`` indexes the gallery)."""
-    from semrsm.scale.ray_pool import as_tensor
+    from semrsm.scale.ray_pool import as_tensor, limit_threads
 
+    limit_threads(spec.get("threads"))
     device = torch.device(spec["device"])
     g_tok, g_nrm = gallery
     q_tok, q_nrm = queries if queries is not None else gallery
@@ -362,7 +363,7 @@ def _rerank_on_ray(
     cancel: CancelLike, resource_timeout: float,
 ) -> np.ndarray:
     """Matched inner products (Q, K) of every query with its candidates, on Ray."""
-    from semrsm.scale.ray_pool import RayPool
+    from semrsm.scale.ray_pool import RayPool, task_threads
     from semrsm.scale.tiled import ray_device
 
     matcher = spec["matcher"]
@@ -374,7 +375,7 @@ def _rerank_on_ray(
 
         g_ref = part(g)
         q_ref = None if self_query else part(q)
-        task_spec = {**spec, "device": pool.device_kind}
+        task_spec = {**spec, "device": pool.device_kind, "threads": task_threads(pool.options)}
         step = _RAY_QUERIES_PER_TASK
         jobs = [(q0, (g_ref, q_ref, q0, cand[q0:q0 + step], task_spec))
                 for q0 in range(0, len(cand), step)]

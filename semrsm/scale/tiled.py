@@ -145,11 +145,12 @@ class RayTiles:
     """
 
     def __init__(self, address: str | bool, **pool_args: Any):
-        from semrsm.scale.ray_pool import RayPool  # imports ray
+        from semrsm.scale.ray_pool import RayPool, task_threads  # ray: when connecting
 
         self.pool = RayPool(address, **pool_args)
         self.device_kind = self.pool.device_kind
         self.slots = self.pool.slots
+        self.threads = task_threads(self.pool.options)
 
     def run(
         self,
@@ -167,7 +168,7 @@ class RayTiles:
         spans = sorted({(t.i0, t.i1) for t in tiles} | {(t.j0, t.j1) for t in tiles})
         parts = {(a, b): self.pool.put((arr[a:b], None if nrm is None else nrm[a:b]))
                  for a, b in spans}
-        task_spec = {**spec, "device": self.device_kind}
+        task_spec = {**spec, "device": self.device_kind, "threads": self.threads}
         jobs = [(t, (parts[(t.i0, t.i1)], None if t.diagonal else parts[(t.j0, t.j1)], task_spec))
                 for t in tiles]
         self.pool.map(tile_task, jobs, lambda t, out: on_tile(t, *out),

@@ -146,10 +146,11 @@ def tile_task(
 ) -> tuple[np.ndarray, float]:
     """One tile as a Ray task: ``part_*`` are ``(tokens, token norms or None)`` row blocks
     from the object store (``part_j`` None on the diagonal); ``spec`` holds ``device``,
-    ``matcher``, ``params``, ``backend``, ``chunk_pairs``. Returns :func:`compute_tile`'s
-    block and seconds."""
-    from semrsm.scale.ray_pool import as_tensor
+    ``matcher``, ``params``, ``backend``, ``chunk_pairs`` and ``threads``. Returns
+    :func:`compute_tile`'s block and seconds."""
+    from semrsm.scale.ray_pool import as_tensor, limit_threads
 
+    limit_threads(spec.get("threads"))
     device = torch.device(spec["device"])
     tok_i, nrm_i = part_i
     tok_j, nrm_j = part_j if part_j is not None else (None, None)
