@@ -193,3 +193,21 @@ def test_tiled_bad_arguments(tokens):
         semrsm.tiled_semantic_rsm(tokens, matcher="nope")
     with pytest.raises(ValueError, match="NaN"):
         semrsm.tiled_semantic_rsm(np.full((3, 4, 2), np.nan))
+
+
+def test_cli_tiles_in_this_process_and_keeps_no_tiles(tokens, tmp_path, capsys):
+    from semrsm.__main__ import main
+
+    np.save(tmp_path / "t.npy", tokens)
+    out = tmp_path / "o.npz"
+    assert main(["rsm", "--tokens", str(tmp_path / "t.npy"), "--out", str(out), "--kernel",
+                 "rbf", "--matcher", "batch_optimal", "--window", "4", "--tile", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "tiles: 6 computed in this process (1 at once, cpu), 0 reused, 6 in all" in err
+    assert "6/6 tiles" in err
+    with np.load(out) as f:
+        ref = semrsm.semantic_rsm(tokens, kernel="rbf", matcher="batch_optimal", window=4)
+        assert np.array_equal(f["semantic"], ref)
+    assert not (tmp_path / "o.tiles").exists()
+    assert main(["rsm", "--tokens", str(tmp_path / "t.npy"), "--out", str(out), "--tile", "0"]) == 2
+    assert "--tile: images per tile side must be at least 1" in capsys.readouterr().err

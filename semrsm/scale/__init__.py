@@ -3,8 +3,8 @@
 =====================  ===================================================================
 ``tiles``              the B × B tiles of a square RSM, one tile's matched inner products
 ``store``              finished tiles on disk, content-keyed (resume after a crash)
-``ray_tiles``          Ray: connecting, resources per tile, one task per tile, retries
-``tiled``              :func:`tiled_semantic_rsm`: plan, reuse, run, assemble, kernels
+``ray_pool``           Ray: connecting, the resources of a task, many tasks, retries
+``tiled``              ``tiled_semantic_rsm``: plan, reuse, run (here or on Ray), kernels
 ``search``             a gallery index: pooled top-K, then semantic re-ranking
 ``cli``                ``python -m semrsm rsm --tile/--ray`` and ``python -m semrsm search``
 =====================  ===================================================================
