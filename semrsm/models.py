@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 import torch
 
 from .catalog import ASSETS_DIR, DEMO_MODELS, POPULAR_MODELS
+from .memory import available_memory, format_bytes
 
 __all__ = [
     "ASSETS_DIR",
@@ -402,14 +403,6 @@ def format_count(n: int) -> str:
     return f"{n:,}"
 
 
-def format_bytes(n: int) -> str:
-    """``4545916928`` -> ``"4.5 GB"`` (decimal units)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
-
-
 def _meta_model(name: str, kwargs: dict) -> torch.nn.Module | None:
     """``name`` created on the meta device (shapes only, nothing allocated), or None
     when the architecture computes values at init that meta tensors cannot give."""
@@ -473,22 +466,6 @@ def estimate_model_size(name: str, num_classes: int | None = None) -> ModelSize 
     return _cached_size(name, tuple(sorted(kwargs.items())))
 
 
-def _available_memory() -> int | None:
-    """Bytes of memory this process may still take: ``MemAvailable``, lowered by a
-    cgroup (container) limit; None where neither is readable."""
-    found: list[int] = []
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        with open("/proc/meminfo") as f:
-            line = next(ln for ln in f if ln.startswith("MemAvailable:"))
-        found.append(int(line.split()[1]) * 1024)
-    with contextlib.suppress(OSError, ValueError):
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-            found.append(max(0, int(limit) - used))
-    return min(found) if found else None
-
-
 def _check_budget(size: ModelSize | None, max_params: int | None) -> None:
     """Refuse a model over ``max_params`` or whose weights exceed the available memory."""
     if size is None:
@@ -498,7 +475,7 @@ def _check_budget(size: ModelSize | None, max_params: int | None) -> None:
             f"{size.name} has {size}, above max_params={max_params:,}; pass a larger "
             "max_params (or None) to build it"
         )
-    available = _available_memory()
+    available = available_memory()
     if available is not None and size.nbytes > available:
         raise ModelError(
             f"{size.name} needs {format_bytes(size.nbytes)} for its weights alone ({size}) "

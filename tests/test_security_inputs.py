@@ -289,8 +289,8 @@ def test_create_model_refuses_over_max_params_or_available_memory(monkeypatch):
     with pytest.raises(ModelError, match="above max_params=1,000; pass a larger max_params"):
         create_model("test_resnet", weights="none", max_params=1000)
     assert create_model("test_resnet", weights="none", max_params=10**6).weights == "none"
-    monkeypatch.setattr(models, "_available_memory", lambda: 1_000_000)
-    with pytest.raises(ModelError, match="for its weights alone .* 1.0 MB of memory is available"):
+    monkeypatch.setattr(models, "available_memory", lambda: 1_000_000)
+    with pytest.raises(ModelError, match="for its weights alone .* 976.6 KiB of memory is available"):
         create_model("test_resnet", weights="none")
     with pytest.raises(ModelError, match="memory is available"):  # checkpoints too
         create_model("demo-resnet")
@@ -309,8 +309,8 @@ def test_confirmation_threshold_and_its_setting(monkeypatch):
     assert confirm_params() == DEFAULT_CONFIRM_PARAMS == 500_000_000
     need = needs_confirmation(GIANT)
     assert need is not None and need.size.params > DEFAULT_CONFIRM_PARAMS
-    assert "1.14 billion parameters" in str(need) and "4.5 GB" in str(need)
-    assert CONFIRM_PARAMS_ENV in str(need) and need.memory == "4.5 GB"
+    assert "1.14 billion parameters" in str(need) and "4.2 GiB" in str(need)
+    assert CONFIRM_PARAMS_ENV in str(need) and need.memory == "4.2 GiB"
     # the sidebar's own list never asks (each is sized on the meta device)
     for small in ("demo-resnet", "demo-vit", "resnet18", *POPULAR_MODELS):
         assert needs_confirmation(small) is None, small
@@ -353,10 +353,10 @@ def test_a_link_never_builds_a_giant_model_without_a_click(tmp_path, monkeypatch
     assert not at.error, [e.value for e in at.error]
     assert built == []  # nothing was built, not even started
     (prompt,) = [w.value for w in at.warning if GIANT in w.value]
-    assert "1.14 billion parameters" in prompt and "4.5 GB" in prompt
+    assert "1.14 billion parameters" in prompt and "4.2 GiB" in prompt
     assert "SEMRSM_CONFIRM_PARAMS" in prompt
     button = at.button(key=f"semrsm_build_{GIANT}")
-    assert button.label == f"Build {GIANT} (4.5 GB)"
+    assert button.label == f"Build {GIANT} (4.2 GiB)"
     assert any("not built until you click" in c.value for c in at.caption)  # sidebar
 
     # typed into the picker: the same gate

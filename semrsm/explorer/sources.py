@@ -25,7 +25,7 @@ from semrsm.images import ImageSet, from_uploads, load_image_set
 CONFIRM_PARAMS_ENV = "SEMRSM_CONFIRM_PARAMS"
 #: Default threshold: 500 million parameters, 2 GB of float32 weights. Every popular
 #: model of the sidebar is below it (the largest, ConvNeXt-V2 base, has 89 million);
-#: ViT-L/14 (304 million) too; ViT-g/14 (1.1 billion, 4.5 GB) is above.
+#: ViT-L/14 (304 million) too; ViT-g/14 (1.1 billion, 4.2 GiB) is above.
 DEFAULT_CONFIRM_PARAMS = 500_000_000
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
 
@@ -41,11 +41,11 @@ class ModelNeedsConfirmation(ExplorerError):
     limit : int
         The threshold it is above (:func:`confirm_params`).
     memory : str or None
-        The weights' memory in words (``"4.5 GB"``), None when unknown.
+        The weights' memory in words (``"4.2 GiB"``), None when unknown.
     """
 
     def __init__(self, name: str, size, limit: int) -> None:
-        from semrsm.models import format_bytes
+        from semrsm.memory import format_bytes
 
         self.name, self.size, self.limit = name, size, limit
         self.memory = format_bytes(size.nbytes) if size is not None else None
@@ -54,7 +54,8 @@ class ModelNeedsConfirmation(ExplorerError):
 
 def confirmation_text(name: str, size, limit: int) -> str:
     """What the app says before building a large model (or one of unknown size)."""
-    from semrsm.models import format_bytes, format_count
+    from semrsm.memory import format_bytes
+    from semrsm.models import format_count
 
     if size is None:
         what = (
