@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from semrsm.costs import (
+    CPU_BUDGET_BYTES,
+    check_chunk_pairs,
     default_chunk_pairs,
     iter_cost_blocks,
     iter_cost_chunks,
@@ -27,22 +29,15 @@ from semrsm.costs import (
     pair_indices,
     prefetch,
 )
-from semrsm.kernels import check_kernels, kernel_from_block
+from semrsm.kernels import check_kernels, check_sigma2, kernel_from_block
 from semrsm.matching import check_backend, check_matcher, solve_batch
 from semrsm.matching.scheduling import CancelLike, cancel_scope, check_cancel
-from semrsm.tokens import ArrayLike, validate_tokens
+from semrsm.memory import MemoryEstimate, check_memory
+from semrsm.tokens import ArrayLike, squared_norms, token_layout, validate_tokens
 
 Progress = Callable[[int, int], None]
 #: matchers that sort tokens by their norms (they need the norms of both sides)
 NORM_MATCHERS = ("batch_optimal", "topk_greedy")
-
-
-def squared_norms(t: torch.Tensor) -> np.ndarray:
-    """Squared Frobenius norms ``‖R_i‖²`` of (N, S, C) tokens: (N,) float64 ndarray.
-
-    Computed in float64 without a float64 copy of the tokens.
-    """
-    return torch.linalg.vector_norm(t.flatten(1), dim=1, dtype=torch.float64).pow(2).cpu().numpy()
 
 
 def token_norms(t: torch.Tensor, matcher: str) -> torch.Tensor | None:
@@ -177,6 +172,7 @@ def semantic_block(
     sigma2: float | None = None,
     backend: str = "auto",
     cancel: CancelLike = None,
+    max_memory: int | float | str | None = None,
     **matcher_params: Any,
 ) -> np.ndarray | dict[str, np.ndarray] | BlockResult:
     """Semantic similarities of every image of A against every image of B (a rectangular block).
@@ -197,6 +193,9 @@ def semantic_block(
     return_result : return a :class:`BlockResult`.
     sigma2 : RBF bandwidth; None uses the median of the block's non-zero squared matched
         distances (pass the σ² of a larger matrix to put a block on its scale).
+    max_memory : the memory budget (see :func:`semrsm.semantic_rsm`), checked against
+        the block's (N_a, N_b) matrices, the matchings and the cost chunks before anything
+        is allocated.
 
     Returns
     -------
@@ -208,6 +207,8 @@ def semantic_block(
     ValueError
         Unknown kernel/matcher/parameter, bad tokens (see :func:`semrsm.semantic_rsm`), or
         A and B of different S or C.
+    semrsm.memory.MemoryLimitError (a ValueError)
+        The estimated peak memory is above the budget; nothing was allocated.
     semrsm.Cancelled
         ``cancel`` was set.
     """
@@ -215,9 +216,13 @@ def semantic_block(
 
     started = time.perf_counter()
     kernels = check_kernels(kernel)
+    sigma2 = check_sigma2(sigma2)
+    chunk_pairs = check_chunk_pairs(chunk_pairs)
     params = check_matcher(matcher, matcher_params)
     check_backend(backend)
     dev = resolve_device(device, tokens_a)
+    _check_block_memory(tokens_a, tokens_b, len(kernels), return_matchings, chunk_pairs,
+                        dev, max_memory)
     ta = validate_tokens(tokens_a, device=dev).detach()
     tb = validate_tokens(tokens_b, device=dev).detach()
     if ta.shape[1:] != tb.shape[1:]:
@@ -262,3 +267,35 @@ def semantic_block(
         inner=inner, sq_a=sq_a, sq_b=sq_b, perms=perms_all, rsm=out, kernels=kernels,
         matcher=matcher, params=params, sigma2=s2, seconds=time.perf_counter() - started,
     )
+
+
+def block_memory(na: int, nb: int, s: int, *, return_matchings: bool = False,
+                 kernels: int = 1) -> MemoryEstimate:
+    """Estimated peak memory of :func:`semantic_block` beyond the inputs: the (N_a, N_b)
+    matched inner products and one matrix per kernel plus three temporaries (RBF), the
+    matchings ``4 N_a N_b S`` when kept, and the CPU cost chunks (≤ 5 × the chunk budget)."""
+    cells = na * nb
+    return MemoryEstimate({
+        "(N_a, N_b) matrices": 8 * cells * (1 + kernels + 3),
+        "matchings (return_matchings)": 4 * cells * s if return_matchings else 0,
+        "cost matrices of the pairs in flight": 5 * CPU_BUDGET_BYTES,
+    })
+
+
+def _check_block_memory(tokens_a: ArrayLike, tokens_b: ArrayLike, kernels: int,
+                        return_matchings: bool, chunk_pairs: int | None, dev: torch.device,
+                        max_memory: int | float | str | None) -> None:
+    """Refuse a block whose estimate is above the budget, before any copy of the tokens."""
+    la, lb = token_layout(tokens_a), token_layout(tokens_b)
+    if la is None or lb is None:  # validation explains what is wrong with the input
+        return
+    (na, s, c), _, copy_a = la
+    (nb, _, _), _, copy_b = lb
+    est = block_memory(na, nb, s, return_matchings=return_matchings, kernels=kernels)
+    if dev.type == "cpu":
+        est = est + MemoryEstimate({"converted tokens": copy_a + copy_b})
+    ways = ["split A or B into smaller blocks (the entries do not change)"]
+    if return_matchings:
+        ways.append("return_matchings=False")
+    check_memory(f"semantic_block of {na:,} × {nb:,} images (S = {s:,}, C = {c:,})", est,
+                 ways, max_memory)

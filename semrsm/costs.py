@@ -18,6 +18,7 @@ time, so the same bits; about half the GEMM tiles' speed, the price of exactness
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -32,9 +33,40 @@ T = TypeVar("T")
 
 
 def pair_indices(n: int) -> np.ndarray:
-    """The unordered pairs ``i < j`` of ``n`` images, row-major; (n(n-1)/2, 2) int64."""
-    i, j = np.triu_indices(n, k=1)
-    return np.stack([i, j], axis=1).astype(np.int64)
+    """The unordered pairs ``i < j`` of ``n`` images, row-major; (n(n-1)/2, 2) int64.
+
+    Filled row by row into the result: 16 bytes a pair and nothing more (``np.triu_indices``
+    would add an (n, n) mask and three more copies of the pairs).
+    """
+    out = np.empty((n * (n - 1) // 2, 2), dtype=np.int64)
+    cols = np.arange(n, dtype=np.int64)
+    start = 0
+    for i in range(n - 1):
+        stop = start + n - 1 - i
+        out[start:stop, 0] = i
+        out[start:stop, 1] = cols[i + 1:]
+        start = stop
+    return out
+
+
+def check_chunk_pairs(chunk_pairs: object) -> int | None:
+    """``chunk_pairs`` as an int ≥ 1, or None (the memory-bounded default).
+
+    Raises
+    ------
+    ValueError
+        Not a whole number ≥ 1 (floats such as 1.5, text, booleans), saying what to use.
+    """
+    if chunk_pairs is None:
+        return None
+    if isinstance(chunk_pairs, bool | np.bool_) or not isinstance(chunk_pairs, numbers.Integral):
+        raise ValueError(
+            f"chunk_pairs: pairs per chunk must be a whole number ≥ 1, or None for the "
+            f"memory-bounded default; got {chunk_pairs!r}"
+        )
+    if int(chunk_pairs) < 1:
+        raise ValueError(f"chunk_pairs must be at least 1, got {chunk_pairs}")
+    return int(chunk_pairs)
 
 
 def bytes_per_pair(s: int, c: int, itemsize: int) -> int:
@@ -63,8 +95,9 @@ def iter_cost_chunks(
 
     ``tokens_b`` (N_b, S, C) is the second set (default: ``tokens`` itself).
     """
-    if chunk_pairs < 1:
-        raise ValueError(f"chunk_pairs must be at least 1, got {chunk_pairs}")
+    chunk_pairs = check_chunk_pairs(chunk_pairs)
+    if chunk_pairs is None:
+        raise ValueError("chunk_pairs: give the pairs per chunk (see default_chunk_pairs)")
     other = tokens if tokens_b is None else tokens_b
     index = torch.as_tensor(pairs, device=tokens.device)
     for start in range(0, len(pairs), chunk_pairs):
@@ -79,13 +112,24 @@ def tile_bytes_per_pair(s: int, itemsize: int = 4) -> int:
     return s * s * (itemsize + 8)
 
 
-def _chunk_cap(total: int, per_pair: int, chunk_pairs: int | None, budget_bytes: int) -> int:
+def tile_chunk_pairs(
+    n: int, s: int, itemsize: int = 4, chunk_pairs: int | None = None,
+    budget_bytes: int = CPU_BUDGET_BYTES,
+) -> int:
+    """Pairs per chunk of :func:`iter_cost_tiles` for ``n`` images of ``s`` positions.
+
+    ``chunk_pairs`` when given (at most all pairs); else what fits ``budget_bytes`` and at
+    most a quarter of all pairs (≥ 64), so that the next chunk's products can overlap this
+    one's solves. At least 1.
+    """
+    return _chunk_cap(n * (n - 1) // 2, tile_bytes_per_pair(s, itemsize), chunk_pairs, budget_bytes)
+
+
+def _chunk_cap(total: int, per_pair: int, chunk_pairs: object, budget_bytes: int) -> int:
     """Pairs per CPU chunk: ``chunk_pairs``, or what fits the budget (``per_pair`` bytes a
     pair) and at most a quarter of all pairs (≥ 64) so that products of the next chunk can
     overlap the solves of this one."""
-    if chunk_pairs is not None and chunk_pairs < 1:
-        raise ValueError(f"chunk_pairs must be at least 1, got {chunk_pairs}")
-    cap = chunk_pairs
+    cap = check_chunk_pairs(chunk_pairs)
     if cap is None:
         cap = max(1, min(budget_bytes // per_pair, max(64, -(-total // 4))))
     return max(1, min(cap, max(total, 1)))

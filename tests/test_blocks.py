@@ -13,6 +13,7 @@ import torch
 
 import semrsm
 from semrsm.blocks import all_pairs, cost_chunks
+from semrsm.cache import CacheWarning
 from semrsm.costs import iter_cost_blocks, iter_cost_pair_list
 from semrsm.scale.tiles import Tile, place_tile, plan_tiles
 
@@ -173,7 +174,8 @@ def test_a_corrupted_tile_is_computed_again(tokens, tmp_path):
     files = sorted((tmp_path / "entries").glob("*/*.npz"))
     assert len(files) == 3
     files[0].write_bytes(files[0].read_bytes()[:100])  # torn
-    res = semrsm.tiled_semantic_rsm(tokens, tile=7, store=tmp_path, return_result=True)
+    with pytest.warns(CacheWarning, match="damaged"):
+        res = semrsm.tiled_semantic_rsm(tokens, tile=7, store=tmp_path, return_result=True)
     assert (res.tiles_reused, res.tiles_computed) == (2, 1)
     assert np.array_equal(res.rsm, ref)
 
@@ -211,3 +213,17 @@ def test_cli_tiles_in_this_process_and_keeps_no_tiles(tokens, tmp_path, capsys):
     assert not (tmp_path / "o.tiles").exists()
     assert main(["rsm", "--tokens", str(tmp_path / "t.npy"), "--out", str(out), "--tile", "0"]) == 2
     assert "--tile: images per tile side must be at least 1" in capsys.readouterr().err
+
+
+def test_memory_budgets_are_checked_before_anything_runs(tokens):
+    from semrsm.memory import MemoryLimitError
+
+    with pytest.raises(MemoryLimitError, match="semantic_block of 5 × 8 images"):
+        semrsm.semantic_block(tokens[:5], tokens[5:], max_memory=10_000)
+    # refused before the (unreachable) cluster is contacted
+    with pytest.raises(MemoryLimitError, match="tiled_semantic_rsm of N = 13 images"):
+        semrsm.tiled_semantic_rsm(tokens, ray="127.0.0.1:1", max_memory=10_000)
+    with pytest.raises(ValueError, match="sigma2"):
+        semrsm.tiled_semantic_rsm(tokens, kernel="rbf", sigma2=-1.0)
+    with pytest.raises(ValueError, match="chunk_pairs"):
+        semrsm.semantic_block(tokens[:2], tokens[2:4], chunk_pairs=1.5)

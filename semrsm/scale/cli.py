@@ -84,8 +84,8 @@ def tiled_for_cli(args: argparse.Namespace, tokens: Any, out: Path, params: dict
     ValueError
         Bad arguments, Ray problems (the message says what to do), or a tile that failed on
         the cluster (rerun to resume).
-    SystemExit
-        Code 130 on Ctrl-C, after saying how many tiles are stored and how to resume.
+    KeyboardInterrupt
+        Ctrl-C, after saying how many tiles are stored and how to resume.
     """
     from semrsm.scale.tiled import DEFAULT_TILE, tiled_semantic_rsm
 
@@ -108,9 +108,9 @@ def tiled_for_cli(args: argparse.Namespace, tokens: Any, out: Path, params: dict
     except KeyboardInterrupt:
         done = seen[-1].tiles_done if seen else 0
         total = seen[-1].tiles_total if seen else "?"
-        print(f"\ninterrupted: {done} of {total} tiles are stored in {store}; run the same "
-              "command again to compute only the others", file=sys.stderr)
-        raise SystemExit(130) from None
+        print(f"\n{done} of {total} tiles are stored in {store}; run the same command again "
+              "to compute only the others", file=sys.stderr)
+        raise  # the CLI says "interrupted" and exits with 130
     except RuntimeError as err:  # a tile failed on the cluster for good
         raise ValueError(f"{err} (finished tiles are in {store}: rerun to resume)") from err
     where = "on Ray" if result.executor == "ray" else "in this process"

@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from semrsm.blocks import cost_chunks, solve_chunks, squared_norms, token_norms
+from semrsm.blocks import cost_chunks, solve_chunks, token_norms
 from semrsm.kernels import check_kernels, kernel_from_block
 from semrsm.matching import check_backend, check_matcher
 from semrsm.matching.scheduling import CancelLike, check_cancel
-from semrsm.tokens import ArrayLike, validate_tokens
+from semrsm.tokens import ArrayLike, squared_norms, validate_tokens
 
 INDEXES = ("auto", "torch", "faiss")
-_QUERY_BATCH = 1024  # queries per pooled matrix product (bounds its (Q, N) scores)
+_SCORES_BYTES = 64 * 2**20  # the (queries, N) float64 scores of one pooled matrix product
 _RAY_QUERIES_PER_TASK = 64
 
 
@@ -140,10 +140,11 @@ class GalleryIndex:
         out_i = np.empty((len(queries), k), dtype=np.int64)
         out_s = np.empty((len(queries), k), dtype=np.float64)
         gallery = self.pooled.to(queries.device)
-        for q0 in range(0, len(queries), _QUERY_BATCH):
-            sims = (queries[q0:q0 + _QUERY_BATCH] @ gallery.T).cpu().numpy().astype(np.float64)
+        batch = max(1, _SCORES_BYTES // (8 * len(gallery)))  # bounded whatever the gallery
+        for q0 in range(0, len(queries), batch):
+            sims = (queries[q0:q0 + batch] @ gallery.T).cpu().numpy().astype(np.float64)
             if exclude is not None:
-                ex = exclude[q0:q0 + _QUERY_BATCH]
+                ex = exclude[q0:q0 + batch]
                 rows = np.flatnonzero(ex >= 0)
                 sims[rows, ex[rows]] = -np.inf
             # a stable descending order: ties keep the lower gallery index first

@@ -19,14 +19,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from semrsm.blocks import squared_norms, token_norms
-from semrsm.kernels import check_bandwidth, check_kernels
+from semrsm.blocks import token_norms
+from semrsm.costs import check_chunk_pairs, tile_bytes_per_pair, tile_chunk_pairs
+from semrsm.kernels import check_bandwidth, check_kernels, check_sigma2
 from semrsm.matching import check_backend, check_matcher
 from semrsm.matching.scheduling import CancelLike, check_cancel
-from semrsm.rsm import _finish, resolve_device
+from semrsm.memory import MemoryEstimate
+from semrsm.rsm import (
+    _CHUNKS_ALIVE,
+    _SOLVER_BYTES,
+    _check_rsm_memory,
+    _finish,
+    _kernels_bytes,
+    resolve_device,
+)
 from semrsm.scale.store import TileStore, run_key, tokens_digest
 from semrsm.scale.tiles import Tile, compute_tile, place_tile, plan_tiles, tile_task
-from semrsm.tokens import ArrayLike, validate_tokens
+from semrsm.tokens import ArrayLike, squared_norms, validate_tokens
 
 DEFAULT_TILE = 1024
 
@@ -184,6 +193,35 @@ class RayTiles:
         self.close()
 
 
+def tiled_memory(
+    n: int, s: int, c: int, *, itemsize: int = 4, copy_bytes: int = 0, kernels: int = 1,
+    tile: int = DEFAULT_TILE, on_ray: bool = False, chunk_pairs: int | None = None,
+    device_type: str = "cpu",
+) -> MemoryEstimate:
+    """Estimated peak memory of this process in :func:`tiled_semantic_rsm`, beyond the input.
+
+    The (N, N) float64 matched inner products ``8 N²`` and the converted tokens are alive
+    throughout; then the larger of: the kernels step ``8 N² (kernels + 3) + 2 N²`` and, for
+    tiles computed here, one tile's cost chunks and block (as :func:`semrsm.rsm.semantic_memory`
+    counts them). On Ray, a copy of the tokens goes into the object store, which lives in
+    this machine's shared memory when the driver runs on a node of the cluster.
+    """
+    m = min(n, tile)
+    parts = {
+        "converted tokens": copy_bytes if device_type == "cpu" else 0,
+        "(N, N) inner products": 8 * n * n,
+        "tokens in Ray's object store": n * s * c * itemsize if on_ray else 0,
+    }
+    phases = {f"kernel step ({kernels} kernel{'s' if kernels > 1 else ''})": _kernels_bytes(n, kernels)}
+    if not on_ray and device_type == "cpu":
+        b = tile_chunk_pairs(max(2 * m, 2), s, itemsize, chunk_pairs)
+        phases["one tile: its cost chunks and block"] = (
+            _CHUNKS_ALIVE * b * tile_bytes_per_pair(s, itemsize) + _SOLVER_BYTES * b * s + 8 * m * m
+        )
+    name, phase = max(phases.items(), key=lambda kv: kv[1])
+    return MemoryEstimate({**parts, name: phase})
+
+
 def tiled_semantic_rsm(
     tokens: ArrayLike,
     kernel: str | Sequence[str] = "cosine",
@@ -204,6 +242,7 @@ def tiled_semantic_rsm(
     resource_timeout: float = 30.0,
     cancel: CancelLike = None,
     return_result: bool = False,
+    max_memory: int | float | str | None = None,
     **matcher_params: Any,
 ) -> np.ndarray | dict[str, np.ndarray] | TiledResult:
     """Semantic RSM computed as ``tile × tile`` tiles: in this process, or one Ray task per tile.
@@ -230,6 +269,11 @@ def tiled_semantic_rsm(
     resource_timeout : seconds to wait for a node that can run a tile before an error.
     cancel : threading.Event or callable; raises :class:`semrsm.Cancelled` once set.
     return_result : return a :class:`TiledResult` (counts, timings) instead of the RSM.
+    max_memory : the memory budget of this process (bytes or a size such as ``"64G"``; None:
+        ``$SEMRSM_MAX_MEMORY``, else min(8 GiB, half the available memory), see
+        :mod:`semrsm.memory`), checked against :func:`tiled_memory` before anything is
+        allocated or any cluster is contacted. The (N, N) matrices grow as N²: 20 GB each
+        at N = 50,000 (docs/SCALE.md).
 
     Returns
     -------
@@ -241,6 +285,8 @@ def tiled_semantic_rsm(
     ValueError
         Everything :func:`semrsm.semantic_rsm` raises; ``tile < 1``; Ray not installed, an
         unreachable or malformed address, or a cluster without a node that can run a tile.
+    semrsm.memory.MemoryLimitError (a ValueError)
+        The estimated peak memory of this process is above the budget.
     RuntimeError
         A tile failed on the cluster after its retries, or the cluster lost all nodes able
         to run tiles (finished tiles are stored: rerun to resume).
@@ -250,6 +296,8 @@ def tiled_semantic_rsm(
     started = time.perf_counter()
     kernels = check_kernels(kernel)
     check_bandwidth(bandwidth)
+    sigma2 = check_sigma2(sigma2)
+    chunk_pairs = check_chunk_pairs(chunk_pairs)
     params = check_matcher(matcher, matcher_params)
     check_backend(backend)
     if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
@@ -258,6 +306,11 @@ def tiled_semantic_rsm(
     # tokens are checked before any cluster work; for Ray they go to the object store from
     # host memory
     dev = resolve_device(device, tokens) if local else torch.device("cpu")
+    _check_rsm_memory(
+        "tiled_semantic_rsm", tokens, dev, max_memory,
+        lambda n, s, c, **kw: tiled_memory(n, s, c, kernels=len(kernels), tile=int(tile),
+                                           on_ray=not local, chunk_pairs=chunk_pairs, **kw),
+    )
     t = validate_tokens(tokens, device=dev).detach()
     n = t.shape[0]
     executor: LocalTiles | RayTiles
