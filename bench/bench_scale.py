@@ -112,12 +112,16 @@ def cpu_rate(n: int, s: int) -> None:
 
     tokens = resnet18_tokens(n, s, seed=0)
     semrsm.semantic_rsm(tokens[:3], device="cpu")
-    t0 = time.perf_counter()
-    semrsm.semantic_rsm(tokens, device="cpu")
-    wall = time.perf_counter() - t0
+    walls = []
+    for _ in range(2):  # best of two: a shared machine's noise only slows runs down
+        t0 = time.perf_counter()
+        semrsm.semantic_rsm(tokens, device="cpu")
+        walls.append(time.perf_counter() - t0)
+    wall = min(walls)
     pairs = n * (n - 1) // 2
     print(f"\nOne process, exact, S × C = {s} × {tokens.shape[2]}, N = {n}: {pairs:,} pairs in "
-          f"{wall:.2f} s = **{pairs / wall:,.0f} pairs/s** ({os.cpu_count()} cores).")
+          f"{wall:.2f} s (best of 2; {max(walls):.2f} s the other) = **{pairs / wall:,.0f} "
+          f"pairs/s** ({os.cpu_count()} cores).")
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -223,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{start:%Y-%m-%d %H:%M} UTC; {machine()}")
     t0 = time.perf_counter()
     throughput(args.n, 49, args.tile, [1, 2])
-    cpu_rate(16 if args.quick else 64, 196)
+    cpu_rate(16 if args.quick else 96, 196)
     for layer in args.layers.split(","):
         search_quality(args.search_n, args.k, [int(x) for x in args.reranks.split(",")],
                        None if layer == "default" else layer)
