@@ -27,6 +27,7 @@ from pathlib import Path  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from pages._links import run_with_links  # noqa: E402
+from pages._projector import projector_toggle  # noqa: E402
 from pages._resources import FIRST_RESULT, PAGE_DRAWN, start_background_warm_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -56,6 +57,7 @@ for file, title in (
     if (PAGES_DIR / file).is_file():
         pages.append(st.Page(f"pages/{file}", title=title))
 
+projector_toggle()  # one toggle in the sidebar: larger text and figures for a class
 run_with_links(pages)  # st.navigation(pages).run(), with the view carried in the URL
 if FIRST_RESULT.is_set() and not PAGE_DRAWN.is_set():
     # Modules the warm-up imports become visible in sys.modules before they finish

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages._projector import fig_scale
 from pages._sidebar import get_cache, get_model, show_error, streamlit_progress
 from pages._widgets import MATCHER_COLUMNS, page_result, readable_columns
 from semrsm.analysis import (
@@ -160,10 +161,14 @@ with tab_tr:
         )
         c1, c2 = st.columns(2)
         c1.plotly_chart(
-            translation_figure(res.pairs, pick, names=crop_names, kernel=kernel),
+            translation_figure(
+                res.pairs, pick, names=crop_names, kernel=kernel, scale=fig_scale()
+            ),
             key="an_tr_scatter",
         )
-        c2.plotly_chart(translation_summary_figure(summ, kernel=kernel), key="an_tr_summary")
+        c2.plotly_chart(
+            translation_summary_figure(summ, kernel=kernel, scale=fig_scale()), key="an_tr_summary"
+        )
         row = summ[summ["layer"] == pick].iloc[0]
         st.markdown(
             f"In **{pick}**, same-source crops have a mean {kernel} similarity of "
@@ -212,11 +217,17 @@ with tab_layers:
         c1, c2 = st.columns(2)
         c1.plotly_chart(
             cka_line_figure(
-                cka.layers, cka.diagonal, tokens=[layer_info[n].num_tokens for n in cka.layers]
+                cka.layers,
+                cka.diagonal,
+                tokens=[layer_info[n].num_tokens for n in cka.layers],
+                scale=fig_scale(),
             ),
             key="an_cka_line",
         )
-        c2.plotly_chart(cka_heatmap_figure(cka.layers, cka.semantic_vs_spatial), key="an_cka_heat")
+        c2.plotly_chart(
+            cka_heatmap_figure(cka.layers, cka.semantic_vs_spatial, scale=fig_scale()),
+            key="an_cka_heat",
+        )
         st.caption(
             "Right: CKA between the semantic RSM of one layer (row) and the classic RSM of "
             "another (column); the diagonal is the curve on the left."
@@ -252,7 +263,9 @@ with tab_out:
             show_error(err)
             ag = None
         if ag is not None:
-            st.plotly_chart(agreement_figure(ag, kernel=kernel), key="an_out_fig")
+            st.plotly_chart(
+                agreement_figure(ag, kernel=kernel, scale=fig_scale()), key="an_out_fig"
+            )
             st.dataframe(
                 pd.DataFrame(
                     [
@@ -342,7 +355,7 @@ with tab_match:
             show_error(err)
     table = _stored("matchers", params)
     if table is not None:
-        st.plotly_chart(matcher_figure(table), key="an_m_fig")
+        st.plotly_chart(matcher_figure(table, scale=fig_scale()), key="an_m_fig")
         show = table[
             [
                 "matcher",

@@ -8,6 +8,7 @@ import io
 import pandas as pd
 import streamlit as st
 
+from pages._projector import fig_scale, px
 from pages._widgets import file_stem, page_result
 from semrsm.analysis import nearest_neighbours
 from semrsm.embedding import MIN_UMAP_POINTS, embed_rsm, neighbour_lines, search_images
@@ -166,6 +167,7 @@ fig = embedding_figure(
     hidden=hidden,
     neighbours=lines,
     height=560 if three_d else 520,
+    scale=fig_scale(),
 )
 st.plotly_chart(
     fig,
@@ -192,7 +194,7 @@ if lasso:
         }
     )
     st.image([result.thumbnails[k] for k in lasso[:60]],
-             caption=[result.names[k] for k in lasso[:60]], width=72)
+             caption=[result.names[k] for k in lasso[:60]], width=px(72))
     d1, d2 = st.columns([1, 4])
     buf = io.StringIO()
     table.to_csv(buf, index=False)
@@ -214,7 +216,7 @@ if lasso:
 if selected is not None:
     st.subheader(f"{result.names[selected]}")
     cols = st.columns([1, 3])
-    cols[0].image(result.thumbnails[selected], caption=result.names[selected], width=160)
+    cols[0].image(result.thumbnails[selected], caption=result.names[selected], width=px(160))
     with cols[1]:
         k = min(5, n - 1)
         for title, rsm in (("classic", result.spatial_rsm), ("semantic", result.semantic_rsm)):
@@ -223,5 +225,5 @@ if selected is not None:
             st.image(
                 [result.thumbnails[t] for t in idx],
                 caption=[f"{result.names[t]} · {v:.3f}" for t, v in zip(idx, sims, strict=True)],
-                width=96,
+                width=px(96),
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from pages._projector import fig_scale
 from pages._sidebar import SELECTED_PAIR_KEY
 from pages._widgets import image_choices, page_result, store_clicked_point
 from semrsm.analysis import explain_pair, token_alternatives
@@ -158,7 +159,8 @@ alt_pos, alt_val = token_alternatives(ex.inner, focus, top=6)
 with fc2:
     st.plotly_chart(
         alternatives_figure(
-            alt_pos, alt_val, partner, grid_w=w, partner_value=float(ex.inner[focus, partner])
+            alt_pos, alt_val, partner, grid_w=w, partner_value=float(ex.inner[focus, partner]),
+            scale=fig_scale(),
         ),
         key="tm_alts",
         config={"displayModeBar": False},
@@ -175,6 +177,7 @@ fig = matching_overlay(
     focus=focus,
     alternatives=alt_pos.tolist(),
     crange=crange,
+    scale=fig_scale(),
 )
 overlay_slot.plotly_chart(
     fig,
@@ -206,6 +209,7 @@ st.plotly_chart(
         ex.maps("matched"),
         matched_label=f"{config.matcher} matching (semantic)",
         crange=crange,
+        scale=fig_scale(),
     ),
     key="tm_maps",
     width="content",
@@ -234,6 +238,7 @@ if s_tokens <= MAX_MATRIX_TOKENS:
             matcher=config.matcher,
             grid_w=w,
             crange=crange,
+            scale=fig_scale(),
         ),
         key="tm_matrix",
         width="content",

