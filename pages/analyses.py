@@ -10,7 +10,7 @@ import streamlit as st
 
 from pages._projector import fig_scale
 from pages._sidebar import get_cache, get_model, show_error, streamlit_progress
-from pages._widgets import MATCHER_COLUMNS, page_result, readable_columns
+from pages._widgets import MATCHER_COLUMNS, csv_download, page_result, readable_columns
 from semrsm.analysis import (
     DEFAULT_MATCHERS,
     compare_matchers,
@@ -19,6 +19,14 @@ from semrsm.analysis import (
     translation_analysis,
 )
 from semrsm.explorer import estimate_seconds, layer_rsms, load_images, resolve_device
+from semrsm.explorer.tables import (
+    agreement_csv,
+    agreement_summary_csv,
+    cka_csv,
+    matchers_csv,
+    translation_pairs_csv,
+    translation_summary_csv,
+)
 from semrsm.figures.analyses import (
     agreement_figure,
     cka_heatmap_figure,
@@ -181,6 +189,14 @@ with tab_tr:
         )
         with st.expander("numbers per layer"):
             st.dataframe(readable_columns(summ.round(4)), hide_index=True)
+        d1, d2 = st.columns(2)
+        csv_download(d1, "Crop pairs (.csv)", lambda: translation_pairs_csv(res, crop_names),
+                     result, "translation_pairs", "dl_an_tr_pairs",
+                     "Every same-source pair of every layer: overlap, classic and semantic "
+                     "similarity.")
+        csv_download(d2, "Numbers per layer (.csv)", lambda: translation_summary_csv(res),
+                     result, "translation_layers", "dl_an_tr_summary",
+                     "The table above: means, slopes against the overlap, correlations.")
 
 # ----------------------------------------------------------------------------- layers
 with tab_layers:
@@ -242,6 +258,11 @@ with tab_layers:
             ),
             hide_index=True,
         )
+        csv_download(st, "Layer × layer CKA (.csv)",
+                     lambda: cka_csv(cka, {n: layer_info[n].num_tokens for n in cka.layers}),
+                     result, "layer_cka", "dl_an_cka",
+                     "Every pair of layers: CKA(semantic of one, classic of the other); "
+                     "same_layer = 1 is the curve.")
 
 # ----------------------------------------------------------------------------- output agreement
 with tab_out:
@@ -290,6 +311,15 @@ with tab_out:
                     f"(Spearman ρ {se:.3f} semantic against {sp:.3f} classic; more negative is "
                     "better)."
                 )
+            d1, d2 = st.columns(2)
+            csv_download(d1, "Pairs: divergence and similarities (.csv)",
+                         lambda: agreement_csv(ag, result.names, result.labels),
+                         result, "agreement_pairs", "dl_an_agreement",
+                         "Every pair of images: JSD of the predictions (bits), classic and "
+                         "semantic similarity.")
+            csv_download(d2, "Correlations (.csv)", lambda: agreement_summary_csv(ag),
+                         result, "agreement", "dl_an_agreement_summary",
+                         "The table above: Pearson and Spearman correlation per RSM.")
 
 # ----------------------------------------------------------------------------- matchers
 with tab_match:
@@ -373,3 +403,5 @@ with tab_match:
             f"{int(table['n_pairs'].iloc[0])} pairs of layer {result.layer.name} "
             f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive."
         )
+        csv_download(st, "Matcher comparison (.csv)", lambda: matchers_csv(table), result,
+                     "matchers", "dl_an_matchers", "The table above, every column.")

@@ -9,9 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from pages._projector import fig_scale, px
-from pages._widgets import file_stem, page_result
+from pages._widgets import csv_download, file_stem, page_result
 from semrsm.analysis import nearest_neighbours
 from semrsm.embedding import MIN_UMAP_POINTS, embed_rsm, neighbour_lines, search_images
+from semrsm.explorer.tables import embedding_csv
 from semrsm.figures.embedding import MAX_THUMBNAILS, embedding_figure
 
 st.title("Embedding")
@@ -180,6 +181,21 @@ first = next(iter(emb.values()))
 st.caption(
     f"{first.note} Hover a dot for the image's name; click it to see the image below."
     + (f" Thumbnails are left off above {MAX_THUMBNAILS} images." if thumbs and n > MAX_THUMBNAILS else "")
+)
+csv_download(
+    st,
+    "Coordinates of all images (.csv)",
+    lambda: embedding_csv(
+        {k: e.coords for k, e in emb.items()},
+        result.names,
+        labels,
+        methods={k: e.method for k, e in emb.items()},
+    ),
+    result,
+    f"embedding_{first.method}",
+    "emb_dl_coords",
+    "Index, name, label and the coordinates of every image in both maps (hidden classes "
+    "included).",
 )
 
 # ----------------------------------------------------------------------------- lasso

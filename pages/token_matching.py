@@ -8,9 +8,10 @@ import streamlit as st
 
 from pages._projector import fig_scale
 from pages._sidebar import SELECTED_PAIR_KEY
-from pages._widgets import image_choices, page_result, store_clicked_point
+from pages._widgets import csv_download, image_choices, page_result, store_clicked_point
 from semrsm.analysis import explain_pair, token_alternatives
 from semrsm.explorer import explain_pair as suggested_pair
+from semrsm.explorer.tables import pair_matching_csv
 from semrsm.figures.matching import (
     alternatives_figure,
     contribution_maps_figure,
@@ -193,6 +194,17 @@ caption_slot.caption(
     f"dark lines visible); the {top_n} strongest of {s_tokens} are drawn. The cyan boxes "
     "show the focused token and its partner, the yellow dashed boxes its next-best "
     "candidates. Click a dot to focus its token."
+)
+csv_download(
+    st,
+    "Matching and contributions (.csv)",
+    lambda: pair_matching_csv(ex, (result.names[i], result.names[j])),
+    result,
+    f"matching_{i}_{j}",
+    "dl_tm_matching",
+    "One row per position of image a: the position of b matched to it, its contribution, "
+    "the same-position contribution, the partner's rank among its candidates and the "
+    "optimal partner.",
 )
 
 st.subheader("Where the similarity comes from")

@@ -70,3 +70,31 @@ def test_projector_css_scales_the_root_font_only():
     css = projector_css(1.5)
     assert css.startswith("<style>") and "font-size: 24px" in css
     assert "http" not in css and "@import" not in css and "@font-face" not in css  # offline
+
+
+def _downloads(at: AppTest) -> dict[str, str]:
+    """key -> label of the download buttons on the page (the key is the end of the id)."""
+    return {el.proto.id.rsplit("-", 1)[-1]: el.proto.label for el in at.get("download_button")}
+
+
+def test_csv_downloads_on_analyses_token_matching_and_embedding():
+    at = _open("analyses.py")
+    assert "dl_an_agreement" in _downloads(at) and "dl_an_agreement_summary" in _downloads(at)
+    at.button(key="an_m_run").click().run()
+    at.multiselect(key="an_cka_layers").set_value(["layer3", "layer4"]).run()
+    at.button(key="an_cka_run").click().run()
+    at.multiselect(key="an_tr_photos").set_value(["astronaut"]).run()
+    at.slider(key="an_tr_per").set_value(4).run()
+    at.multiselect(key="an_tr_layers").set_value(["layer4"]).run()
+    at.button(key="an_tr_run").click().run()
+    _no_errors(at)
+    assert {"dl_an_tr_pairs", "dl_an_tr_summary", "dl_an_cka", "dl_an_matchers"} <= set(
+        _downloads(at)
+    )
+    at.switch_page("pages/token_matching.py").run()
+    _no_errors(at)
+    assert _downloads(at).get("dl_tm_matching") == "Matching and contributions (.csv)"
+    at.session_state["emb_method"] = "pca"  # no UMAP compile in this test
+    at.switch_page("pages/embedding.py").run()
+    _no_errors(at)
+    assert _downloads(at).get("emb_dl_coords") == "Coordinates of all images (.csv)"
