@@ -24,6 +24,7 @@ from semrsm.explorer.comparison import (
     compare_results,
     compare_with_reference,
     config_label,
+    same_representation,
     shared_config,
 )
 from semrsm.figures.compare import comparison_figure, layer_grid_figure, reference_figure
@@ -97,6 +98,12 @@ layer_b = c3.selectbox(
     help="Layers with many positions take longer to match exactly.",
 )
 b = b0.replace(layer=layer_b)
+if same_representation(a, b):
+    st.warning(
+        "B is the same as A (same model, weights and layer), so every score below is a "
+        "trivial 1.000: the two RSMs are identical. Pick another layer or model for B, or "
+        "the weights *none* to see how much of the agreement comes from training."
+    )
 
 s1, s2, s3 = st.columns(3)
 n_boot = int(

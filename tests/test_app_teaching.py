@@ -98,3 +98,11 @@ def test_csv_downloads_on_analyses_token_matching_and_embedding():
     at.switch_page("pages/embedding.py").run()
     _no_errors(at)
     assert _downloads(at).get("emb_dl_coords") == "Coordinates of all images (.csv)"
+
+
+def test_compare_warns_when_b_is_a():
+    at = _open("compare.py", cmp_model_b="demo-resnet", cmp_layer_b="layer3", cmp_nboot=0)
+    assert any("trivial 1.000" in w.value for w in at.warning)
+    at.selectbox(key="cmp_layer_b").set_value("layer4").run()
+    _no_errors(at)
+    assert not any("trivial 1.000" in w.value for w in at.warning)

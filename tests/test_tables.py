@@ -112,3 +112,21 @@ def test_embedding_csv():
     assert df["semantic_pca_z"].tolist() == [2.0, 5.0, 8.0, 11.0]
     with pytest.raises(ValueError, match="shape"):
         T.embedding_csv({"m": c2[:3]}, ["p", "q", "r", "s"])
+
+
+def test_same_representation():
+    from semrsm.explorer import ExplorerConfig
+    from semrsm.explorer.comparison import same_representation
+
+    a = ExplorerConfig(model="demo-resnet", layer="layer3")
+    assert same_representation(a, a.replace(images="photos", kernel="rbf", device="cpu"))
+    assert not same_representation(a, a.replace(layer="layer4"))
+    assert not same_representation(a, a.replace(weights="none"))
+    assert not same_representation(a, a.replace(model="demo-vit"))
+    r = ExplorerConfig(model="resnet18", layer="layer1")
+    # a timm model's "default" weights are its seeded random init, i.e. "none"
+    assert same_representation(r, r.replace(weights="none"))
+    assert not same_representation(r, r.replace(weights="pretrained"))
+    f = r.replace(weights="file", checkpoint="/x/a.pt")
+    assert same_representation(f, r.replace(checkpoint="/x/a.pt"))
+    assert not same_representation(f, f.replace(checkpoint="/x/b.pt"))
