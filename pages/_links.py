@@ -21,6 +21,7 @@ import streamlit as st
 
 from pages._sidebar import SELECTED_PAIR_KEY
 from semrsm.catalog import DEMO_MODELS, POPULAR_MODELS
+from semrsm.explorer import links as page_links  # what is on the pages, beyond the sidebar
 from semrsm.explorer.links import PAGE, PAIR, params_to_state, state_to_params, view_url
 from semrsm.images import PHOTO_FILES
 
@@ -45,6 +46,11 @@ def _restore() -> str | None:
     state, problems = params_to_state(
         params, model_choices=[*DEMO_MODELS, *POPULAR_MODELS], photos=list(PHOTO_FILES)
     )
+    page_state, page_problems = page_links.page_params_to_state(
+        params, model_choices=[*DEMO_MODELS, *POPULAR_MODELS]
+    )
+    state.update(page_state)
+    problems = [*problems, *page_problems]
     pair = state.pop(PAIR, None)
     page = state.pop(PAGE, None)
     for key, value in state.items():
@@ -62,7 +68,11 @@ def _current_params(page_path: str) -> tuple[dict[str, str], list[str]]:
     pair = st.session_state.get(SELECTED_PAIR_KEY)
     if pair is not None:
         state[PAIR] = pair
-    return state_to_params(state)
+    params, notes = state_to_params(state)
+    params.update(page_links.page_state_to_params(
+        {k: st.session_state.get(k) for k in page_links.PAGE_STATE_KEYS}
+    ))
+    return params, notes
 
 
 def _share_box(params: dict[str, str], notes: list[str]) -> None:

@@ -19,6 +19,7 @@ from semrsm.analysis import (
     translation_analysis,
 )
 from semrsm.explorer import estimate_seconds, layer_rsms, load_images, resolve_device
+from semrsm.explorer.links import ANALYSES_TABS
 from semrsm.explorer.tables import (
     agreement_csv,
     agreement_summary_csv,
@@ -109,8 +110,9 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+# the open tab is kept in session_state["an_tab"] (a link may carry it: tab=…)
 tab_tr, tab_layers, tab_out, tab_match = st.tabs(
-    ["Translation", "Layers (CKA)", "Output agreement", "Matchers"]
+    list(ANALYSES_TABS.values()), key="an_tab", on_change="rerun"
 )
 
 # ----------------------------------------------------------------------------- translation

@@ -35,6 +35,10 @@ METHOD_HELP = (
     "variance (kernel PCA of the RSM); MDS tries to keep all distances. "
     f"auto: UMAP from {MIN_UMAP_POINTS} images on, MDS for fewer."
 )
+# values from a link may not fit a small set: the sliders' largest values
+for key, top in (("emb_neighbours", max(2, min(50, n - 1))), ("emb_knn", max(1, min(10, n - 1)))):
+    if st.session_state.get(key, 0) > top:
+        st.session_state[key] = top
 c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 1, 2])
 method = c1.selectbox(
     "method",

@@ -43,6 +43,8 @@ c_q, c_k = st.columns([3, 1])
 query = c_q.selectbox(
     "query image (or click a thumbnail)", range(n), key="nn_query", format_func=names.__getitem__
 )
+if n > 2 and st.session_state.get("nn_k", 1) > min(12, n - 1):  # a link's k, for a small set
+    st.session_state["nn_k"] = min(12, n - 1)
 k = c_k.slider("neighbours (k)", 1, min(12, n - 1), min(5, n - 1), key="nn_k") if n > 2 else 1
 scale = fig_scale()
 gallery = derived(

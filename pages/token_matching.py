@@ -115,7 +115,12 @@ def _cell(s: int) -> str:
 # the pair change, it moves to the strongest match of the new pair (a stale index would
 # name another cell, often on the background, than the one the text explains).
 focus_context = (result.key, int(i), int(j), s_tokens)
-if (
+if st.session_state.get("tm_focus_context") is None and st.session_state.get("tm_focus") in range(
+    s_tokens
+):
+    # the session's first visit with a focus token already set (by a link): keep it
+    st.session_state["tm_focus_context"] = focus_context
+elif (
     st.session_state.get("tm_focus_context") != focus_context
     or st.session_state.get("tm_focus") not in range(s_tokens)
 ):

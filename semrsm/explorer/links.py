@@ -211,3 +211,183 @@ def view_url(base: str, params: Mapping[str, str]) -> str:
     page = params.get("page", "")
     url = base.rstrip("/") + ("/" + page if page else "/")
     return url + ("?" + urlencode(rest, safe=",:") if rest else "")
+
+
+# --------------------------------------------------------------------------- page state
+# What is on a page, beyond the sidebar: new parameters after LINK_PARAMS, each with its
+# session_state key; a value a link gets wrong is ignored and listed, as for the sidebar.
+#
+# =============  =================================================  ==================
+# parameter      meaning                                            session key
+# =============  =================================================  ==================
+# order          heatmap order: loaded | label | cluster_spatial |  nav_order
+#                cluster_semantic (RSM page)
+# query, nn_k    the neighbours' query image and k                  nn_query, nn_k
+# focus          the focus token of Token matching                  tm_focus
+# emb, emb_nb,   embedding method (auto | umap | tsne | pca | mds),  emb_method,
+# emb_seed,      UMAP neighbours, seed, 3-D (1/0), thumbnails        emb_neighbours, …
+# emb_3d,        (1/0), neighbour lines
+# emb_thumbs,
+# emb_lines
+# b_model,       Compare's configuration B                          cmp_model_b (/
+# b_weights,                                                        _custom),
+# b_layer                                                           cmp_weights_b, …
+# tab            the Analyses tab: translation | layers |            an_tab (its label)
+#                agreement | matchers
+# step           the Tour's step: translation | retrieval |          tour_step
+#                agreement | layers
+# =============  =================================================  ==================
+
+__all__ += ["ANALYSES_TABS", "PAGE_LINK_PARAMS", "PAGE_STATE_KEYS", "page_params_to_state",
+            "page_state_to_params"]
+
+#: page-state query parameters, in the order links write them (after LINK_PARAMS)
+PAGE_LINK_PARAMS = ("order", "query", "nn_k", "focus", "emb", "emb_nb", "emb_seed", "emb_3d",
+                    "emb_thumbs", "emb_lines", "b_model", "b_weights", "b_layer", "tab", "step")
+#: the session_state keys links carry for the pages
+PAGE_STATE_KEYS = ("nav_order", "nn_query", "nn_k", "tm_focus", "emb_method", "emb_neighbours",
+                   "emb_seed", "emb_3d", "emb_thumbs", "emb_knn", "cmp_model_b",
+                   "cmp_model_b_custom", "cmp_weights_b", "cmp_layer_b", "an_tab", "tour_step")
+ORDERS = ("loaded", "label", "cluster_spatial", "cluster_semantic")
+EMBEDDING_METHODS = ("auto", "umap", "tsne", "pca", "mds")
+#: the Analyses page's tabs: link value -> tab label
+ANALYSES_TABS = {"translation": "Translation", "layers": "Layers (CKA)",
+                 "agreement": "Output agreement", "matchers": "Matchers"}
+#: whole-number page parameters: parameter -> (session key, lowest, highest)
+_PAGE_INTS = {
+    "query": ("nn_query", 0, 100_000),
+    "nn_k": ("nn_k", 1, 12),
+    "focus": ("tm_focus", 0, 1_000_000),
+    "emb_nb": ("emb_neighbours", 2, 50),
+    "emb_seed": ("emb_seed", 0, 10_000),
+    "emb_lines": ("emb_knn", 0, 10),
+}
+_PAGE_BOOLS = {"emb_3d": "emb_3d", "emb_thumbs": "emb_thumbs"}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+#: longest model or layer name a link carries (timm names are far shorter)
+_MAX_NAME = 200
+
+
+def _tour_steps() -> tuple[str, ...]:
+    from semrsm.explorer.tour import TOUR_STEPS
+
+    return TOUR_STEPS
+
+
+def page_state_to_params(state: Mapping[str, Any]) -> dict[str, str]:
+    """Query parameters for what the pages show (see the table above).
+
+    Parameters
+    ----------
+    state : mapping with some of :data:`PAGE_STATE_KEYS`; missing keys and values that
+        are not valid are left out of the link.
+
+    Returns
+    -------
+    dict str -> str, in :data:`PAGE_LINK_PARAMS` order.
+    """
+    p: dict[str, str] = {}
+    if state.get("nav_order") in ORDERS:
+        p["order"] = str(state["nav_order"])
+    for param, (key, lo, hi) in _PAGE_INTS.items():
+        value = state.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi:
+            p[param] = str(int(value))
+    if state.get("emb_method") in EMBEDDING_METHODS:
+        p["emb"] = str(state["emb_method"])
+    for param, key in _PAGE_BOOLS.items():
+        if isinstance(state.get(key), bool):
+            p[param] = "1" if state[key] else "0"
+    choice = state.get("cmp_model_b")
+    model = state.get("cmp_model_b_custom") if choice == OTHER_MODEL else choice
+    if model and str(model).strip():
+        p["b_model"] = str(model).strip()[:_MAX_NAME]
+    if state.get("cmp_weights_b") in WEIGHTS:
+        p["b_weights"] = str(state["cmp_weights_b"])
+    if state.get("cmp_layer_b"):
+        p["b_layer"] = str(state["cmp_layer_b"])[:_MAX_NAME]
+    tab = next((k for k, label in ANALYSES_TABS.items() if label == state.get("an_tab")), None)
+    if tab is not None:
+        p["tab"] = tab
+    if state.get("tour_step") in _tour_steps():
+        p["step"] = str(state["tour_step"])
+    return {k: p[k] for k in PAGE_LINK_PARAMS if k in p}
+
+
+def page_params_to_state(
+    params: Mapping[str, str | Sequence[str]], *, model_choices: Sequence[str] = ()
+) -> tuple[dict[str, Any], list[str]]:
+    """What a link asks the pages to show, as session state; values that cannot be used
+    are ignored, each with a note saying why.
+
+    Parameters
+    ----------
+    params : query parameters (a value may be a list: the last one counts); parameters
+        that are not page state are not looked at.
+    model_choices : the models of the Compare page's list; another name for B becomes
+        "Other timm model…" with that name typed in.
+
+    Returns
+    -------
+    state : dict of session keys (:data:`PAGE_STATE_KEYS`) to values.
+    problems : list of str, one per parameter that was ignored, saying why.
+    """
+    get = {k: (v[-1] if isinstance(v, (list, tuple)) else v) for k, v in params.items()
+           if k in PAGE_LINK_PARAMS}
+    s: dict[str, Any] = {}
+    bad: list[str] = []
+    if "order" in get:
+        if get["order"] in ORDERS:
+            s["nav_order"] = get["order"]
+        else:
+            bad.append(f"order={get['order']!r} is not one of {ORDERS}")
+    for param, (key, lo, hi) in _PAGE_INTS.items():
+        if param in get:
+            v = _int(get[param], lo, hi)
+            if v is None:
+                bad.append(f"{param}={get[param]!r}: a whole number in {lo}..{hi}")
+            else:
+                s[key] = v
+    if "emb" in get:
+        if get["emb"] in EMBEDDING_METHODS:
+            s["emb_method"] = get["emb"]
+        else:
+            bad.append(f"emb={get['emb']!r} is not one of {EMBEDDING_METHODS}")
+    for param, key in _PAGE_BOOLS.items():
+        if param in get:
+            v = str(get[param]).strip().lower()
+            if v in _TRUE or v in _FALSE:
+                s[key] = v in _TRUE
+            else:
+                bad.append(f"{param}={get[param]!r}: 1 or 0")
+    if "b_model" in get:
+        model = str(get["b_model"] or "").strip()
+        if not model or len(model) > _MAX_NAME:
+            bad.append(f"b_model={get['b_model']!r}: a model name")
+        elif model in model_choices:
+            s["cmp_model_b"] = model
+        else:
+            s["cmp_model_b"] = OTHER_MODEL
+            s["cmp_model_b_custom"] = model
+    if "b_weights" in get:
+        if get["b_weights"] in WEIGHTS:
+            s["cmp_weights_b"] = get["b_weights"]
+        else:
+            bad.append(f"b_weights={get['b_weights']!r} is not one of {WEIGHTS}")
+    if "b_layer" in get:
+        layer = str(get["b_layer"] or "").strip()
+        if not layer or len(layer) > _MAX_NAME:
+            bad.append(f"b_layer={get['b_layer']!r}: a layer name")
+        else:
+            s["cmp_layer_b"] = layer
+    if "tab" in get:
+        if get["tab"] in ANALYSES_TABS:
+            s["an_tab"] = ANALYSES_TABS[get["tab"]]
+        else:
+            bad.append(f"tab={get['tab']!r} is not one of {tuple(ANALYSES_TABS)}")
+    if "step" in get:
+        if get["step"] in _tour_steps():
+            s["tour_step"] = get["step"]
+        else:
+            bad.append(f"step={get['step']!r} is not one of {_tour_steps()}")
+    return s, bad
