@@ -3,7 +3,9 @@
 The entrypoint registers the pages with ``st.navigation`` and runs the selected one.
 Each page draws the shared sidebar (model, weights, layer, images, kernel, matcher,
 device) through ``pages._run.current_result()``, whose widget values travel from page
-to page. Pages that may be absent (token matching, embedding, analyses, compare) are
+to page. The Tour (``pages/tour.py``) steps through the paper's four findings on the
+offline default; the sidebar's *Projector mode* (``pages/_projector.py``) enlarges text
+and figures on every page. Pages that may be absent (token matching, embedding, analyses, compare) are
 registered when their files exist.
 
 Everything the browser loads comes from this server: the page icon is a file of
@@ -43,6 +45,7 @@ start_background_warm_up()
 
 pages = [
     st.Page("pages/rsm.py", title="RSMs", default=True),
+    st.Page("pages/tour.py", title="Tour of the findings"),
     st.Page("pages/neighbours.py", title="Nearest neighbours"),
 ]
 # Pages that may not exist yet: (file, title). No page icons: Streamlit's named icons come

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._heatmap_nav import heatmap_navigation
+from pages._how_it_works import how_it_works
 from pages._memo import derived
 from pages._projector import px, scaled
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
@@ -53,6 +54,7 @@ if not st.session_state.get(_WAITED):
 result = page_result()
 waiting.empty()
 st.session_state[_WAITED] = True
+how_it_works()  # the same picture, one click away for good (collapsed, drawn when opened)
 if result.skipped:
     st.warning(
         f"{len(result.skipped)} file(s) could not be used and were skipped:\n\n"

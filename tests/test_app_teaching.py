@@ -106,3 +106,49 @@ def test_compare_warns_when_b_is_a():
     at.selectbox(key="cmp_layer_b").set_value("layer4").run()
     _no_errors(at)
     assert not any("trivial 1.000" in w.value for w in at.warning)
+
+
+def test_tour_steps_through_the_four_findings_with_live_figures():
+    at = _open("tour.py")
+    assert at.title[0].value == "Tour: the paper's four findings"
+    seen = []
+    for n, key in enumerate(("translation", "retrieval", "agreement", "layers")):
+        _no_errors(at)
+        assert at.radio(key="tour_step").value == key
+        assert at.subheader[0].value.startswith(f"Step {n + 1} of 4")
+        assert at.info[0].value.startswith("**Look for:**")
+        figs = _figures(at)
+        assert figs, key  # each step has its live figure
+        verdict = [m.value for m in at.markdown if m.value.startswith("Here")]
+        assert len(verdict) == 1, key  # and this run's numbers in one sentence
+        seen.append(verdict[0])
+        if n < 3:
+            at.button(key="tour_next").click().run()
+    assert at.button(key="tour_next").disabled
+    # the offline default shows the four findings (numbers of the shipped demo weights)
+    assert "clearest early, as in the paper" in seen[0]
+    assert "the semantic RSM retrieves more" in seen[1]
+    assert "the semantic RSM agrees more" in seen[2]
+    assert "it rises towards 1" in seen[3]
+    at.button(key="tour_back").click().run()
+    _no_errors(at)
+    assert at.radio(key="tour_step").value == "agreement"
+
+
+def _has_schematic(at: AppTest) -> bool:
+    return any(set(f["layout"].get("meta") or ()) == {"classic", "semantic"} for f in _figures(at))
+
+
+def test_how_it_works_stays_on_the_rsm_page_and_draws_when_opened():
+    at = _open()
+    assert not _has_schematic(at)  # the waiting picture is gone once the result shows
+    box = [e for e in at.expander if e.label.startswith("How it works")]
+    assert len(box) == 1  # ... but the expander stays, collapsed and empty
+    at.session_state["rsm_how_it_works"] = True  # the user opens it
+    at.run()
+    _no_errors(at)
+    assert _has_schematic(at)
+    assert any("linear assignment" in m.value for m in at.markdown)
+    at.session_state["rsm_how_it_works"] = False
+    at.run()
+    assert not _has_schematic(at)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from semrsm.explorer.links import (
     OTHER_MODEL,
     PAGE_LINK_PARAMS,

@@ -193,4 +193,4 @@ def showcase_query(
     gain = np.asarray(semantic["per_query"]["precision_at_k"], dtype=np.float64) - np.asarray(
         classic["per_query"]["precision_at_k"], dtype=np.float64
     )
-    return int(np.argmax(gain))
+    return int(np.argmax(np.round(gain, 9)))  # ties up to rounding: the lowest index
