@@ -45,6 +45,7 @@ from semrsm.figures.neighbours import neighbours_figure, retrieval_figure
 
 CLASSIC, SEMANTIC = "classic (spatio-semantic)", "semantic"
 _DATA = "tour_data"  # session_state: step -> what its figures need (the config is fixed)
+_KEPT = "_tour_step_kept"  # the step, kept while other pages run (their runs drop the widget's)
 
 st.title("Tour: the paper's four findings")
 st.markdown(
@@ -58,7 +59,8 @@ st.markdown(
 current_config()  # the sidebar, so its choices stay as they are for the other pages
 
 if st.session_state.get("tour_step") not in TOUR_STEPS:
-    st.session_state["tour_step"] = TOUR_STEPS[0]
+    kept = st.session_state.get(_KEPT)
+    st.session_state["tour_step"] = kept if kept in TOUR_STEPS else TOUR_STEPS[0]
 
 
 def _go(delta: int) -> None:
@@ -71,6 +73,7 @@ titles = {s.key: f"{n}. {s.title}" for n, s in enumerate(TOUR, start=1)}
 key = st.radio("Step", TOUR_STEPS, key="tour_step", horizontal=True, format_func=titles.get,
                label_visibility="collapsed")
 index = TOUR_STEPS.index(key)
+st.session_state[_KEPT] = key
 step = TOUR[index]
 
 

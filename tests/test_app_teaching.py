@@ -133,6 +133,11 @@ def test_tour_steps_through_the_four_findings_with_live_figures():
     at.button(key="tour_back").click().run()
     _no_errors(at)
     assert at.radio(key="tour_step").value == "agreement"
+    # another page in between (its run drops the step widget's state): the step is kept
+    at.switch_page("pages/neighbours.py").run()
+    at.switch_page("pages/tour.py").run()
+    _no_errors(at)
+    assert at.radio(key="tour_step").value == "agreement"
 
 
 def _has_schematic(at: AppTest) -> bool:
