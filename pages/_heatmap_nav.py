@@ -171,7 +171,7 @@ def heatmap_navigation(result: ExplorerResult) -> go.Figure:
         ),
     )
     st.plotly_chart(
-        scaled(fig),
+        scaled(fig, ticks=False),
         key="nav_heatmaps",
         on_select=_on_select,
         selection_mode=("points", "box"),

@@ -30,11 +30,10 @@ _BASE_FONT_PX = 16
 
 def projector_css(factor: float = PROJECTOR_SCALE) -> str:
     """The style sheet of projector mode: the root font size times ``factor`` (all of
-    Streamlit's text is sized in rem), and a wider sidebar for the larger text."""
+    Streamlit's text is sized in rem)."""
     return (
         "<style>"
         f"html {{ font-size: {_BASE_FONT_PX * factor:.0f}px !important; }}"
-        f'section[data-testid="stSidebar"] {{ min-width: {int(336 * factor)}px; }}'
         "</style>"
     )
 
@@ -63,19 +62,20 @@ def px(pixels: int) -> int:
     return int(round(pixels * fig_scale()))
 
 
-def scaled(fig: Any) -> Any:
-    """``fig`` enlarged for projector mode (itself when the mode is off). The pages share
-    their figures between runs (``pages/_memo.derived``), so the enlarged copy is kept
-    too, per figure, while that figure lives."""
+def scaled(fig: Any, *, ticks: bool = True) -> Any:
+    """``fig`` enlarged for projector mode (itself when the mode is off); ``ticks=False``
+    for heatmaps that name every image on their axes (see ``scale_figure``). The pages
+    share their figures between runs (``pages/_memo.derived``), so the enlarged copy is
+    kept too, per figure, while that figure lives."""
     factor = fig_scale()
     if factor == 1.0:
         return fig
     memo: dict = st.session_state.setdefault(_SCALED, {})
     entry = memo.get(id(fig))
-    if entry is not None and entry[0] is fig and entry[1] == factor:
+    if entry is not None and entry[0] is fig and entry[1] == (factor, ticks):
         return entry[2]
-    big = scale_figure(fig, factor)
-    memo[id(fig)] = (fig, factor, big)  # holding fig keeps its id from being reused
+    big = scale_figure(fig, factor, ticks=ticks)
+    memo[id(fig)] = (fig, (factor, ticks), big)  # holding fig keeps its id from being reused
     while len(memo) > 24:
         memo.pop(next(iter(memo)))
     return big

@@ -199,7 +199,7 @@ fig4 = heatmap_panels(
     selectable=False,
     height=420,
 )
-st.plotly_chart(scaled(fig4), key="cmp_heatmaps", config={"displaylogo": False})
+st.plotly_chart(scaled(fig4, ticks=False), key="cmp_heatmaps", config={"displaylogo": False})
 
 # ----------------------------------------------------------------------------- layer x layer
 st.subheader("Layer × layer")

@@ -166,7 +166,7 @@ fig_diff = derived(
         spatial, semantic, result.names, result.labels, kernel=kernel, height=440
     ),
 )
-d1.plotly_chart(scaled(fig_diff), key="rsm_difference", config={"displaylogo": False})
+d1.plotly_chart(scaled(fig_diff, ticks=False), key="rsm_difference", config={"displaylogo": False})
 fig_hist = derived(
     "rsm_histograms",
     result,

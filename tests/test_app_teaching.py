@@ -56,6 +56,9 @@ def test_projector_mode_enlarges_figures_and_pictures():
     figs = _figures(big)
     assert [f["layout"]["height"] for f in figs] == [pytest.approx(1.5 * h) for h in heights]
     assert all(f["layout"]["font"]["size"] >= 18 for f in figs)
+    # the heatmaps keep the names on their axes as they were (the cells get the room)
+    before = _figures(at)[0]["layout"]["xaxis"]["tickfont"]["size"]
+    assert figs[0]["layout"]["xaxis"]["tickfont"]["size"] == before
     # every page: the neighbours gallery has fewer, larger thumbnails
     big.session_state["projector_mode"] = True
     big.switch_page("pages/neighbours.py").run()

@@ -76,3 +76,18 @@ def test_builders_take_the_projector_scale():
     line = cka_line_figure(["a", "b"], [0.5, 0.9], scale=2)
     assert line.layout.height == 720 and line.layout.title.font.size == 26
     assert two_rsms_schematic(scale=1.5).layout.height == 360
+
+
+def test_heatmaps_with_names_keep_their_tick_labels():
+    fig = _figure()
+    big = scale_figure(fig, 1.5, ticks=False)
+    assert big.layout.xaxis.tickfont.size == 11  # explicit: kept
+    assert big.layout.yaxis.tickfont.size == 12  # inherited from the unscaled global size
+    assert big.layout.font.size == 18 and big.layout.title.font.size == pytest.approx(19.5)
+    assert (big.layout.margin.l, big.layout.margin.b) == (40, 20)  # they hold the labels
+    assert (big.layout.margin.r, big.layout.margin.t) == (15, 45)
+    assert big.layout.height == 450 and big.data[1].colorbar.thickness == 21
+    # the right panel's rows are named by the left one's
+    assert big.layout.yaxis.showticklabels is not False
+    assert big.layout.yaxis2.showticklabels is False
+    assert scale_figure(fig, 1.5).layout.yaxis2.showticklabels is None

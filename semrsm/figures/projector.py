@@ -10,11 +10,20 @@ pixel offsets of annotations. Sizes in data units (thumbnails placed as layout i
 heatmap cells) grow with the figure. The figure builders take ``scale=`` and end with
 this function, so the explorer's *projector mode* is one number passed down.
 
+Heatmaps that name every image on their axes (the RSM page's) keep their tick labels:
+their fixed margins and the gap between panels were made for those labels, and names of
+dozens of images are small on any screen; ``ticks=False`` leaves the tick labels and the
+left and bottom margins that hold them as they are, so the larger figure goes to the
+cells. Side-by-side panels of such heatmaps share their rows, and a taller figure makes
+them wider: the names of a panel right of the first then run into that panel, so they are
+left to the first panel of each row (the hover still names both images).
+
 Pure plotly, no Streamlit.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,7 +87,7 @@ def _walk(node: Any, factor: float) -> None:
             node[key] = _times(value, factor)
 
 
-def scale_figure(fig: go.Figure, factor: float) -> go.Figure:
+def scale_figure(fig: go.Figure, factor: float, *, ticks: bool = True) -> go.Figure:
     """A copy of ``fig`` with its pixel sizes multiplied by ``factor`` (see the module
     docstring); ``fig`` itself is not changed (pages share their figures between runs).
 
@@ -86,6 +95,7 @@ def scale_figure(fig: go.Figure, factor: float) -> go.Figure:
     ----------
     fig : plotly.graph_objects.Figure
     factor : float > 0; 1 returns ``fig`` itself.
+    ticks : False keeps the axes' tick labels and the left and bottom margins as they are.
 
     Raises
     ------
@@ -99,8 +109,18 @@ def scale_figure(fig: go.Figure, factor: float) -> go.Figure:
         return fig
     spec = fig.to_dict()
     layout: dict = spec.setdefault("layout", {})
+    base = float((layout.get("font") or {}).get("size") or DEFAULT_FONT_SIZE)
+    axes = [k for k in layout if re.fullmatch(r"[xy]axis\d*", k)]
+    tick_sizes = {k: float((layout[k].get("tickfont") or {}).get("size") or base) for k in axes}
     _walk(spec.get("data", []), factor)
     _walk(layout, factor)
+    if not ticks:
+        for k, size in tick_sizes.items():
+            layout[k].setdefault("tickfont", {})["size"] = size
+            anchor = layout[k].get("anchor") or ""
+            x = layout.get(anchor.replace("x", "xaxis", 1)) if k.startswith("y") else None
+            if x and (x.get("domain") or [0])[0] > 0.01:  # a panel right of the first
+                layout[k]["showticklabels"] = False
     font = layout.setdefault("font", {})
     if "size" not in font:  # the global size, inherited by every font not set explicitly
         font["size"] = DEFAULT_FONT_SIZE * factor
@@ -110,6 +130,6 @@ def scale_figure(fig: go.Figure, factor: float) -> go.Figure:
     margin = layout.get("margin")
     if isinstance(margin, Mapping):
         for side in _MARGIN_SIDES:
-            if side in margin:
+            if side in margin and (ticks or side not in ("l", "b")):
                 margin[side] = _times(margin[side], factor)
     return go.Figure(spec)

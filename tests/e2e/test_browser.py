@@ -130,9 +130,8 @@ def _tour_how_it_works_and_projector(page, screenshots, full_screenshot) -> None
     page.get_by_text("cosine 0.56").first.wait_for(timeout=60_000)
     wait_idle(page)
     assert_no_exception(page, "How it works")
-    page.get_by_text("How it works: what the two RSMs compare").screenshot(
-        path=str(screenshots / "how_it_works_label.png"))
-    page.locator(CHART).filter(has_text="cosine 0.56").first.screenshot(
+    page.locator('[data-testid="stExpander"]').filter(
+        has_text="How it works: what the two RSMs compare").screenshot(
         path=str(screenshots / "how_it_works.png"))
     page.get_by_text("How it works: what the two RSMs compare").click()  # close it again
 
@@ -153,7 +152,7 @@ def _tour_how_it_works_and_projector(page, screenshots, full_screenshot) -> None
     )
     assert_no_exception(page, "the RSM page in projector mode")
     assert_no_clipped_text(page, "the RSM page in projector mode")
-    full_screenshot(page, "projector_rsm.png", height=1600)
+    full_screenshot(page, "projector_rsm.png", height=2000)
     nav.get_by_text("Tour of the findings").click()
     page.get_by_text("Step 4 of 4 · Layers", exact=True).wait_for(timeout=120_000)
     wait_idle(page)
