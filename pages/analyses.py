@@ -192,11 +192,11 @@ with tab_tr:
         with st.expander("numbers per layer"):
             st.dataframe(readable_columns(summ.round(4)), hide_index=True)
         d1, d2 = st.columns(2)
-        csv_download(d1, "Crop pairs (.csv)", lambda: translation_pairs_csv(res, crop_names),
-                     result, "translation_pairs", "dl_an_tr_pairs",
+        csv_download(d1, "Crop pairs (.csv)",
+                     lambda r=res, n=crop_names: translation_pairs_csv(r, n), result, "translation_pairs", "dl_an_tr_pairs",
                      "Every same-source pair of every layer: overlap, classic and semantic "
                      "similarity.")
-        csv_download(d2, "Numbers per layer (.csv)", lambda: translation_summary_csv(res),
+        csv_download(d2, "Numbers per layer (.csv)", lambda r=res: translation_summary_csv(r),
                      result, "translation_layers", "dl_an_tr_summary",
                      "The table above: means, slopes against the overlap, correlations.")
 
@@ -261,7 +261,7 @@ with tab_layers:
             hide_index=True,
         )
         csv_download(st, "Layer × layer CKA (.csv)",
-                     lambda: cka_csv(cka, {n: layer_info[n].num_tokens for n in cka.layers}),
+                     lambda c=cka: cka_csv(c, {n: layer_info[n].num_tokens for n in c.layers}),
                      result, "layer_cka", "dl_an_cka",
                      "Every pair of layers: CKA(semantic of one, classic of the other); "
                      "same_layer = 1 is the curve.")
@@ -315,11 +315,11 @@ with tab_out:
                 )
             d1, d2 = st.columns(2)
             csv_download(d1, "Pairs: divergence and similarities (.csv)",
-                         lambda: agreement_csv(ag, result.names, result.labels),
+                         lambda a=ag: agreement_csv(a, result.names, result.labels),
                          result, "agreement_pairs", "dl_an_agreement",
                          "Every pair of images: JSD of the predictions (bits), classic and "
                          "semantic similarity.")
-            csv_download(d2, "Correlations (.csv)", lambda: agreement_summary_csv(ag),
+            csv_download(d2, "Correlations (.csv)", lambda a=ag: agreement_summary_csv(a),
                          result, "agreement", "dl_an_agreement_summary",
                          "The table above: Pearson and Spearman correlation per RSM.")
 
@@ -405,5 +405,5 @@ with tab_match:
             f"{int(table['n_pairs'].iloc[0])} pairs of layer {result.layer.name} "
             f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive."
         )
-        csv_download(st, "Matcher comparison (.csv)", lambda: matchers_csv(table), result,
+        csv_download(st, "Matcher comparison (.csv)", lambda t=table: matchers_csv(t), result,
                      "matchers", "dl_an_matchers", "The table above, every column.")

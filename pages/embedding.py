@@ -189,11 +189,11 @@ st.caption(
 csv_download(
     st,
     "Coordinates of all images (.csv)",
-    lambda: embedding_csv(
-        {k: e.coords for k, e in emb.items()},
+    lambda maps=emb: embedding_csv(
+        {k: e.coords for k, e in maps.items()},
         result.names,
         labels,
-        methods={k: e.method for k, e in emb.items()},
+        methods={k: e.method for k, e in maps.items()},
     ),
     result,
     f"embedding_{first.method}",

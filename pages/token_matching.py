@@ -203,7 +203,7 @@ caption_slot.caption(
 csv_download(
     st,
     "Matching and contributions (.csv)",
-    lambda: pair_matching_csv(ex, (result.names[i], result.names[j])),
+    lambda e=ex, pair=(result.names[i], result.names[j]): pair_matching_csv(e, pair),
     result,
     f"matching_{i}_{j}",
     "dl_tm_matching",
