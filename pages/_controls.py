@@ -16,7 +16,12 @@ from pages._resources import cuda_available, get_cache, get_layers, matcher_view
 from semrsm.cache import Cache
 from semrsm.catalog import DEMO_MODELS, POPULAR_MODELS
 from semrsm.explorer.config import ExplorerConfig
-from semrsm.explorer.sources import data_root, default_layer, list_server_folders
+from semrsm.explorer.sources import (
+    ModelNeedsConfirmation,
+    data_root,
+    default_layer,
+    list_server_folders,
+)
 from semrsm.images import PHOTO_FILES
 from semrsm.kernels import KERNELS
 
@@ -260,6 +265,11 @@ def render_sidebar() -> ExplorerConfig:
         try:
             with st.spinner(f"Loading {name}…"):
                 layers = get_layers(name, weights, checkpoint, device, cache)
+        except ModelNeedsConfirmation as need:  # a large model waits for a click
+            sb.caption(
+                f"⚠️ {name}: {need.memory or 'size unknown'}; not built until you click "
+                "*Build* on the page"
+            )
         except Exception as err:  # noqa: BLE001 - current_result() shows it on the page
             sb.caption(f"⚠️ {type(err).__name__}: see the message on the page")
     if layers:

@@ -17,12 +17,13 @@ from semrsm._platform import cuda_available as _cuda_available
 from semrsm.cache import Cache, default_cache_dir
 from semrsm.explorer.cached import cached_layers, cached_matchers, remember_matchers, remember_model
 from semrsm.explorer.config import ExplorerConfig
-from semrsm.explorer.sources import load_images, load_model
+from semrsm.explorer.sources import load_images, load_model, needs_confirmation
 
 __all__ = [
     "FIRST_RESULT",
     "PAGE_DRAWN",
     "WARM_UP_NOW",
+    "confirm_model",
     "cuda_available",
     "get_cache",
     "get_images",
@@ -68,6 +69,26 @@ def get_cache() -> Cache:
     return _cache(str(default_cache_dir()))
 
 
+#: session_state key: the model names this session's user clicked *Build* for. Links
+#: only set the sidebar's ``sb_*`` keys, so a link can never confirm a build.
+CONFIRMED_MODELS_KEY = "semrsm_confirmed_models"
+
+
+def confirm_model(name: str) -> None:
+    """Record the user's click: ``name`` may be built in this session (a button callback)."""
+    st.session_state.setdefault(CONFIRMED_MODELS_KEY, set()).add(name.strip())
+
+
+def _require_confirmation(name: str) -> None:
+    """Raise :class:`~semrsm.explorer.sources.ModelNeedsConfirmation` for a large model
+    the user has not clicked *Build* for in this session (checked before every build)."""
+    if name.strip() in st.session_state.get(CONFIRMED_MODELS_KEY, ()):
+        return
+    need = needs_confirmation(name)
+    if need is not None:
+        raise need
+
+
 @st.cache_resource(show_spinner=False, max_entries=3)
 def _model(name: str, weights: str, checkpoint: str | None, device: str):
     return load_model(
@@ -78,11 +99,18 @@ def _model(name: str, weights: str, checkpoint: str | None, device: str):
 def get_model(config: ExplorerConfig):
     """The model of ``config``, loaded once per process (``st.cache_resource``).
 
+    A model over :func:`semrsm.explorer.sources.confirm_params` parameters is built only
+    once this session's user clicked *Build* (:func:`confirm_model`; ``show_error`` draws
+    the button), whether it came from the sidebar, the Compare page or a link.
+
     Raises
     ------
+    semrsm.explorer.sources.ModelNeedsConfirmation
+        A large model not confirmed yet (nothing is built).
     semrsm.models.ModelError, semrsm.explorer.ExplorerError
         As :func:`semrsm.explorer.load_model` (errors are not cached).
     """
+    _require_confirmation(config.model)
     return _model(config.model.strip(), config.weights, config.checkpoint, config.device)
 
 
@@ -119,13 +147,15 @@ def get_layers(
 
     Raises
     ------
-    semrsm.models.ModelError, semrsm.explorer.ExplorerError
+    semrsm.explorer.sources.ModelNeedsConfirmation, semrsm.models.ModelError,
+    semrsm.explorer.ExplorerError
         As :func:`get_model` (errors are not cached).
     """
     config = ExplorerConfig(model=name, weights=weights, checkpoint=checkpoint, device=device)
     stored = cached_layers(cache if cache is not None else get_cache(), config)
     if stored is not None:
         return stored
+    _require_confirmation(name)
     return _layers(name, weights, checkpoint, device)
 
 

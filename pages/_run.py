@@ -105,8 +105,11 @@ def current_result() -> ExplorerResult | None:
     From this session's memo, else the on-disk cache (``semrsm.explorer.cached``: no
     model is loaded and torch is not imported), else computed here with progress
     bars (extraction, pairs) and a *Cancel* button. Runs estimated over
-    ``semrsm.explorer.LONG_RUN_SECONDS`` wait behind a *Compute* button. Errors (unknown
-    model, bad files, out of memory) are shown with ``st.error`` saying what to do.
+    ``semrsm.explorer.LONG_RUN_SECONDS`` wait behind a *Compute* button; a model over
+    ``semrsm.explorer.sources.confirm_params()`` parameters is not even built before a
+    click on *Build* that states its size (``pages._errors.ask_to_build``), whether it
+    came from the sidebar or a link. Errors (unknown model, bad files, out of memory)
+    are shown with ``st.error`` saying what to do.
     """
     config = current_config()
     hit = recall(config)

@@ -16,8 +16,14 @@ from pages._sidebar import (
     streamlit_progress,
 )
 from pages._widgets import file_stem, page_result
+from semrsm.analysis import AnalysisError
 from semrsm.analysis.compare import COMPARE_METHODS, METHOD_LABELS, load_reference
 from semrsm.analysis.ordering import image_order
+from semrsm.analysis.reference_files import (
+    MAX_REFERENCE_TEXT_BYTES,
+    REFERENCE_SUFFIXES,
+    max_reference_images,
+)
 from semrsm.explorer import compute, default_layer
 from semrsm.explorer.comparison import (
     compare_layer_grid,
@@ -268,17 +274,20 @@ elif grid is not None:
 st.subheader("Against a reference")
 st.markdown(
     "Upload an RSM or RDM of the same images — human similarity judgements, another model, "
-    "brain data — as `.npy` or `.csv` (N×N in the image order of this set; a CSV may name its "
-    "images in a header row, as this app's CSV download does) or as rsatoolbox's own file "
-    "(`RDMs.save`, `.hdf5`/`.pkl`). Each picked layer of A is compared with it. Uploads are "
-    "not carried by links."
+    "brain data — as `.npy` or `.csv`/`.txt` (N×N in the image order of this set; a CSV may "
+    "name its images in a header row, as this app's CSV download does) or as rsatoolbox's "
+    "HDF5 file (`rdms.save(path, file_type='hdf5')`, `.hdf5`/`.h5`). Pickles (`.pkl`) are "
+    "not accepted: reading one can run code. Each picked layer of A is compared with it. "
+    "Uploads are not carried by links."
 )
 r1, r2 = st.columns([3, 2])
 up = r1.file_uploader(
     "Reference RSM/RDM",
-    type=["npy", "csv", "txt", "hdf5", "h5", "pkl"],
+    type=[s.lstrip(".") for s in REFERENCE_SUFFIXES],
     key="cmp_reference",
-    help="An N×N matrix for the N images of the sidebar's set, in the same order.",
+    help=f"An N×N matrix for the N images of the sidebar's set, in the same order: .npy, "
+    f".csv/.txt (at most {MAX_REFERENCE_TEXT_BYTES // 2**20} MiB) or rsatoolbox's .hdf5/.h5; "
+    f"at most {max_reference_images():,} images.",
 )
 kind = r2.radio(
     "It holds",
@@ -288,9 +297,14 @@ kind = r2.radio(
     help="auto: a zero diagonal means dissimilarities (an RDM), which are negated so that "
     "higher always means more agreement.",
 )
+ref = None
 if up is not None:
     try:
         ref = load_reference(up.getvalue(), up.name, kind=kind)
+    except AnalysisError as err:  # a bad file: what is wrong and what to do, no traceback
+        st.error(f"**The reference file cannot be used.** {err}")
+if ref is not None:
+    try:
         with streamlit_progress("Layers") as progress:
             rc = compare_with_reference(ref, a, pick_a or [ra.layer.name], get_cache(),
                                         n_boot=n_boot, ci=float(ci), seed=seed,

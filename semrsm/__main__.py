@@ -13,12 +13,24 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
-import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
+
+from semrsm.memory import format_bytes
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
+TERMINATED_EXIT = 143  # 128 + SIGTERM
+#: set to print the traceback of an unexpected error after its one-line message
+DEBUG_ENV = "SEMRSM_DEBUG"
+
+
+#: whether a progress line is drawn without its newline yet (a message must start below it)
+_line_open = False
 
 
 def _progress_printer(label: str):
@@ -26,12 +38,14 @@ def _progress_printer(label: str):
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
+        global _line_open
         now = time.monotonic()
         if done == total or now - last[0] > 0.2:
             last[0] = now
             width = 30
             filled = int(width * done / max(total, 1))
             sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            _line_open = done != total
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
@@ -39,97 +53,185 @@ def _progress_printer(label: str):
     return progress
 
 
+def _say(message: str) -> None:
+    """``message`` on stderr, on a line of its own."""
+    global _line_open
+    print(("\n" if _line_open else "") + message, file=sys.stderr)
+    _line_open = False
+
+
 def _matcher_params(args: argparse.Namespace) -> dict:
-    params = {}
-    if args.matcher == "batch_optimal" and args.window is not None:
-        params["window"] = args.window
-    if args.matcher == "topk_greedy" and args.k is not None:
-        params["k"] = args.k
+    """``--window`` / ``--k`` for the matcher that takes them, validated now (a bad value
+    is a message before any computation); given to another matcher, a warning on stderr."""
+    from semrsm.matching import check_matcher, split_matcher_options
+
+    params, ignored = split_matcher_options(args.matcher, {"window": args.window, "k": args.k})
+    for name, owners in ignored:
+        print(f"warning: --{name} is a parameter of --matcher {' / '.join(owners)}; "
+              f"ignored with --matcher {args.matcher}", file=sys.stderr)
+    check_matcher(args.matcher, params)
     return params
 
 
 def _output_path(out: str) -> Path:
-    """The file ``--out`` names, checked before any computation so that a long run is not
-    lost at the end: ``.npz`` is appended when missing (numpy would do it silently), the
-    folder must be writable and the target, if it exists, a regular file."""
+    """The file ``--out`` names: ``.npz`` is appended when missing (numpy would do it
+    silently) and the target, if it exists, must be a regular file."""
     path = Path(out).expanduser()
     if path.suffix.lower() != ".npz":
         path = path.with_name(path.name + ".npz")
         print(f"note: --out {out!r} has no .npz suffix; writing {str(path)!r}", file=sys.stderr)
     if path.exists() and not path.is_file():
         raise ValueError(f"--out {str(path)!r} exists and is not a regular file; choose a file name")
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"--out: cannot write into {str(folder)!r}; choose a writable folder")
     return path
 
 
-def _write_atomic(path: Path, arrays: dict) -> None:
-    """Write an ``.npz`` next to ``path`` and move it into place: a crash or a kill during
-    the write leaves the previous file intact and no partial file under ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a ``.npy`` file from its header, without reading the data.
+
+    Raises
+    ------
+    ValueError
+        An empty file, not a ``.npy`` (e.g. an ``.npz``), a malformed header, a pickled
+        (object) array, or a file shorter than its header says (truncated).
+    FileNotFoundError
+        No such file.
+    """
+    what = f"--tokens {str(path)!r}"
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{what} is empty (0 bytes); give a .npy array written by numpy.save")
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read(f)
+        except (ValueError, SyntaxError, TypeError, EOFError, OSError) as err:
+            raise ValueError(
+                f"{what} is not a readable .npy file ({str(err)[:120]}); save the features "
+                "with numpy.save(path, array)"
+            ) from None
+        offset = f.tell()
+    if dtype.hasobject:
+        raise ValueError(f"{what} holds Python objects (pickled); save a numeric array")
+    data = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size < offset + data:
+        raise ValueError(
+            f"{what} is truncated: its header says shape {tuple(shape)} {dtype} "
+            f"({format_bytes(data)} of data) but the file holds {format_bytes(size - offset)}"
+        )
+    return tuple(int(d) for d in shape), dtype
+
+
+def _check_run_memory(
+    args: argparse.Namespace, what: str, layout: tuple[int, int, int], stored_itemsize: int,
+    itemsize: int, copy_bytes: int,
+) -> None:
+    """Refuse a run whose tokens and both RSMs would not fit the memory budget, before the
+    tokens are loaded or extracted: the stored tokens, then the larger of the spatial RSM
+    and the semantic one (while the spatial result is kept)."""
+    from semrsm.memory import MemoryEstimate, check_memory, memory_budget
+    from semrsm.rsm import resolve_device, semantic_memory, spatial_memory, ways_to_fit
+
+    dev = resolve_device(args.device).type
+    n, s, c = layout
+
+    def total(n_: int, s_: int) -> MemoryEstimate:
+        stored = n_ * s_ * c * stored_itemsize
+        copy = copy_bytes * n_ * s_ // max(1, n * s)
+        spatial = spatial_memory(n_, s_, c, itemsize=itemsize, copy_bytes=copy, device_type=dev)
+        semantic = semantic_memory(n_, s_, c, itemsize=itemsize, copy_bytes=copy,
+                                   matcher=args.matcher, device_type=dev)
+        semantic += MemoryEstimate({"spatial RSM": 8 * n_ * n_})
+        return MemoryEstimate({"tokens": stored}) + max(spatial, semantic, key=lambda e: e.total)
+
+    limit, _ = memory_budget()
+    check_memory(f"{what}: N = {n:,} images × S = {s:,} positions × C = {c:,} channels",
+                 total(n, s), ways_to_fit(total, n, s, limit, []))
+
+
+def _load_tokens(args: argparse.Namespace) -> np.ndarray:
+    """The ``--tokens`` array, checked from its header (dtype, rank, size, memory) first."""
+    from semrsm.tokens import check_dtype
+
+    path = Path(args.tokens).expanduser()
+    shape, dtype = _npy_header(path)
+    check_dtype(dtype)
+    if len(shape) not in (3, 4):
+        raise ValueError(
+            f"--tokens {str(path)!r}: expected shape (N, S, C) or (N, C, H, W), got {shape}"
+        )
+    layout = shape if len(shape) == 3 else (shape[0], shape[2] * shape[3], shape[1])
+    itemsize = 8 if dtype == np.float64 else 4
+    native = dtype in (np.float32, np.float64) and len(shape) == 3
+    copy = 0 if native else int(np.prod(layout, dtype=object)) * itemsize
+    _check_run_memory(args, "python -m semrsm rsm --tokens", layout, dtype.itemsize, itemsize, copy)
+    return np.load(path, allow_pickle=False)
+
+
+def _extract(args: argparse.Namespace, meta: dict, extra: dict) -> np.ndarray:
+    """Tokens of ``--model``'s ``--layer`` for ``--images``; the memory is checked from
+    the layer's shape before any image goes through the model."""
+    from semrsm.images import load_image_set
+    from semrsm.layers import extract_tokens, list_layers
+    from semrsm.models import create_model
+
+    images = load_image_set(args.images, seed=args.seed)
+    for name, reason in images.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    model = create_model(args.model, weights=args.weights, checkpoint=args.checkpoint)
+    info = next((li for li in list_layers(model) if li.name == args.layer), None)
+    if info is not None:  # an unknown layer is explained by extract_tokens
+        layout = (len(images.images), info.num_tokens, info.channels)
+        _check_run_memory(args, f"python -m semrsm rsm --images {args.images}", layout, 4, 4, 0)
+    extracted = extract_tokens(
+        model, images.images, args.layer, progress=_progress_printer("tokens  ")
+    )
+    meta.update(
+        model=args.model, weights=model.weights, weights_id=model.weights_id,
+        layer=args.layer, grid=list(extracted.grid), images=args.images, seed=args.seed,
+    )
+    extra["names"] = np.asarray(images.names)
+    extra["labels"] = np.asarray(images.labels if images.labels is not None else [])
+    return extracted.tokens
 
 
 def _cmd_rsm(args: argparse.Namespace) -> int:
     import semrsm
+    from semrsm.atomic import AtomicOutput
+    from semrsm.rsm import resolve_device
 
-    out = _output_path(args.out)
-
+    params = _matcher_params(args)
+    resolve_device(args.device)  # "meta", "tpu", cuda without a GPU: a message now
     meta: dict = {
         "semrsm_version": semrsm.__version__,
         "kernel": args.kernel,
         "matcher": args.matcher,
-        "matcher_params": _matcher_params(args),
+        "matcher_params": params,
         "device": args.device,
     }
     extra: dict[str, np.ndarray] = {}
-    if args.tokens:
-        tokens = np.load(args.tokens, allow_pickle=False)
-        meta["tokens"] = str(args.tokens)
-    else:
-        from semrsm.images import load_image_set
-        from semrsm.layers import extract_tokens
-        from semrsm.models import create_model
-
-        images = load_image_set(args.images, seed=args.seed)
-        for name, reason in images.skipped:
-            print(f"skipped {name}: {reason}", file=sys.stderr)
-        model = create_model(args.model, weights=args.weights, checkpoint=args.checkpoint)
-        extracted = extract_tokens(
-            model, images.images, args.layer, progress=_progress_printer("tokens  ")
+    # the temporary output exists from here on: an unwritable --out fails before computing
+    with AtomicOutput(_output_path(args.out), "--out") as out:
+        if args.tokens:
+            tokens = _load_tokens(args)
+            meta["tokens"] = str(args.tokens)
+        else:
+            tokens = _extract(args, meta, extra)
+        meta["shape"] = list(np.shape(tokens))
+        spatial = semrsm.spatial_rsm(tokens, kernel=args.kernel, device=args.device)
+        result = semrsm.semantic_rsm(
+            tokens, kernel=args.kernel, matcher=args.matcher, device=args.device,
+            progress=_progress_printer("matching"), return_result=True, **params,
         )
-        tokens = extracted.tokens
-        meta.update(
-            model=args.model, weights=model.weights, weights_id=model.weights_id,
-            layer=args.layer, grid=list(extracted.grid), images=args.images, seed=args.seed,
-        )
-        extra["names"] = np.asarray(images.names)
-        extra["labels"] = np.asarray(images.labels if images.labels is not None else [])
-    meta["shape"] = list(np.shape(tokens))
-    spatial = semrsm.spatial_rsm(tokens, kernel=args.kernel, device=args.device)
-    result = semrsm.semantic_rsm(
-        tokens, kernel=args.kernel, matcher=args.matcher, device=args.device,
-        progress=_progress_printer("matching"), return_result=True, **meta["matcher_params"],
-    )
-    meta["seconds"] = round(result.seconds, 3)
-    _write_atomic(
-        out, {"spatial": spatial, "semantic": result.rsm, "meta": np.asarray(json.dumps(meta)), **extra}
-    )
+        meta["seconds"] = round(result.seconds, 3)
+        arrays = {"spatial": spatial, "semantic": result.rsm,
+                  "meta": np.asarray(json.dumps(meta)), **extra}
+        out.write(lambda f: np.savez_compressed(f, **arrays))
     n = spatial.shape[0]
     off = ~np.eye(n, dtype=bool)
     print(
-        f"wrote {out}: {n} images, mean off-diagonal {args.kernel} similarity "
+        f"wrote {out.path}: {n} images, mean off-diagonal {args.kernel} similarity "
         f"spatio-semantic {spatial[off].mean() if n > 1 else float('nan'):.4f}, "
         f"semantic {result.rsm[off].mean() if n > 1 else float('nan'):.4f} "
         f"({result.seconds:.2f} s)"
@@ -206,7 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """An error as one line of at most 2,000 characters (no traceback, no wall of text)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 2000 else text[:2000] + " …"
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, MemoryError) or "out of memory" in str(err).lower()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every error is one ``error: …`` line on stderr and exit code 2.
+
+    Ctrl-C (KeyboardInterrupt) propagates: :func:`run`, the ``python -m semrsm`` entry
+    point, turns it into ``interrupted`` and exit code 130.
+    """
+    global _line_open
+    _line_open = False
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "rsm" and args.model and not args.layer:
@@ -216,9 +335,43 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        _say(f"error: {_one_line(err)}")
+    except Exception as err:  # noqa: BLE001 - a user sees one line, never a traceback
+        if _is_out_of_memory(err):
+            _say("error: ran out of memory: use fewer images, a later layer (fewer positions) "
+                 f"or the CPU device ({_one_line(err)[:200]})")
+        else:
+            _say(f"error: {type(err).__name__}: {_one_line(err)} (unexpected; set "
+                 f"{DEBUG_ENV}=1 to see where it happened)")
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+    return 2
+
+
+class _Terminated(BaseException):
+    """SIGTERM as an exception, so that cleanup (temporary files) runs on the way out."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def run(argv: list[str] | None = None) -> int:
+    """``python -m semrsm``: :func:`main`, with Ctrl-C as ``interrupted`` (exit code 130)
+    and SIGTERM as ``terminated`` (143), each one line on stderr and never a traceback;
+    temporary output files are removed either way."""
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: keep the default
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not print a trace
+        _say("interrupted")
+        return INTERRUPTED_EXIT
+    except _Terminated:
+        _say("terminated")
+        return TERMINATED_EXIT
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

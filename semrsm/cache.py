@@ -7,8 +7,15 @@ content (see :func:`content_key`). Guarantees:
 * **atomic writes**: an entry is written to a temporary file in the same folder
   and moved into place with :func:`os.replace`, so a crash or a concurrent
   reader never sees half an entry;
-* **corruption is a miss**: an entry that cannot be read (truncated, not a zip,
-  wrong CRC) is deleted and reported as missing, so the caller recomputes it;
+* **corruption is a miss**: an entry that cannot be read for any reason (truncated,
+  not a zip, wrong CRC, a damaged array header, no manifest, not a regular file such as
+  a FIFO or a device in its place) is deleted, a :class:`CacheWarning` says so, and it is
+  reported as missing, so the caller recomputes it; only regular files are opened, so
+  nothing in an entry's place can block a read;
+* **versioned keys**: :data:`CACHE_FORMAT` is hashed into every key (:func:`content_key`,
+  and so every key of :mod:`semrsm.explorer`, and :func:`upload_digest`) and written into
+  every entry's manifest, so a change of what an entry means, even with the same shapes,
+  is never served from entries of another format;
 * **compute once**: :meth:`Cache.get_or_compute` holds an exclusive
   :func:`fcntl.flock` on a per-key lock file around "load, else compute and
   store", so two sessions (threads or processes) asking for the same entry
@@ -29,13 +36,15 @@ content (see :func:`content_key`). Guarantees:
 
 Location: ``$SEMRSM_CACHE_DIR`` or ``~/.cache/semrsm``; size cap:
 ``$SEMRSM_CACHE_MAX_BYTES`` (bytes, or with a suffix: ``500M``, ``2G``) or 2 GiB; a value
-that is not a size gives a warning that says so, and the default is used. Uploaded files are stored, content
-addressed, under ``<root>/uploads`` and nowhere else.
+that is not a size (or is beyond :data:`MAX_SIZE`) gives a warning that says so, and the
+default is used. Uploaded files are stored, content addressed, under ``<root>/uploads``
+and nowhere else.
 """
 
 from __future__ import annotations
 
 import contextlib
+import decimal
 import errno
 import fcntl
 import hashlib
@@ -47,15 +56,28 @@ import tempfile
 import threading
 import time
 import warnings
-import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["Cache", "CacheWarning", "content_key", "default_cache_dir", "parse_size", "upload_name"]
+__all__ = [
+    "CACHE_FORMAT",
+    "Cache",
+    "CacheWarning",
+    "content_key",
+    "default_cache_dir",
+    "parse_size",
+    "upload_digest",
+    "upload_name",
+]
+
+#: Version of what entries mean. Part of every key and of every entry's manifest: raise it
+#: whenever the content stored under the same inputs changes (another layout, another
+#: normalisation, another meaning of an array), so old entries are never served.
+CACHE_FORMAT = 1
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _META = "__meta__"
@@ -66,6 +88,8 @@ _SIZE_SUFFIX = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
                 "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
 _KEY_RE = re.compile(r"^[0-9a-f]{16,128}$")
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+#: Largest accepted size cap: what a file offset can hold (8 EiB).
+MAX_SIZE = 2**63 - 1
 
 
 class CacheWarning(UserWarning):
@@ -78,17 +102,25 @@ def parse_size(text: str) -> int:
     Raises
     ------
     ValueError
-        When ``text`` is not a positive size.
+        When ``text`` is not a positive size or is above :data:`MAX_SIZE`.
     """
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([kKmMgGtT]i?)?[bB]?\s*", str(text))
     if not m:
         raise ValueError(
-            f"{text!r} is not a size: give a number of bytes, optionally with a suffix "
-            "(for example 2000000000, 500M or 2G)"
+            f"{_clip(str(text))!r} is not a size: give a number of bytes, optionally with a "
+            "suffix (for example 2000000000, 500M or 2G)"
         )
-    value = float(m.group(1)) * _SIZE_SUFFIX[(m.group(2) or "").lower()]
+    whole = m.group(1).split(".")[0].lstrip("0")
+    # Decimal, not float: a long digit string must not become inf (OverflowError); more
+    # whole digits than MAX_SIZE has is too large whatever the suffix.
+    too_long = len(whole) > len(str(MAX_SIZE))
+    value = 0 if too_long else decimal.Decimal(m.group(1)) * _SIZE_SUFFIX[(m.group(2) or "").lower()]
+    if too_long or value > MAX_SIZE:
+        raise ValueError(
+            f"{_clip(str(text))!r} is too large: the cache size is at most {MAX_SIZE} bytes"
+        )
     if value < 1:
-        raise ValueError(f"{text!r}: the cache size must be positive")
+        raise ValueError(f"{_clip(str(text))!r}: the cache size must be positive")
     return int(value)
 
 
@@ -97,22 +129,37 @@ def _crc(arr: np.ndarray) -> int:
     return zlib.crc32(flat.view(np.uint8)) if flat.size else 0
 
 
-def _manifest(payload: Mapping[str, np.ndarray]) -> str:
-    """JSON of name → [dtype, shape, CRC-32] for every array of an entry."""
-    return json.dumps(
-        {name: [arr.dtype.str, list(arr.shape), _crc(arr)] for name, arr in payload.items()},
-        sort_keys=True,
-    )
+def _array_specs(payload: Mapping[str, np.ndarray]) -> dict[str, list]:
+    """name → [dtype, shape, CRC-32] for every array of an entry."""
+    return {name: [arr.dtype.str, list(arr.shape), _crc(arr)] for name, arr in payload.items()}
 
 
-def _matches_manifest(arrays: Mapping[str, np.ndarray], manifest: str) -> bool:
-    try:
-        spec = json.loads(manifest)
-    except ValueError:
-        return False
-    if set(spec) != set(arrays) - {_MANIFEST}:
-        return False
-    return _manifest({k: arrays[k] for k in spec}) == json.dumps(spec, sort_keys=True)
+def _manifest(payload: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The manifest array of an entry: compact JSON of the cache format and of
+    :func:`_array_specs`, stored as bytes (one byte a character, not four)."""
+    spec = {"format": CACHE_FORMAT, "arrays": _array_specs(payload)}
+    return np.array(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _manifest_problem(arrays: Mapping[str, np.ndarray]) -> str | None:
+    """Why ``arrays`` (an entry as read) do not match their manifest, or None when they do.
+
+    An entry without a manifest, or with one of another :data:`CACHE_FORMAT`, does not
+    match: nothing says what its arrays mean.
+    """
+    raw = arrays.get(_MANIFEST)
+    if raw is None:
+        return "it has no manifest"
+    spec = json.loads(raw.item())  # bytes or str; anything else raises, as a damaged entry
+    if not isinstance(spec, dict) or spec.get("format") != CACHE_FORMAT:
+        found = spec.get("format") if isinstance(spec, dict) else None
+        return f"it was written in cache format {found!r}, not {CACHE_FORMAT}"
+    listed = spec.get("arrays")
+    if not isinstance(listed, dict) or set(listed) != set(arrays) - {_MANIFEST}:
+        return "its arrays are not the ones its manifest lists"
+    if _array_specs({k: arrays[k] for k in listed}) != listed:
+        return "its arrays do not match the dtypes, shapes and CRC-32s of its manifest"
+    return None
 
 
 def default_cache_dir() -> Path:
@@ -164,13 +211,14 @@ def _update(h: Any, obj: Any) -> None:
 
 
 def content_key(*parts: Any) -> str:
-    """Hash ``parts`` into a cache key.
+    """Hash ``parts`` and :data:`CACHE_FORMAT` into a cache key.
 
     Parameters
     ----------
     *parts : str, int, float, bool, None, bytes, numpy.ndarray, list, tuple or dict
         Everything that determines the entry. Dicts are hashed with sorted keys,
-        arrays by dtype, shape and bytes, so equal content gives equal keys.
+        arrays by dtype, shape and bytes, so equal content gives equal keys. The cache
+        format is hashed too (read when called), so another format gives other keys.
 
     Returns
     -------
@@ -183,8 +231,62 @@ def content_key(*parts: Any) -> str:
         If a part has a type that has no canonical encoding.
     """
     h = hashlib.sha256()
-    _update(h, list(parts))
+    _update(h, ["semrsm-cache-format", CACHE_FORMAT, list(parts)])
     return h.hexdigest()
+
+
+def upload_digest(data: bytes) -> str:
+    """The id of an uploaded file: a SHA-256 of its bytes and of :data:`CACHE_FORMAT`.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits; identical content (in one cache format) has one id.
+    """
+    return content_key("upload", bytes(data))
+
+
+class _NotRegularFile(OSError):
+    """Something other than a regular file (a FIFO, a device, a folder) is in an entry's place."""
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading only when it is a regular file, without following a link.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (a plain open waits for a writer
+    forever); the file's type is then checked on the open descriptor, so it cannot be
+    swapped between the check and the read.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    OSError
+        When it cannot be opened, is a symbolic link (``ELOOP``) or is not a regular file.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotRegularFile(errno.EINVAL, f"{_file_kind(mode)} is in its place")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_entry(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of the ``.npz`` at ``path`` (never pickled; regular files only)."""
+    with _open_regular(path) as f, np.load(f, allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
 
 
 class Cache:
@@ -230,7 +332,7 @@ class Cache:
             if env:
                 try:
                     max_bytes = parse_size(env)
-                except ValueError as err:
+                except (ValueError, ArithmeticError) as err:  # also OverflowError
                     self._warn(
                         f"SEMRSM_CACHE_MAX_BYTES={_clip(env)!r} is not used: {err}. "
                         f"Using the default of {DEFAULT_MAX_BYTES / 2**30:.0f} GiB."
@@ -294,19 +396,17 @@ class Cache:
         """
         path = self.path(key)
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
+            arrays = _read_entry(path)
+            problem = self._problem(arrays, required, valid)
         except FileNotFoundError:
             self._count("misses")
             return None
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile):
-            # Truncated or corrupted entry (or a folder in its place): drop it, recompute.
-            self._drop(path)
-            self._count("misses")
-            return None
-        if not self._valid(arrays, required, valid):
-            self._drop(path)
-            self._count("misses")
+        except Exception as err:  # noqa: BLE001 - whatever a damaged file raises
+            # numpy's header parser alone raises ValueError, SyntaxError, tokenize.TokenError,
+            # MemoryError...: any failure to read an entry means it is unusable.
+            problem = f"it cannot be read ({_describe(err)})"
+        if problem is not None:
+            self._reject(key, path, problem)
             return None
         arrays.pop(_MANIFEST, None)
         with contextlib.suppress(OSError):
@@ -315,18 +415,33 @@ class Cache:
         return arrays
 
     @staticmethod
-    def _valid(arrays: dict[str, np.ndarray], required, valid) -> bool:
-        manifest = arrays.get(_MANIFEST)
-        if manifest is not None and not _matches_manifest(arrays, str(manifest)):
-            return False
-        if any(name not in arrays for name in required):
-            return False
-        if valid is not None:
-            try:
-                return bool(valid({k: v for k, v in arrays.items() if k != _MANIFEST}))
-            except (KeyError, IndexError, ValueError, TypeError):
-                return False
-        return True
+    def _problem(
+        arrays: dict[str, np.ndarray],
+        required: tuple[str, ...] | list[str],
+        valid: Callable[[dict[str, np.ndarray]], bool] | None,
+    ) -> str | None:
+        """Why an entry as read cannot be served, or None when it can.
+
+        Exceptions of the manifest's parsing or of ``valid`` propagate to :meth:`load`,
+        which treats them as an unreadable entry.
+        """
+        problem = _manifest_problem(arrays)
+        if problem is not None:
+            return problem
+        missing = [name for name in required if name not in arrays]
+        if missing:
+            return f"it lacks the arrays {missing}"
+        if valid is not None and not valid({k: v for k, v in arrays.items() if k != _MANIFEST}):
+            return "its arrays do not have the shapes this result needs"
+        return None
+
+    def _reject(self, key: str, path: Path, problem: str) -> None:
+        """Drop an unusable entry, count a miss and say so: the caller recomputes it."""
+        self._drop(path)
+        self._count("misses")
+        self._warn(
+            f"A damaged cache entry ({key[:12]}…) was removed and is computed again: {problem}."
+        )
 
     def _drop(self, path: Path) -> None:
         """Remove a bad entry; a folder in an entry's place is removed when empty."""
@@ -385,7 +500,7 @@ class Cache:
             payload[name] = arr
         if meta is not None:
             payload[_META] = np.array(json.dumps(dict(meta), sort_keys=True))
-        payload[_MANIFEST] = np.array(_manifest(payload))
+        payload[_MANIFEST] = _manifest(payload)
         tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -593,10 +708,11 @@ class Cache:
         Returns
         -------
         str
-            The SHA-256 of ``data``; read the file back with :meth:`read_upload` or
-            locate it with :meth:`upload_path`. Identical content is stored once.
+            Its :func:`upload_digest` (a SHA-256 of ``data`` and the cache format); read
+            the file back with :meth:`read_upload` or locate it with :meth:`upload_path`.
+            Identical content is stored once.
         """
-        digest = hashlib.sha256(bytes(data)).hexdigest()
+        digest = upload_digest(data)
         self._remember_name(digest, name)
         if self._find_upload(digest) is not None:
             return digest
@@ -685,7 +801,8 @@ class Cache:
         """
         if self._find_upload(digest) is None and digest in self._memory_uploads:
             return self._memory_uploads[digest][1]
-        return self.upload_path(digest).read_bytes()
+        with _open_regular(self.upload_path(digest)) as f:
+            return f.read()
 
     # ------------------------------------------------------------------ misc
     def _count(self, name: str) -> None:
@@ -728,9 +845,16 @@ def upload_name(path: str | os.PathLike, cache: Cache | None = None) -> str | No
         return cache._upload_names[digest]
     folders = [p.parent / "names"] + ([cache.uploads_dir / "names"] if cache is not None else [])
     for folder in folders:
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            return (folder / digest).read_text(encoding="utf-8").strip() or None
+        with contextlib.suppress(OSError, UnicodeDecodeError), _open_regular(folder / digest) as f:
+            return f.read(1024).decode("utf-8").strip() or None
     return None
+
+
+def _describe(err: BaseException) -> str:
+    """A short text of an error: the system's words for an OSError, else type and message."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return f"{type(err).__name__}: {_clip(str(err), 120)}"
 
 
 def _why(err: OSError) -> str:

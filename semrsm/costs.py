@@ -12,6 +12,7 @@ alone (same BLAS kernel and summation order; checked bit for bit in the tests).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -26,9 +27,40 @@ T = TypeVar("T")
 
 
 def pair_indices(n: int) -> np.ndarray:
-    """The unordered pairs ``i < j`` of ``n`` images, row-major; (n(n-1)/2, 2) int64."""
-    i, j = np.triu_indices(n, k=1)
-    return np.stack([i, j], axis=1).astype(np.int64)
+    """The unordered pairs ``i < j`` of ``n`` images, row-major; (n(n-1)/2, 2) int64.
+
+    Filled row by row into the result: 16 bytes a pair and nothing more (``np.triu_indices``
+    would add an (n, n) mask and three more copies of the pairs).
+    """
+    out = np.empty((n * (n - 1) // 2, 2), dtype=np.int64)
+    cols = np.arange(n, dtype=np.int64)
+    start = 0
+    for i in range(n - 1):
+        stop = start + n - 1 - i
+        out[start:stop, 0] = i
+        out[start:stop, 1] = cols[i + 1:]
+        start = stop
+    return out
+
+
+def check_chunk_pairs(chunk_pairs: object) -> int | None:
+    """``chunk_pairs`` as an int ≥ 1, or None (the memory-bounded default).
+
+    Raises
+    ------
+    ValueError
+        Not a whole number ≥ 1 (floats such as 1.5, text, booleans), saying what to use.
+    """
+    if chunk_pairs is None:
+        return None
+    if isinstance(chunk_pairs, bool | np.bool_) or not isinstance(chunk_pairs, numbers.Integral):
+        raise ValueError(
+            f"chunk_pairs: pairs per chunk must be a whole number ≥ 1, or None for the "
+            f"memory-bounded default; got {chunk_pairs!r}"
+        )
+    if int(chunk_pairs) < 1:
+        raise ValueError(f"chunk_pairs must be at least 1, got {chunk_pairs}")
+    return int(chunk_pairs)
 
 
 def bytes_per_pair(s: int, c: int, itemsize: int) -> int:
@@ -54,8 +86,9 @@ def iter_cost_chunks(
     """Yield ``(start, stop, costs)`` with ``costs[b] = tokens[i_b] @ tokens[j_b].T`` for the
     pairs ``pairs[start:stop]``; costs is (stop − start, S, S) on ``tokens.device`` in its dtype.
     """
-    if chunk_pairs < 1:
-        raise ValueError(f"chunk_pairs must be at least 1, got {chunk_pairs}")
+    chunk_pairs = check_chunk_pairs(chunk_pairs)
+    if chunk_pairs is None:
+        raise ValueError("chunk_pairs: give the pairs per chunk (see default_chunk_pairs)")
     index = torch.as_tensor(pairs, device=tokens.device)
     for start in range(0, len(pairs), chunk_pairs):
         stop = min(start + chunk_pairs, len(pairs))
@@ -67,6 +100,23 @@ def iter_cost_chunks(
 def tile_bytes_per_pair(s: int, itemsize: int = 4) -> int:
     """Bytes one pair takes in a CPU tile: its (S, S) block of the product and its float64 copy."""
     return s * s * (itemsize + 8)
+
+
+def tile_chunk_pairs(
+    n: int, s: int, itemsize: int = 4, chunk_pairs: int | None = None,
+    budget_bytes: int = CPU_BUDGET_BYTES,
+) -> int:
+    """Pairs per chunk of :func:`iter_cost_tiles` for ``n`` images of ``s`` positions.
+
+    ``chunk_pairs`` when given (at most all pairs); else what fits ``budget_bytes`` and at
+    most a quarter of all pairs (≥ 64), so that the next chunk's products can overlap this
+    one's solves. At least 1.
+    """
+    total = n * (n - 1) // 2
+    cap = chunk_pairs
+    if cap is None:
+        cap = max(1, min(budget_bytes // tile_bytes_per_pair(s, itemsize), max(64, -(-total // 4))))
+    return max(1, min(cap, total))
 
 
 def iter_cost_tiles(
@@ -93,14 +143,7 @@ def iter_cost_tiles(
     ``T / N`` extra work).
     """
     n, s, c = tokens.shape
-    item = tokens.element_size()
-    total = n * (n - 1) // 2
-    if chunk_pairs is not None and chunk_pairs < 1:
-        raise ValueError(f"chunk_pairs must be at least 1, got {chunk_pairs}")
-    cap = chunk_pairs
-    if cap is None:
-        cap = max(1, min(budget_bytes // tile_bytes_per_pair(s, item), max(64, -(-total // 4))))
-    cap = max(1, min(cap, total))
+    cap = tile_chunk_pairs(n, s, tokens.element_size(), check_chunk_pairs(chunk_pairs), budget_bytes)
     rows = max(1, min(n, -(-_MIN_GEMM_ROWS // s), cap))
     cols = max(1, cap // rows)
     flat = tokens.reshape(n * s, c)

@@ -7,6 +7,9 @@ So one matrix of (matched or identity) inner products serves all kernels.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 KERNELS = ("linear", "cosine", "rbf")
@@ -18,14 +21,49 @@ AUTHORS_SIGMA_OFFSET = 1e-3
 
 
 def check_kernels(kernel: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Normalise a kernel name or list of names; raise ValueError for unknown ones."""
-    names = [kernel] if isinstance(kernel, str) else list(kernel)
+    """Normalise a kernel name or a list/tuple of names.
+
+    Raises
+    ------
+    ValueError
+        Not a name nor a list of names (None, a number), an empty list or an unknown name;
+        the message lists :data:`KERNELS`.
+    """
+    if isinstance(kernel, str):
+        names = [kernel]
+    elif isinstance(kernel, list | tuple):
+        names = list(kernel)
+    else:
+        raise ValueError(
+            f"kernel: give one of {KERNELS} or a list of them; got {type(kernel).__name__} "
+            f"{str(kernel)[:40]!r}"
+        )
     if not names:
         raise ValueError(f"kernel: give at least one of {KERNELS}")
     for name in names:
-        if name not in KERNELS:
-            raise ValueError(f"kernel: unknown kernel {name!r}; choose one of {KERNELS}")
+        if not isinstance(name, str) or name not in KERNELS:
+            raise ValueError(f"kernel: unknown kernel {str(name)[:40]!r}; choose one of {KERNELS}")
     return names
+
+
+def check_sigma2(sigma2: object) -> float | None:
+    """The RBF bandwidth σ² as a positive finite float, or None (use the recipe).
+
+    Raises
+    ------
+    ValueError
+        Anything else (text, a boolean, 0, a negative number, NaN, inf), naming ``sigma2``.
+    """
+    if sigma2 is None:
+        return None
+    want = "sigma2: the RBF bandwidth σ² must be a positive finite number, or None for the " \
+           "bandwidth recipe"
+    if isinstance(sigma2, bool | np.bool_) or not isinstance(sigma2, numbers.Real):
+        raise ValueError(f"{want}; got {type(sigma2).__name__} {str(sigma2)[:40]!r}")
+    value = float(sigma2)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{want}; got {value!r}")
+    return value
 
 
 def squared_distances(inner: np.ndarray) -> np.ndarray:
@@ -115,7 +153,7 @@ def kernel_from_inner(inner: np.ndarray, kernel: str, sigma2: float | None = Non
         np.fill_diagonal(out, 1.0)
     else:
         d2 = squared_distances(inner)
-        s2 = bandwidth_sigma2(d2, bandwidth) if sigma2 is None else float(sigma2)
+        s2 = bandwidth_sigma2(d2, bandwidth) if sigma2 is None else check_sigma2(sigma2)
         if not s2 > 0:
             raise ValueError(f"rbf: sigma2 must be positive, got {s2}")
         out = np.exp(-d2 / (2.0 * s2))

@@ -19,22 +19,41 @@ import numpy as np
 import torch
 
 from semrsm.costs import (
+    GPU_BUDGET_BYTES,
+    bytes_per_pair,
+    check_chunk_pairs,
     default_chunk_pairs,
     iter_cost_chunks,
     iter_cost_tiles,
     pair_indices,
     prefetch,
+    tile_bytes_per_pair,
+    tile_chunk_pairs,
 )
 from semrsm.kernels import (
     bandwidth_sigma2,
     check_bandwidth,
     check_kernels,
+    check_sigma2,
     kernel_from_inner,
     squared_distances,
 )
 from semrsm.matching import check_backend, check_matcher, solve_batch
 from semrsm.matching.scheduling import CancelLike, cancel_scope, check_cancel
-from semrsm.tokens import ArrayLike, validate_tokens
+from semrsm.memory import (
+    MemoryEstimate,
+    MemoryLimitError,
+    check_memory,
+    format_bytes,
+    memory_budget,
+)
+from semrsm.tokens import (
+    BLOCK_ELEMENTS,
+    ArrayLike,
+    squared_norms,
+    token_layout,
+    validate_tokens,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -82,7 +101,15 @@ class SemanticResult:
 def resolve_device(device: str | torch.device, tokens: ArrayLike | None = None) -> torch.device:
     """``"auto"`` → the tokens' CUDA device if they are on one, else CUDA when present, else CPU.
 
-    Raises ValueError for a CUDA request on a machine without a usable GPU.
+    Accepted: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<index>"``, ``"gpu"`` (= cuda) or
+    such a ``torch.device``.
+
+    Raises
+    ------
+    ValueError
+        Anything else (``None``, ``"meta"``, ``"tpu"``, ``"mps"``: the computation needs
+        real memory on a CPU or a CUDA GPU), or a CUDA request on a machine without a
+        usable GPU or without that GPU index.
     """
     if isinstance(device, torch.device):
         device = str(device)
@@ -94,14 +121,239 @@ def resolve_device(device: str | torch.device, tokens: ArrayLike | None = None) 
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device in ("gpu",):
         device = "cuda"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device: {device[:40]!r} cannot run the computation; use 'auto', 'cpu' or 'cuda' "
+            "(or 'cuda:<index>')"
+        )
+    if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r}: no CUDA GPU is available here; use device='cpu' or 'auto'"
         )
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"device: unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from err
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s); "
+            "use 'cuda' or 'cuda:0'"
+        )
+    return dev
+
+
+# --------------------------------------------------------------------------- memory model
+#
+# Peak bytes beyond the caller's own tokens, from the sizes alone (no allocation). The
+# parts alive together are added; of the phases that follow one another (checks, cost
+# matrices, kernels) the largest is added. Coefficients are upper bounds of what
+# tests/memory.py measured (tests/test_security_library.py keeps them honest).
+
+#: (N, N) float64 temporaries of the kernels step besides one result per kernel
+#: (measured: 0.9 linear, 2.1 cosine, 2.0 rbf; 1.8 for all three)
+_KERNEL_TEMPORARIES = 3
+#: CPU cost chunks counted at once: the one being solved, the prefetched next one, the one
+#: after it being filled, the GEMM tiles they are cut from, and what the allocator keeps
+#: of freed tiles (measured: 4.1 chunks' worth at S = 784)
+_CHUNKS_ALIVE = 5
+#: per pair and position in a CPU chunk: solver permutations, gathered values, norm orders
+_SOLVER_BYTES = 64
+#: scratch per value of the input checks, in blocks of images (float64 norms, |x|, masks)
+_CHECK_BYTES = 8 + 8 + 2
+_NORM_MATCHERS = ("batch_optimal", "topk_greedy")
+
+
+def _kernels_bytes(n: int, kernels: int) -> int:
+    """The kernels step: one (N, N) float64 result per kernel, temporaries and masks."""
+    return 8 * n * n * (kernels + _KERNEL_TEMPORARIES) + 2 * n * n
+
+
+def _check_scratch(s: int, c: int) -> int:
+    return max(BLOCK_ELEMENTS, s * c) * _CHECK_BYTES
+
+
+def semantic_memory(
+    n: int,
+    s: int,
+    c: int,
+    *,
+    itemsize: int = 4,
+    copy_bytes: int = 0,
+    kernels: int = 1,
+    matcher: str = "exact",
+    return_matchings: bool = False,
+    chunk_pairs: int | None = None,
+    device_type: str = "cpu",
+) -> MemoryEstimate:
+    """Estimated peak host memory of :func:`semantic_rsm` beyond the input tokens.
+
+    Parameters
+    ----------
+    n, s, c : images, positions per image, channels.
+    itemsize : bytes per value the products run in (8 for float64 tokens, else 4).
+    copy_bytes : the converted copy of the tokens validation makes (see
+        :func:`semrsm.tokens.token_layout`; on CUDA it lives on the GPU and is not counted).
+    kernels : how many kernels are asked.
+    matcher, return_matchings, chunk_pairs : as :func:`semantic_rsm`.
+    device_type : "cpu" or "cuda" (on CUDA the cost matrices live on the GPU, see
+        :func:`semantic_device_memory`).
+
+    Returns
+    -------
+    MemoryEstimate with, in bytes: the (N, N) float64 inner products ``8 N²``; the pair
+    indices ``16 P`` (``P = N(N−1)/2``); the matchings ``4 P S`` with
+    ``return_matchings``; token norms ``N S itemsize`` for batch_optimal / topk_greedy;
+    the scratch of the input checks (blocks of images: ``18 · max(2²², S C)``, kept
+    by the allocator); and the larger phase of: the CPU cost chunks
+    ``5 · B · S² · (itemsize + 8) + 64 · B · S`` (``B`` pairs a chunk, :func:`tile_chunk_pairs`)
+    and the kernels ``8 N² (kernels + 3) + 2 N²``.
+    """
+    pairs = n * (n - 1) // 2
+    cpu = device_type == "cpu"
+    parts = {
+        "converted tokens": copy_bytes if cpu else 0,
+        "(N, N) inner products": 8 * n * n,
+        "pair indices": 16 * pairs,
+        "matchings (return_matchings)": 4 * pairs * s if return_matchings else 0,
+        "token norms": n * s * itemsize if cpu and matcher in _NORM_MATCHERS else 0,
+        "input checks": _check_scratch(s, c) if cpu else 0,
+    }
+    phases = {
+        f"kernel step ({kernels} kernel{'s' if kernels > 1 else ''})": _kernels_bytes(n, kernels),
+    }
+    if cpu:
+        b = tile_chunk_pairs(n, s, itemsize, chunk_pairs)
+        phases["cost matrices of the pairs in flight"] = (
+            _CHUNKS_ALIVE * b * tile_bytes_per_pair(s, itemsize) + _SOLVER_BYTES * b * s
+        )
+    name, phase = max(phases.items(), key=lambda kv: kv[1])
+    return MemoryEstimate({**parts, name: phase})
+
+
+def semantic_device_memory(
+    n: int, s: int, c: int, *, itemsize: int = 4, copy_bytes: int = 0,
+    matcher: str = "exact", chunk_pairs: int | None = None,
+) -> MemoryEstimate:
+    """Estimated peak GPU memory of :func:`semantic_rsm` on CUDA: the tokens moved there
+    (``copy_bytes``), the pair indices ``16 P``, token norms, and the cost chunks: with
+    ``chunk_pairs`` given, ``2 · B · (S² · (itemsize + 8) + 2 S C itemsize)`` (costs, their
+    solver's copies); by default at most 2 GiB (the default shrinks to a quarter of the
+    free memory)."""
+    pairs = n * (n - 1) // 2
+    if chunk_pairs is None:
+        chunk = min(GPU_BUDGET_BYTES, max(1, pairs) * bytes_per_pair(s, c, itemsize))
+    else:
+        chunk = 2 * min(chunk_pairs, max(1, pairs)) * bytes_per_pair(s, c, itemsize)
+    return MemoryEstimate({
+        "tokens on the GPU": copy_bytes,
+        "pair indices": 16 * pairs,
+        "token norms": n * s * itemsize if matcher in _NORM_MATCHERS else 0,
+        "cost matrices of a chunk": chunk,
+    })
+
+
+def spatial_memory(
+    n: int, s: int, c: int, *, itemsize: int = 4, copy_bytes: int = 0, kernels: int = 1,
+    device_type: str = "cpu",
+) -> MemoryEstimate:
+    """Estimated peak host memory of :func:`spatial_rsm` beyond the input tokens: the
+    converted copy (CPU), the (N, N) Gram matrix ``8 N²``, the scratch of the input checks,
+    and the larger of the float64 column blocks of the Gram (``≤ 2 · 64 MiB``, at least
+    one column of ``8 N`` bytes) and the kernels ``8 N² (kernels + 3) + 2 N²``."""
+    cpu = device_type == "cpu"
+    phases = {
+        "float64 column blocks": 2 * max(_GRAM_BLOCK_BYTES, 8 * n * min(itemsize, 8)),
+        f"kernel step ({kernels} kernel{'s' if kernels > 1 else ''})": _kernels_bytes(n, kernels),
+    }
+    name, phase = max(phases.items(), key=lambda kv: kv[1])
+    return MemoryEstimate({
+        "converted tokens": copy_bytes if cpu else 0,
+        "(N, N) Gram matrix": 8 * n * n,
+        "input checks": _check_scratch(s, c) if cpu else 0,
+        name: phase,
+    })
+
+
+def spatial_device_memory(
+    n: int, s: int, c: int, *, itemsize: int = 4, copy_bytes: int = 0,
+) -> MemoryEstimate:
+    """Estimated peak GPU memory of :func:`spatial_rsm` on CUDA: the tokens moved there,
+    the (N, N) float64 Gram matrix and two float64 column blocks."""
+    return MemoryEstimate({
+        "tokens on the GPU": copy_bytes,
+        "(N, N) Gram matrix": 8 * n * n,
+        "float64 column blocks": 2 * max(_GRAM_BLOCK_BYTES, 8 * n),
+    })
+
+
+def _largest_fitting(total: Callable[[int], int], hi: int, limit: int) -> int:
+    """The largest ``x`` in [0, hi] with ``total(x) ≤ limit`` (``total`` non-decreasing)."""
+    lo = 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if total(mid) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def ways_to_fit(
+    estimate: Callable[[int, int], MemoryEstimate], n: int, s: int, limit: int,
+    extra: list[str],
+) -> list[str]:
+    """What to change so that ``estimate(n, s)`` fits ``limit`` bytes, most useful first:
+    ``extra`` (the caller's options), then the largest N and the largest S that fit."""
+    ways = list(extra)
+    n_fit = _largest_fitting(lambda x: estimate(x, s).total, n, limit)
+    if 2 <= n_fit < n:
+        ways.append(f"use at most about {n_fit:,} images (memory grows as N²), e.g. a random subset")
+    s_fit = _largest_fitting(lambda x: estimate(n, x).total, s, limit)
+    if 1 <= s_fit < s:
+        ways.append(f"use fewer positions per image (at most about S = {s_fit:,}): pool the "
+                    "feature maps or pick a later layer")
+    if not ways:
+        ways.append("use fewer images or fewer positions per image")
+    return ways
+
+
+def _check_rsm_memory(
+    what: str, tokens: ArrayLike, dev: torch.device, max_memory: int | float | str | None,
+    host: Callable[..., MemoryEstimate], device: Callable[..., MemoryEstimate] | None = None,
+    advice: Callable[[MemoryEstimate], list[str]] = lambda e: [],
+) -> None:
+    """Raise :class:`semrsm.memory.MemoryLimitError` when the computation ``host`` (and on
+    CUDA ``device``) estimates from the tokens' sizes would not fit, before any copy."""
+    layout = token_layout(tokens)
+    if layout is None:  # validation explains what is wrong with the input
+        return
+    (n, s, c), itemsize, copy = layout
+    if dev.type == "cuda":  # the copy, if any, is made on the GPU (not host memory)
+        in_place = (isinstance(tokens, torch.Tensor) and tokens.device == dev
+                    and tokens.dtype in (torch.float32, torch.float64)
+                    and tokens.ndim == 3 and tokens.is_contiguous())
+        copy = 0 if in_place else n * s * c * itemsize
+    label = f"{what} of N = {n:,} images × S = {s:,} positions × C = {c:,} channels"
+
+    def host_at(n_: int, s_: int) -> MemoryEstimate:
+        return host(n_, s_, c, itemsize=itemsize, copy_bytes=copy * n_ * s_ // max(1, n * s),
+                    device_type=dev.type)
+
+    est = host_at(n, s)
+    limit, _ = memory_budget(max_memory)
+    check_memory(label, est, ways_to_fit(host_at, n, s, limit, advice(est)), max_memory)
+    if device is not None and dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        dest = device(n, s, c, itemsize=itemsize, copy_bytes=copy)
+        if dest.total > free:
+            parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in dest.largest())
+            chunks = ", or a smaller chunk_pairs" if "cost matrices of a chunk" in dest.parts else ""
+            raise MemoryLimitError(
+                f"{label} would need about {format_bytes(dest.total)} of GPU memory ({parts}), "
+                f"more than the {format_bytes(free)} free on {dev}; nothing was computed. Use "
+                f"device='cpu' or fewer images{chunks}",
+                dest.total, free,
+            )
 
 
 def _finish(
@@ -111,10 +363,33 @@ def _finish(
     s2 = {}
     if "rbf" in kernels:
         s2["rbf"] = (
-            float(sigma2) if sigma2 is not None
+            check_sigma2(sigma2) if sigma2 is not None
             else bandwidth_sigma2(squared_distances(inner), bandwidth)
         )
     return {k: kernel_from_inner(inner, k, s2.get(k)) for k in kernels}, s2
+
+
+#: bytes of one float64 column block of the spatial Gram matrix (float32 tokens are
+#: multiplied in float64 block by block instead of as one float64 copy of all tokens)
+_GRAM_BLOCK_BYTES = 64 * 2**20
+
+
+def _gram_float64(flat: torch.Tensor) -> torch.Tensor:
+    """``flat @ flat.T`` in float64 for (N, D) ``flat``, (N, N) on its device.
+
+    One product when the float64 copy of ``flat`` fits one block (bit for bit the plain
+    product); otherwise column blocks of at most 64 MiB accumulated in place.
+    """
+    n, d = flat.shape
+    width = max(1, _GRAM_BLOCK_BYTES // (8 * max(1, n)))
+    if width >= d:
+        f64 = flat.to(torch.float64)
+        return f64 @ f64.T
+    gram = torch.zeros((n, n), dtype=torch.float64, device=flat.device)
+    for start in range(0, d, width):
+        block = flat[:, start:start + width].to(torch.float64)
+        gram.addmm_(block, block.T)
+    return gram
 
 
 def spatial_rsm(
@@ -124,6 +399,7 @@ def spatial_rsm(
     device: str | torch.device = "auto",
     sigma2: float | None = None,
     bandwidth: str = "median",
+    max_memory: int | float | str | None = None,
 ) -> np.ndarray | dict[str, np.ndarray]:
     """Spatio-semantic (classic) RSM: ``k(vec(R_i), vec(R_j))``.
 
@@ -135,6 +411,10 @@ def spatial_rsm(
     sigma2 : RBF bandwidth; None uses the recipe ``bandwidth``.
     bandwidth : "median" (σ² = median of the non-zero off-diagonal squared distances) or
         "authors" (the paper's code: σ = √(lower median) + 1e-3; docs/FIDELITY.md).
+    max_memory : the memory budget in bytes (or a size such as ``"16G"``); None:
+        ``$SEMRSM_MAX_MEMORY``, else min(8 GiB, half the available memory)
+        (:mod:`semrsm.memory`; the estimate is :func:`spatial_memory`, on CUDA also
+        :func:`spatial_device_memory` against the GPU's free memory).
 
     Returns
     -------
@@ -143,99 +423,49 @@ def spatial_rsm(
     Raises
     ------
     ValueError
-        Unknown kernel, wrong rank, an empty set, mismatched shapes, NaN/inf.
+        Unknown kernel, device or bandwidth, a bad ``sigma2``, wrong rank, an empty set,
+        mismatched shapes, NaN/inf, an unsupported dtype (text, float128).
+    semrsm.memory.MemoryLimitError (a ValueError)
+        The estimated peak memory is above the budget; nothing was allocated. The message
+        gives the estimate, the limit and what to change.
     """
     kernels = check_kernels(kernel)
     check_bandwidth(bandwidth)
+    sigma2 = check_sigma2(sigma2)
     dev = resolve_device(device, tokens)
+    _check_rsm_memory(
+        "spatial_rsm", tokens, dev, max_memory,
+        lambda n, s, c, **kw: spatial_memory(n, s, c, kernels=len(kernels), **kw),
+        spatial_device_memory,
+    )
     t = validate_tokens(tokens, device=dev).detach()  # tensors that require grad work too
-    flat = t.reshape(t.shape[0], -1).to(torch.float64)
-    inner = (flat @ flat.T).cpu().numpy()
+    inner = _gram_float64(t.reshape(t.shape[0], -1)).cpu().numpy()
     rsms, _ = _finish(inner, kernels, sigma2, bandwidth)
     return rsms[kernel] if isinstance(kernel, str) else rsms
 
 
-def semantic_rsm(
-    tokens: ArrayLike,
-    kernel: str | Sequence[str] = "cosine",
-    matcher: str = "exact",
+def _solve_pairs(
+    t: torch.Tensor,
+    pairs: np.ndarray,
+    inner: np.ndarray,
+    perms_all: np.ndarray | None,
+    matcher: str,
+    params: dict[str, Any],
     *,
-    device: str | torch.device = "auto",
-    progress: Progress | None = None,
-    return_matchings: bool = False,
-    return_result: bool = False,
-    chunk_pairs: int | None = None,
-    sigma2: float | None = None,
-    backend: str = "auto",
-    cancel: CancelLike = None,
-    bandwidth: str = "median",
-    **matcher_params: Any,
-) -> np.ndarray | dict[str, np.ndarray] | SemanticResult:
-    """Semantic RSM: ``s(i, j) = k(R_i, P* R_j)`` with ``P*`` the best spatial permutation.
+    backend: str,
+    dev: torch.device,
+    chunk_pairs: int | None,
+    cancel: CancelLike,
+    progress: Progress | None,
+) -> None:
+    """Match every pair chunk by chunk; write values into ``inner`` (N, N) float64 (both
+    triangles) and permutations into ``perms_all`` (P, S) int32 when given.
 
-    Parameters
-    ----------
-    tokens : (N, S, C) or (N, C, H, W) numpy array or torch tensor (any device), N ≥ 1.
-        float64 input is matched in float64 (the exact path); other dtypes in float32 products
-        and a float64 solver.
-    kernel : "linear", "cosine", "rbf", or a list of them (solved once for all).
-    matcher : "exact" (default), "batch_optimal", "topk_greedy", "greedy", "identity"
-        (see :data:`semrsm.matching.MATCHERS`); ``**matcher_params`` its parameters,
-        e.g. ``window=128`` for batch_optimal, ``k=32`` for topk_greedy.
-    device : "auto" (CUDA when present), "cpu" or "cuda": where products and, on CUDA,
-        the assignments run.
-    progress : called as ``progress(done_pairs, total_pairs)`` after each chunk.
-    return_matchings : keep the permutation of every pair (P × S int32, P = N(N−1)/2: about
-        400 MB at N = 1024, S = 196) and return a :class:`SemanticResult`.
-    return_result : return a :class:`SemanticResult` (without matchings unless asked).
-    chunk_pairs : pairs per chunk; default from the memory budget. CPU: a chunk's float64
-        costs take ``P_chunk · S² · 8`` bytes and the GEMM tile they are cut from at most
-        ``P_chunk · S² · 4``; the default keeps that under 96 MiB. The next chunk is
-        produced while this one is solved, so peak extra memory is about
-        ``P_chunk · S² · 20`` bytes (≤ 160 MiB by default) plus O(P_chunk · S) for the
-        solver. CUDA: ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes, at most
-        min(2 GiB, free/4).
-    sigma2 : RBF bandwidth; None uses the recipe ``bandwidth`` over the matched distances.
-    bandwidth : "median" (default) or "authors" (as :func:`spatial_rsm`).
-    backend : assignment solver, one of :data:`semrsm.matching.BACKENDS`: "auto" (numba on
-        CPU; on CUDA the fastest measured GPU solver per matcher and size, see
-        :func:`semrsm.matching.select_implementation`), "numba", "torch" (the torch-op
-        solvers, also on CPU), "tla" (torch-linear-assignment) or "triton" (the project's
-        Triton kernel).
-    cancel : threading.Event or callable returning bool, optional. Set the event (from any
-        thread) or return True to stop: :class:`semrsm.Cancelled` is raised within about a
-        quarter second of CPU solving (CPU solves of all threads take fair turns in such
-        slices, see ``semrsm.matching.scheduling``), or after the current chunk on CUDA.
-        A ``progress`` callback may also raise (any exception) to stop after a chunk.
-
-    Returns
-    -------
-    (N, N) float64 ndarray, a dict kernel → ndarray when ``kernel`` is a list, or a
-    :class:`SemanticResult` with ``return_matchings``/``return_result``.
-
-    Raises
-    ------
-    ValueError
-        Unknown kernel/matcher/parameter, wrong rank, an empty set, mismatched shapes,
-        NaN/inf features, features so large that float products overflow, or
-        ``device="cuda"`` without a GPU.
-    semrsm.Cancelled
-        ``cancel`` was set, or the process is shutting down.
+    A function of its own so that the last chunk's cost matrices are freed on return,
+    before the kernels step allocates its (N, N) matrices.
     """
-    started = time.perf_counter()
-    kernels = check_kernels(kernel)
-    check_bandwidth(bandwidth)
-    params = check_matcher(matcher, matcher_params)
-    check_backend(backend)
-    dev = resolve_device(device, tokens)
-    t = validate_tokens(tokens, device=dev).detach()  # tensors that require grad work too
     n, s, c = t.shape
-    # squared Frobenius norms in float64 without a float64 copy of all tokens
-    sq = torch.linalg.vector_norm(t.flatten(1), dim=1, dtype=torch.float64).pow(2).cpu().numpy()
-    inner = np.diag(sq)
-    pairs = pair_indices(n)
-    perms_all = np.empty((len(pairs), s), dtype=np.int32) if return_matchings else None
-    token_norms = t.norm(dim=2) if matcher in ("batch_optimal", "topk_greedy") else None
+    token_norms = t.norm(dim=2) if matcher in _NORM_MATCHERS else None
     total = len(pairs)
     if progress is not None:
         progress(0, total)
@@ -267,6 +497,123 @@ def semantic_rsm(
         done += len(pair_ids)
         if progress is not None:
             progress(done, total)
+
+
+def _semantic_advice(
+    est: MemoryEstimate, return_matchings: bool, chunk_pairs: int | None
+) -> list[str]:
+    """Options of :func:`semantic_rsm` whose parts take a large share of ``est``."""
+    ways = []
+    perms = est.parts.get("matchings (return_matchings)", 0)
+    if return_matchings and perms > est.total / 4:
+        ways.append(f"return_matchings=False (the matchings alone take {format_bytes(perms)})")
+    chunks = est.parts.get("cost matrices of the pairs in flight", 0)
+    if chunk_pairs is not None and chunks > est.total / 4:
+        ways.append("a smaller chunk_pairs, or None for the memory-bounded default")
+    return ways
+
+
+def semantic_rsm(
+    tokens: ArrayLike,
+    kernel: str | Sequence[str] = "cosine",
+    matcher: str = "exact",
+    *,
+    device: str | torch.device = "auto",
+    progress: Progress | None = None,
+    return_matchings: bool = False,
+    return_result: bool = False,
+    chunk_pairs: int | None = None,
+    sigma2: float | None = None,
+    backend: str = "auto",
+    cancel: CancelLike = None,
+    bandwidth: str = "median",
+    max_memory: int | float | str | None = None,
+    **matcher_params: Any,
+) -> np.ndarray | dict[str, np.ndarray] | SemanticResult:
+    """Semantic RSM: ``s(i, j) = k(R_i, P* R_j)`` with ``P*`` the best spatial permutation.
+
+    Parameters
+    ----------
+    tokens : (N, S, C) or (N, C, H, W) numpy array or torch tensor (any device), N ≥ 1.
+        float64 input is matched in float64 (the exact path); other dtypes in float32 products
+        and a float64 solver.
+    kernel : "linear", "cosine", "rbf", or a list of them (solved once for all).
+    matcher : "exact" (default), "batch_optimal", "topk_greedy", "greedy", "identity"
+        (see :data:`semrsm.matching.MATCHERS`); ``**matcher_params`` its parameters,
+        e.g. ``window=128`` for batch_optimal, ``k=32`` for topk_greedy.
+    device : "auto" (CUDA when present), "cpu" or "cuda": where products and, on CUDA,
+        the assignments run.
+    progress : called as ``progress(done_pairs, total_pairs)`` after each chunk.
+    return_matchings : keep the permutation of every pair (P × S int32, P = N(N−1)/2: about
+        400 MB at N = 1024, S = 196) and return a :class:`SemanticResult`.
+    return_result : return a :class:`SemanticResult` (without matchings unless asked).
+    chunk_pairs : int ≥ 1 or None, pairs per chunk; default from the memory budget. CPU: a
+        chunk's float64 costs take ``P_chunk · S² · 8`` bytes and the GEMM tile they are
+        cut from at most ``P_chunk · S² · 4``; the default keeps that under 96 MiB (at
+        least one pair). The next chunk is produced while this one is solved, and the
+        allocator keeps some freed tiles: measured peak of the chunks about 4 × that
+        (the memory check counts 5). CUDA: ``P_chunk · (S² · 12 + 2 · S · C · 4)`` bytes,
+        at most min(2 GiB, free/4).
+    sigma2 : RBF bandwidth; None uses the recipe ``bandwidth`` over the matched distances.
+    bandwidth : "median" (default) or "authors" (as :func:`spatial_rsm`).
+    backend : assignment solver, one of :data:`semrsm.matching.BACKENDS`: "auto" (numba on
+        CPU; on CUDA the fastest measured GPU solver per matcher and size, see
+        :func:`semrsm.matching.select_implementation`), "numba", "torch" (the torch-op
+        solvers, also on CPU), "tla" (torch-linear-assignment) or "triton" (the project's
+        Triton kernel).
+    cancel : threading.Event or callable returning bool, optional. Set the event (from any
+        thread) or return True to stop: :class:`semrsm.Cancelled` is raised within about a
+        quarter second of CPU solving (CPU solves of all threads take fair turns in such
+        slices, see ``semrsm.matching.scheduling``), or after the current chunk on CUDA.
+        A ``progress`` callback may also raise (any exception) to stop after a chunk.
+    max_memory : the memory budget in bytes (or a size such as ``"16G"``); None:
+        ``$SEMRSM_MAX_MEMORY``, else min(8 GiB, half the available memory)
+        (:mod:`semrsm.memory`). The peak is estimated from N, S, C and the options
+        (:func:`semantic_memory`; on CUDA also :func:`semantic_device_memory` against the
+        GPU's free memory) before anything is allocated.
+
+    Returns
+    -------
+    (N, N) float64 ndarray, a dict kernel → ndarray when ``kernel`` is a list, or a
+    :class:`SemanticResult` with ``return_matchings``/``return_result``.
+
+    Raises
+    ------
+    ValueError
+        Unknown kernel/matcher/parameter/device, a bad ``sigma2`` or ``chunk_pairs``,
+        wrong rank, an empty set, mismatched shapes, NaN/inf features, an unsupported
+        dtype (text, float128), features so large that float products overflow, or
+        ``device="cuda"`` without a GPU.
+    semrsm.memory.MemoryLimitError (a ValueError)
+        The estimated peak memory is above the budget; nothing was allocated. The message
+        gives the estimate, the limit and what to change.
+    semrsm.Cancelled
+        ``cancel`` was set, or the process is shutting down.
+    """
+    started = time.perf_counter()
+    kernels = check_kernels(kernel)
+    check_bandwidth(bandwidth)
+    sigma2 = check_sigma2(sigma2)
+    chunk_pairs = check_chunk_pairs(chunk_pairs)
+    params = check_matcher(matcher, matcher_params)
+    check_backend(backend)
+    dev = resolve_device(device, tokens)
+    _check_rsm_memory(
+        "semantic_rsm", tokens, dev, max_memory,
+        lambda n, s, c, **kw: semantic_memory(
+            n, s, c, kernels=len(kernels), matcher=matcher, return_matchings=return_matchings,
+            chunk_pairs=chunk_pairs, **kw),
+        lambda n, s, c, **kw: semantic_device_memory(
+            n, s, c, matcher=matcher, chunk_pairs=chunk_pairs, **kw),
+        lambda est: _semantic_advice(est, return_matchings, chunk_pairs),
+    )
+    t = validate_tokens(tokens, device=dev).detach()  # tensors that require grad work too
+    n, s, c = t.shape
+    inner = np.diag(squared_norms(t))  # float64, one block of images at a time
+    pairs = pair_indices(n)
+    perms_all = np.empty((len(pairs), s), dtype=np.int32) if return_matchings else None
+    _solve_pairs(t, pairs, inner, perms_all, matcher, params, backend=backend, dev=dev,
+                 chunk_pairs=chunk_pairs, cancel=cancel, progress=progress)
     rsms, s2 = _finish(inner, kernels, sigma2, bandwidth)
     out = rsms[kernel] if isinstance(kernel, str) else rsms
     if not (return_matchings or return_result):

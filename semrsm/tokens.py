@@ -22,6 +22,33 @@ _KIND_NAMES = {"U": "text", "S": "bytes", "c": "complex", "M": "dates", "m": "ti
 _OVERFLOW_MARGIN = 64.0
 
 
+def check_dtype(dtype: np.dtype) -> None:
+    """Raise ValueError unless ``dtype`` is a numeric type torch computes with.
+
+    Accepted: booleans, integers and floats up to 64 bits (float16, float32, float64).
+
+    Raises
+    ------
+    ValueError
+        Objects, text, bytes, complex, dates, records, or float128 (long double); the
+        message says what to pass instead.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "O":
+        raise ValueError("tokens: got an object array; pass a numeric (N, S, C) or (N, C, H, W) array")
+    if dtype.kind not in "biuf":
+        raise ValueError(
+            f"tokens: got an array of dtype {dtype} ({_KIND_NAMES.get(dtype.kind, 'not numeric')}); "
+            "pass numeric features, e.g. x.astype(np.float32) if the values are numbers "
+            "stored as text"
+        )
+    if dtype.itemsize > 8:
+        raise ValueError(
+            f"tokens: dtype {dtype} ({dtype.itemsize * 8}-bit extended precision) is not "
+            "supported; pass float32 or float64 features, e.g. x.astype(np.float64)"
+        )
+
+
 def _as_tensor(x: ArrayLike) -> torch.Tensor:
     """Convert numpy / torch / a list of per-image arrays to one tensor (no copy when possible)."""
     if isinstance(x, torch.Tensor):
@@ -30,14 +57,7 @@ def _as_tensor(x: ArrayLike) -> torch.Tensor:
         # features are data, not a graph to differentiate: never carry autograd along
         return x.detach()
     if isinstance(x, np.ndarray):
-        if x.dtype == object:
-            raise ValueError("tokens: got an object array; pass a numeric (N, S, C) or (N, C, H, W) array")
-        if x.dtype.kind not in "biuf":
-            raise ValueError(
-                f"tokens: got an array of dtype {x.dtype} ({_KIND_NAMES.get(x.dtype.kind, 'not numeric')}); "
-                "pass numeric features, e.g. x.astype(np.float32) if the values are numbers "
-                "stored as text"
-            )
+        check_dtype(x.dtype)
         return torch.from_numpy(np.ascontiguousarray(x))
     if isinstance(x, Sequence) and not isinstance(x, (str, bytes)):
         if len(x) == 0:
@@ -113,15 +133,93 @@ def validate_tokens(x: ArrayLike, *, device: torch.device | None = None) -> torc
         t = t.to(torch.float32)
     if device is not None:
         t = t.to(device)
-    finite = torch.isfinite(t).flatten(1).all(dim=1)
-    if not bool(finite.all()):
-        bad = torch.nonzero(~finite).flatten().tolist()
+    t = t.contiguous()
+    # image blocks bound the scratch memory of the checks (isfinite keeps an |x| copy)
+    bad = [int(i) + blk.start for blk in image_blocks(t)
+           for i in torch.nonzero(~torch.isfinite(t[blk]).flatten(1).all(dim=1)).flatten()]
+    if bad:
         raise ValueError(
             f"tokens: features of {len(bad)} image(s) contain NaN or inf (first: image {bad[0]}); "
             "check the model's weights and the inputs, or drop those images"
         )
     check_magnitude(t)
-    return t.contiguous()
+    return t
+
+
+#: elements of one block of images in the checks and norms (scratch ≤ 14 bytes each)
+BLOCK_ELEMENTS = 1 << 22
+
+
+def image_blocks(t: torch.Tensor, elements: int = BLOCK_ELEMENTS) -> list[slice]:
+    """Slices of consecutive images of ``t`` (N, ...) with about ``elements`` values each
+    (at least one image per slice), so that per-block temporaries stay bounded."""
+    n = t.shape[0]
+    per_image = max(1, t[0].numel()) if n else 1
+    step = max(1, elements // per_image)
+    return [slice(a, min(n, a + step)) for a in range(0, n, step)]
+
+
+def squared_norms(t: torch.Tensor) -> np.ndarray:
+    """``‖t_i‖²_F`` of every image of ``t`` (N, S, C), (N,) float64 ndarray, computed in
+    float64 one block of images at a time (no float64 copy of all tokens)."""
+    return np.concatenate([
+        torch.linalg.vector_norm(t[blk].flatten(1), dim=1, dtype=torch.float64).pow(2).cpu().numpy()
+        for blk in image_blocks(t)
+    ]) if t.shape[0] else np.zeros(0)
+
+
+def token_layout(x: ArrayLike) -> tuple[tuple[int, int, int], int, int] | None:
+    """What :func:`validate_tokens` would make of ``x``, read without copying it.
+
+    Parameters
+    ----------
+    x : as :func:`to_tokens`.
+
+    Returns
+    -------
+    ((N, S, C), itemsize, copy_bytes) or None: the token shape, the bytes per value it is
+    computed in (8 for float64, else 4), and the bytes of the converted copy that
+    validation makes on the host (another dtype, another layout, a list of images, not
+    contiguous, or on a GPU; 0 when the input is used as it is). None when the layout
+    cannot be read this way (:func:`validate_tokens` then says what is wrong).
+
+    Raises
+    ------
+    ValueError
+        A dtype that is not numeric (:func:`check_dtype`).
+    """
+    if isinstance(x, np.ndarray | torch.Tensor):
+        if isinstance(x, np.ndarray):
+            check_dtype(x.dtype)
+            float64, native = x.dtype == np.float64, x.dtype in (np.float32, np.float64)
+            dense = x.flags.c_contiguous
+            on_host = True
+        else:
+            if x.is_complex():
+                return None
+            float64 = x.dtype == torch.float64
+            native = x.dtype in (torch.float32, torch.float64)
+            dense, on_host = x.is_contiguous(), x.device.type == "cpu"
+        shape, copied = tuple(int(d) for d in x.shape), not (native and dense and on_host)
+    elif isinstance(x, Sequence) and not isinstance(x, str | bytes) and len(x) > 0:
+        first = x[0]
+        if not isinstance(first, np.ndarray | torch.Tensor):
+            return None
+        inner = token_layout(first[None])
+        if inner is None:
+            return None
+        shape = (len(x), *(int(d) for d in first.shape))
+        float64, copied = inner[1] == 8, True
+    else:
+        return None
+    if len(shape) == 4:
+        n, c, h, w = shape
+        shape, copied = (n, h * w, c), True
+    if len(shape) != 3:
+        return None
+    itemsize = 8 if float64 else 4
+    n, s, c = shape
+    return (n, s, c), itemsize, (n * s * c * itemsize if copied else 0)
 
 
 class FeatureOverflowError(ValueError):
@@ -156,7 +254,8 @@ def check_magnitude(t: torch.Tensor) -> None:
     """
     if t.numel() == 0:
         return
-    big = float(torch.linalg.vector_norm(t, dim=2, dtype=torch.float64).max())
+    big = max(float(torch.linalg.vector_norm(t[blk], dim=2, dtype=torch.float64).max())
+              for blk in image_blocks(t))
     limit = float(torch.finfo(t.dtype).max)
     s = t.shape[1]
     if not (big * big * s * _OVERFLOW_MARGIN < limit):

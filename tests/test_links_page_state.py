@@ -11,6 +11,7 @@ from semrsm.explorer.links import (
     OTHER_MODEL,
     PAGE_LINK_PARAMS,
     PAGE_STATE_KEYS,
+    link_to_state,
     page_params_to_state,
     page_state_to_params,
     state_to_params,
@@ -54,9 +55,25 @@ def test_invalid_page_values_are_ignored_with_a_note():
     for word in ("order", "query", "nn_k", "focus", "emb=", "emb_nb", "emb_3d", "b_weights",
                  "b_layer", "tab", "step"):
         assert any(p.startswith(word) for p in problems), word
+    # names follow the sidebar's rules: no path, no source prefix
+    state, problems = page_params_to_state({"b_model": "../../etc/passwd", "b_layer": "a/b"})
+    assert state == {} and problems[0].startswith("b_model=") and problems[1].startswith("b_layer=")
     # nothing a page could not show goes into a link either
     assert page_state_to_params({"nav_order": "random", "nn_query": -2, "emb_3d": "yes",
                                  "an_tab": "Nope", "tour_step": "x", "tm_focus": True}) == {}
+
+
+def test_link_to_state_reads_sidebar_and_pages_and_reports_unknown_parameters_once():
+    state, problems = link_to_state(
+        {"model": "demo-vit", "order": "label", "tab": "layers", "colour": "red",
+         "step": "nine"},
+        model_choices=CHOICES, pages=["", "tour", "analyses"],
+    )
+    assert state == {"sb_model_choice": "demo-vit", "nav_order": "label",
+                     "an_tab": "Layers (CKA)"}
+    assert len(problems) == 2
+    assert problems[0].startswith("'colour': not a parameter of links")
+    assert problems[1].startswith("step='nine' is not one of")
 
 
 def test_a_full_link_stays_short():

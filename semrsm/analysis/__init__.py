@@ -12,6 +12,7 @@ One job per module:
 ``retrieval``             nearest neighbours, precision@k / F1@1 / mAP against labels
 ``cka``                   linear CKA of two RSMs, CKA table of two collections
 ``compare``               A vs B, layer x layer, vs a reference: CKA, RSA (Spearman, τ_a), bootstrap
+``reference_files``       reading reference RSM/RDM files: no pickles, size bounded before reading
 ``agreement``             Jensen-Shannon divergence of predictions, agreement with an RSM
 ``contributions``         per-token contributions of one matching, kernel values, explain a pair
 ``layers``                both RSMs per layer (computed or precomputed), CKA across layers

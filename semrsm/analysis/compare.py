@@ -29,8 +29,9 @@ keys, an :class:`semrsm.explorer.ExplorerResult`, or tokens ``(N, S, C)`` (both 
 then computed with :func:`semrsm.spatial_rsm` / :func:`semrsm.semantic_rsm`).
 
 rsatoolbox is not needed at run time: the three statistics are a few lines on top of
-scipy and are tested against rsatoolbox's own ``compare``. Its RDM files can be read as
-a reference when it is installed (:func:`load_reference`).
+scipy and are tested against rsatoolbox's own ``compare``. Its HDF5 RDM files are read as
+a reference with h5py (:func:`load_reference`; pickles are refused, see
+:mod:`semrsm.analysis.reference_files`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,11 @@ import numpy as np
 from semrsm.analysis._checks import AnalysisError, _check_rsm
 from semrsm.analysis.cka import _centre
 from semrsm.analysis.layers import RSMPair, _as_rsm_pair, layer_rsms
+from semrsm.analysis.reference_files import (
+    REFERENCE_SUFFIXES,
+    read_reference_file,
+    reference_source,
+)
 
 __all__ = [
     "COMPARE_METHODS",
@@ -55,6 +62,7 @@ __all__ = [
     "Comparison",
     "Estimate",
     "LayerComparison",
+    "REFERENCE_SUFFIXES",
     "Reference",
     "ReferenceComparison",
     "bootstrap_similarity",
@@ -259,8 +267,40 @@ class Estimate:
         return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
 
 
-def _draws(n: int, n_boot: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+#: most bootstrap draws: far beyond what a percentile interval needs (1,000 is the
+#: default), and every draw costs every statistic, so more only makes a run take hours
+MAX_BOOT = 100_000
+#: image indices generated at once (8 MiB): the draws never exist as one (n_boot, N) array
+_DRAW_BLOCK = 1 << 20
+
+
+class _Draws:
+    """``n_boot`` resamples of ``n`` image indices, generated block by block.
+
+    Iterating yields (n,) int64 rows equal to the rows of
+    ``np.random.default_rng(seed).integers(0, n, size=(n_boot, n))`` (the generator's
+    stream does not depend on the block size), without ever holding that array.
+    """
+
+    def __init__(self, n: int, n_boot: int, seed: int):
+        self.n, self.n_boot, self.seed = n, n_boot, seed
+
+    def __len__(self) -> int:
+        return self.n_boot
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n_boot, self.n
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        rows = max(1, _DRAW_BLOCK // max(1, self.n))
+        for start in range(0, self.n_boot, rows):
+            yield from rng.integers(0, self.n, size=(min(rows, self.n_boot - start), self.n))
+
+
+def _draws(n: int, n_boot: int, seed: int) -> _Draws:
+    return _Draws(n, n_boot, seed)
 
 
 def _interval(values: np.ndarray, ci: float) -> tuple[float, float]:
@@ -272,10 +312,30 @@ def _interval(values: np.ndarray, ci: float) -> tuple[float, float]:
 
 
 def _check_boot(n_boot: int, ci: float) -> None:
+    """Check the bootstrap settings before anything is computed.
+
+    Raises
+    ------
+    AnalysisError (ValueError)
+        ``n_boot`` not a whole number from 0 (no interval) to :data:`MAX_BOOT`, or ``ci``
+        not a number in (0, 1); the message says what to use.
+    """
+    want = f"n_boot: the bootstrap draws must be a whole number from 0 (no interval) to {MAX_BOOT:,}"
+    if isinstance(n_boot, bool | np.bool_) or not isinstance(n_boot, numbers.Real) or not (
+        math.isfinite(n_boot) and float(n_boot).is_integer()
+    ):
+        raise AnalysisError(f"{want}; got {str(n_boot)[:40]!r}")
     if int(n_boot) < 0:
-        raise AnalysisError(f"n_boot: need 0 (no interval) or more draws, got {n_boot}")
-    if not 0 < ci < 1:
-        raise AnalysisError(f"ci: the confidence level must lie in (0, 1), e.g. 0.95; got {ci}")
+        raise AnalysisError(f"{want}; got {int(n_boot)}")
+    if int(n_boot) > MAX_BOOT:
+        raise AnalysisError(
+            f"{want}; got {int(n_boot):,}. 1,000 draws (the default) give a stable 95 % "
+            "interval; more only lengthen the run"
+        )
+    if isinstance(ci, bool | np.bool_) or not isinstance(ci, numbers.Real) or not 0 < ci < 1:
+        raise AnalysisError(
+            f"ci: the confidence level must lie in (0, 1), e.g. 0.95; got {str(ci)[:40]!r}"
+        )
 
 
 def _boot_values(
@@ -652,9 +712,6 @@ class Reference:
         return s[np.ix_(idx, idx)]
 
 
-REFERENCE_SUFFIXES = (".npy", ".csv", ".txt", ".hdf5", ".h5", ".pkl")
-
-
 def _detect_kind(m: np.ndarray, kind: str) -> str:
     if kind in ("similarity", "dissimilarity"):
         return kind
@@ -664,61 +721,6 @@ def _detect_kind(m: np.ndarray, kind: str) -> str:
     return "dissimilarity" if np.allclose(np.diag(m), 0.0) else "similarity"
 
 
-def _read_csv(text: str) -> tuple[np.ndarray, list[str] | None]:
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    if not rows:
-        raise AnalysisError("the CSV file is empty")
-
-    def numeric(cells: list[str]) -> bool:
-        try:
-            [float(c) for c in cells]
-        except ValueError:
-            return False
-        return True
-
-    names = None
-    header = None
-    if not numeric(rows[0]):  # a header row of names
-        header, rows = rows[0], rows[1:]
-    if not rows:
-        raise AnalysisError("the CSV file has a header but no numbers")
-    if numeric(rows[0]):  # no first column of names: the header names the columns
-        names = [c.strip() for c in header] if header is not None else None
-    else:  # a first column of names (semrsm's own CSV: "image", names... / name, values...)
-        names = [r[0].strip() for r in rows]
-        rows = [r[1:] for r in rows]
-        if header is not None and len(header) == len(rows[0]) + 1:
-            names = [c.strip() for c in header[1:]]
-    try:
-        m = np.array([[float(c) for c in r] for r in rows])
-    except ValueError as exc:
-        raise AnalysisError(f"the CSV file holds a non-number: {exc}") from None
-    return m, names
-
-
-def _read_rsatoolbox(path: Path, index: int) -> tuple[np.ndarray, list[str] | None, str]:
-    try:
-        from rsatoolbox.rdm import load_rdm
-    except ImportError:
-        raise AnalysisError(
-            "reading rsatoolbox's files needs rsatoolbox (pip install rsatoolbox); "
-            "or save the RDM as .npy/.csv: rdms.get_matrices()[0]"
-        ) from None
-    try:
-        rdms = load_rdm(str(path), file_type="pkl" if path.suffix == ".pkl" else "hdf5")
-    except Exception as exc:  # noqa: BLE001 - any failure to parse becomes a message
-        raise AnalysisError(f"{path.name} is not an rsatoolbox RDM file: {exc}") from None
-    if not 0 <= index < rdms.n_rdm:
-        raise AnalysisError(f"the file holds {rdms.n_rdm} RDMs; index {index} is out of range")
-    m = rdms.get_matrices()[index]
-    names = None
-    for key in ("image", "name", "names", "stimulus", "conds"):
-        if key in rdms.pattern_descriptors:
-            names = [str(v) for v in rdms.pattern_descriptors[key]]
-            break
-    return m, names, f"rsatoolbox RDM ({rdms.dissimilarity_measure})"
-
-
 def load_reference(
     source: str | Path | bytes,
     file_name: str | None = None,
@@ -726,9 +728,17 @@ def load_reference(
     kind: str = "auto",
     index: int = 0,
 ) -> Reference:
-    """Read a reference RSM/RDM: ``.npy``, ``.csv`` (N×N numbers, optionally with a header
-    row and first column of image names, as semrsm's own CSV export), or rsatoolbox's own
-    ``RDMs.save`` file (``.hdf5``/``.h5``/``.pkl``; needs rsatoolbox).
+    """Read a reference RSM/RDM without running code and within a memory bound.
+
+    Formats: ``.npy`` (an (N, N) or (1, N, N) array of real numbers; read with
+    ``allow_pickle=False``), ``.csv``/``.txt`` (N×N numbers separated by commas or
+    whitespace, optionally a header row and a first column of image names, as semrsm's
+    own CSV export), or rsatoolbox's ``RDMs.save(path, file_type='hdf5')`` file
+    (``.hdf5``/``.h5``, read with h5py; rsatoolbox is not needed). Pickles (``.pkl``, or
+    pickle bytes under any name) are refused: reading one can run code. The size is
+    checked before the data is read: at most
+    :func:`~semrsm.analysis.reference_files.max_reference_images` images (10,000, or
+    ``$SEMRSM_MAX_REFERENCE_IMAGES``) and, for text, 64 MiB.
 
     Parameters
     ----------
@@ -741,51 +751,23 @@ def load_reference(
     Returns
     -------
     Reference
+        ``matrix`` (N, N) float64, finite, N ≥ 3.
 
     Raises
     ------
     AnalysisError (ValueError)
-        An unknown suffix, an unreadable or non-square matrix, NaN/inf, a pickle in a .npy.
+        A pickle, an unknown suffix; an empty, damaged, binary or truncated file; complex
+        or non-numeric values; a matrix that is not N×N, holds NaN/inf or is over the size
+        limit. The message says what to do.
     """
-    if isinstance(source, (bytes, bytearray)):
-        if not file_name:
-            raise AnalysisError("give file_name with the bytes of a reference file")
-        data, name = bytes(source), file_name
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise AnalysisError(f"{path} does not exist")
-        data, name = path.read_bytes(), file_name or path.name
-    suffix = Path(name).suffix.lower()
-    if suffix not in REFERENCE_SUFFIXES:
-        raise AnalysisError(
-            f"{name}: unknown format {suffix!r}; give .npy or .csv (N×N in the image order) "
-            "or an rsatoolbox file (.hdf5, .pkl)"
-        )
-    names: list[str] | None = None
-    desc = suffix[1:]
-    if suffix == ".npy":
-        try:
-            m = np.load(io.BytesIO(data), allow_pickle=False)
-        except ValueError as exc:
-            raise AnalysisError(f"{name} is not a plain numeric .npy: {exc}") from None
-    elif suffix in (".csv", ".txt"):
-        m, names = _read_csv(data.decode("utf-8-sig", errors="replace"))
-    else:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            p = Path(tmp) / f"reference{suffix}"
-            p.write_bytes(data)
-            m, names, desc = _read_rsatoolbox(p, index)
+    src = reference_source(source, file_name)
+    m, names, desc, is_rdm = read_reference_file(src, index)
+    if is_rdm:
         kind = "dissimilarity"
-    m = np.asarray(m, dtype=np.float64)
-    if m.ndim == 3 and m.shape[0] == 1:
-        m = m[0]
-    m = _check_rsm(m, name, min_n=3)
+    m = _check_rsm(m, src.name, min_n=3)
     if names is not None and len(names) != m.shape[0]:
         names = None
-    return Reference(m, _detect_kind(m, kind), names, f"{name} ({desc})")
+    return Reference(m, _detect_kind(m, kind), names, f"{src.name} ({desc})")
 
 
 @dataclass

@@ -157,14 +157,23 @@ def weights_source(config: ExplorerConfig) -> list[Any] | None:
 
 # ----------------------------------------------------------------------- facts
 def _fact_key(kind: str, *parts: Any) -> str:
+    """Key of a fact: its kind, :func:`environment` and ``parts`` (and, through
+    :func:`content_key`, the cache format)."""
     return content_key("fact", kind, list(environment()), *parts)
 
 
 def _load_fact(cache: Cache, key: str) -> dict | None:
+    """The facts stored under ``key``, or None when missing or unusable (a miss)."""
     if key not in cache:
         return None
     arrays = cache.load(key, ("fact",))
-    return None if arrays is None else Cache.meta(arrays)
+    if arrays is None:
+        return None
+    try:
+        facts = Cache.meta(arrays)
+    except ValueError:  # not JSON: the caller recomputes, which stores them again
+        return None
+    return facts if isinstance(facts, dict) else None
 
 
 def _save_fact(cache: Cache, key: str, facts: Mapping[str, Any]) -> None:
@@ -301,7 +310,10 @@ def remember_params(cache: Cache, config: ExplorerConfig) -> None:
 def cached_params(cache: Cache, config: ExplorerConfig) -> dict[str, Any] | None:
     """``config.params`` from the cache, or None when not stored."""
     facts = _load_fact(cache, _params_key(config))
-    return None if facts is None else dict(facts["params"])
+    try:
+        return None if facts is None else dict(facts["params"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def remember_matchers(cache: Cache) -> dict[str, Any]:
@@ -318,7 +330,8 @@ def cached_matchers(cache: Cache) -> dict[str, Any] | None:
     """``{name: {"params": {...}, "description": str}}`` of ``semrsm.matching.MATCHERS``
     from the cache, in the registry's order, or None when not stored."""
     facts = _load_fact(cache, _fact_key("matchers"))
-    return None if facts is None else facts["matchers"]
+    matchers = None if facts is None else facts.get("matchers")
+    return matchers if isinstance(matchers, dict) else None
 
 
 # ----------------------------------------------------------------------- results

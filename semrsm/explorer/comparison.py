@@ -17,9 +17,7 @@ weights and layer. RSMs come from (and go to) the same cache as :func:`compute`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,11 +28,13 @@ from semrsm.analysis.compare import (
     Comparison,
     LayerComparison,
     ReferenceComparison,
+    _check_boot,
     compare,
     compare_layers,
     compare_reference,
     load_reference,
 )
+from semrsm.atomic import AtomicOutput
 from semrsm.cache import Cache
 from semrsm.catalog import DEMO_MODELS
 from semrsm.explorer.config import ExplorerConfig, ExplorerError, Progress
@@ -111,6 +111,7 @@ def compare_configs(
     ------
     As :func:`compute` and :func:`semrsm.analysis.compare`.
     """
+    _check_boot(n_boot, ci)  # bad bootstrap settings fail before the RSMs are computed
     b = shared_config(a, b)
     ra = compute(a, cache, progress=progress, model=models[0], with_proba=False)
     rb = compute(b, cache, progress=progress, model=models[1], with_proba=False)
@@ -206,6 +207,7 @@ def compare_with_reference(
     """
     if not layers:
         raise ExplorerError("pick at least one layer")
+    _check_boot(n_boot, ci)
     from semrsm.explorer.sources import load_images
 
     images = load_images(a, cache)
@@ -252,25 +254,16 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default="cka",
                    help="statistics of the layer table, comma-separated: cka,spearman,kendall_tau_a")
     p.add_argument("--reference",
-                   help="reference RSM/RDM (.npy/.csv N x N in image order, or rsatoolbox .hdf5/.pkl), "
-                   "compared with A's layers (--layers-a, default --layer-a)")
+                   help="reference RSM/RDM, compared with A's layers (--layers-a, default "
+                   "--layer-a): .npy or .csv/.txt (N x N in image order; text up to 64 MiB) or "
+                   "rsatoolbox's HDF5 file (rdms.save(path, file_type='hdf5'), .hdf5/.h5); at most "
+                   "10,000 images ($SEMRSM_MAX_REFERENCE_IMAGES raises it). Pickles (.pkl) are "
+                   "refused: reading one can run code")
     p.add_argument("--reference-kind", default="auto", choices=["auto", "similarity", "dissimilarity"],
                    help="auto: a zero diagonal means a dissimilarity (RDM)")
     p.add_argument("--out", help="CSV of A vs B; the layer table goes to <out>_layers.csv, "
                    "the reference table to <out>_reference.csv")
     p.add_argument("--cache-dir", help="cache folder (default $SEMRSM_CACHE_DIR or ~/.cache/semrsm)")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _layer_list(spec: str | None, model: Any) -> list[str]:
@@ -288,28 +281,45 @@ def _layer_list(spec: str | None, model: Any) -> list[str]:
     return out
 
 
-def cli_compare(args: argparse.Namespace) -> int:
-    """Body of ``python -m semrsm compare``: prints the tables, writes the CSVs; returns 0."""
-    from semrsm.cache import default_cache_dir
-    from semrsm.explorer.sources import load_model
+def _cli_params(args: argparse.Namespace) -> tuple:
+    """``--window`` / ``--k`` for the matcher that takes them; a warning on stderr for one
+    given to another matcher (it would change nothing)."""
+    from semrsm.matching import split_matcher_options
 
-    params: tuple = ()
-    if args.matcher == "batch_optimal" and args.window is not None:
-        params = (("window", args.window),)
-    if args.matcher == "topk_greedy" and args.k is not None:
-        params = (("k", args.k),)
-    base = ExplorerConfig(
-        images=args.images, seed=args.seed, kernel=args.kernel, matcher=args.matcher,
-        matcher_params=params, device=args.device,
-    )
-    a = base.replace(model=args.model_a, weights=args.weights_a, checkpoint=args.checkpoint_a,
-                     layer=args.layer_a)
-    b = base.replace(model=args.model_b, weights=args.weights_b, checkpoint=args.checkpoint_b,
-                     layer=args.layer_b)
-    cache = Cache(args.cache_dir or default_cache_dir())
-    ma, mb = load_model(a), load_model(b)
-    res = compare_configs(a, b, cache, n_boot=args.n_boot, ci=args.ci, seed=args.boot_seed,
-                          models=(ma, mb))
+    params, ignored = split_matcher_options(args.matcher, {"window": args.window, "k": args.k})
+    for name, owners in ignored:
+        print(f"warning: --{name} is a parameter of --matcher {' / '.join(owners)}; "
+              f"ignored with --matcher {args.matcher}", file=sys.stderr)
+    return tuple(params.items())
+
+
+def _cli_outputs(args: argparse.Namespace) -> dict[str, AtomicOutput]:
+    """The CSV files this run will write, created as temporaries now: an unwritable
+    ``--out`` fails before the models run. Keys: "ab", "layers", "reference"."""
+    if not args.out:
+        return {}
+    out = Path(args.out).expanduser()
+    names = {"ab": out}
+    if args.layers_a and args.layers_b:
+        names["layers"] = out.with_name(out.stem + "_layers.csv")
+    if args.reference:
+        names["reference"] = out.with_name(out.stem + "_reference.csv")
+    for path in names.values():
+        if path.exists() and not path.is_file():
+            raise ValueError(f"--out: {str(path)!r} exists and is not a regular file; "
+                             "choose another name")
+    outputs: dict[str, AtomicOutput] = {}
+    try:
+        for key, path in names.items():
+            outputs[key] = AtomicOutput(path, "--out")
+    except BaseException:
+        for o in outputs.values():
+            o.discard()
+        raise
+    return outputs
+
+
+def _print_ab(res: Comparison, args: argparse.Namespace) -> None:
     print(f"A = {res.names[0]}, B = {res.names[1]}: {res.n} images ({args.images}), "
           f"{args.kernel} kernel, {args.matcher} matcher; {res.n_boot} bootstrap draws, "
           f"{res.ci:.0%} intervals")
@@ -317,41 +327,76 @@ def cli_compare(args: argparse.Namespace) -> int:
     for m in COMPARE_METHODS:
         print(f"{METHOD_LABELS[m]:<18}" + "".join(f"{format(per[m], '.4f'):>30}"
                                                    for per in res.estimates.values()))
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        _write_atomic(out, res.to_csv())
-        print(f"wrote {out}")
-    layers_a = _layer_list(args.layers_a, ma)
-    layers_b = _layer_list(args.layers_b, mb)
-    if layers_a and layers_b:
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        grid = compare_layer_grid(a, b, layers_a, layers_b, cache, methods=methods, models=(ma, mb))
-        for m, per in grid.matrices.items():
-            for kind, mat in per.items():
-                print(f"\n{METHOD_LABELS.get(m, m)}, {kind}: rows {a.model}, columns {b.model}")
-                print(" " * 12 + "".join(f"{lb:>12}" for lb in grid.layers_b))
-                for la, row in zip(grid.layers_a, mat, strict=True):
-                    print(f"{la:<12}" + "".join(f"{v:>12.4f}" for v in row))
-        if out is not None:
-            p = out.with_name(out.stem + "_layers.csv")
-            _write_atomic(p, grid.to_csv())
-            print(f"wrote {p}")
-    if args.reference:
-        ref = load_reference(args.reference, kind=args.reference_kind)
-        from semrsm.explorer.sources import default_layer
-        from semrsm.layers import list_layers
 
-        layers = layers_a or [args.layer_a or default_layer(list_layers(ma)).name]
-        rc = compare_with_reference(ref, a, layers, cache, n_boot=args.n_boot, ci=args.ci,
-                                    seed=args.boot_seed, model=ma)
-        print(f"\nreference {rc.reference} ({ref.kind}) vs {a.model}:")
-        for layer, per_kind in rc.estimates.items():
-            for kind, per in per_kind.items():
-                print(f"{layer:<12} {kind:<20}" + "".join(
-                    f"  {m} {format(e, '.4f')}" for m, e in per.items()))
-        if out is not None:
-            p = out.with_name(out.stem + "_reference.csv")
-            _write_atomic(p, rc.to_csv())
-            print(f"wrote {p}")
+
+def _print_grid(grid: LayerComparison, a: ExplorerConfig, b: ExplorerConfig) -> None:
+    for m, per in grid.matrices.items():
+        for kind, mat in per.items():
+            print(f"\n{METHOD_LABELS.get(m, m)}, {kind}: rows {a.model}, columns {b.model}")
+            print(" " * 12 + "".join(f"{lb:>12}" for lb in grid.layers_b))
+            for la, row in zip(grid.layers_a, mat, strict=True):
+                print(f"{la:<12}" + "".join(f"{v:>12.4f}" for v in row))
+
+
+def _print_reference(rc: ReferenceComparison, ref: Any, a: ExplorerConfig) -> None:
+    print(f"\nreference {rc.reference} ({ref.kind}) vs {a.model}:")
+    for layer, per_kind in rc.estimates.items():
+        for kind, per in per_kind.items():
+            print(f"{layer:<12} {kind:<20}" + "".join(
+                f"  {m} {format(e, '.4f')}" for m, e in per.items()))
+
+
+def cli_compare(args: argparse.Namespace) -> int:
+    """Body of ``python -m semrsm compare``: prints the tables, writes the CSVs; returns 0.
+
+    Everything that can be checked without computing is checked first, in this order:
+    matcher options, kernel, device and bootstrap settings, the output files (created as
+    temporaries), the reference file, the models and their layer names. Only then do the
+    RSMs of A and B run.
+    """
+    from semrsm.cache import default_cache_dir
+    from semrsm.explorer.config import resolve_device
+    from semrsm.explorer.sources import default_layer, load_model
+    from semrsm.layers import list_layers
+
+    base = ExplorerConfig(
+        images=args.images, seed=args.seed, kernel=args.kernel, matcher=args.matcher,
+        matcher_params=_cli_params(args), device=args.device,
+    ).validate()
+    resolve_device(base.device)
+    _check_boot(args.n_boot, args.ci)
+    a = base.replace(model=args.model_a, weights=args.weights_a, checkpoint=args.checkpoint_a,
+                     layer=args.layer_a)
+    b = base.replace(model=args.model_b, weights=args.weights_b, checkpoint=args.checkpoint_b,
+                     layer=args.layer_b)
+    outputs = _cli_outputs(args)
+    try:
+        ref = load_reference(args.reference, kind=args.reference_kind) if args.reference else None
+        cache = Cache(args.cache_dir or default_cache_dir())
+        ma, mb = load_model(a), load_model(b)
+        layers_a = _layer_list(args.layers_a, ma)
+        layers_b = _layer_list(args.layers_b, mb)
+        res = compare_configs(a, b, cache, n_boot=args.n_boot, ci=args.ci, seed=args.boot_seed,
+                              models=(ma, mb))
+        _print_ab(res, args)
+        if "ab" in outputs:
+            print(f"wrote {outputs['ab'].write_text(res.to_csv())}")
+        if layers_a and layers_b:
+            methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+            grid = compare_layer_grid(a, b, layers_a, layers_b, cache, methods=methods,
+                                      models=(ma, mb))
+            _print_grid(grid, a, b)
+            if "layers" in outputs:
+                print(f"wrote {outputs['layers'].write_text(grid.to_csv())}")
+        if ref is not None:
+            layers = layers_a or [args.layer_a or default_layer(list_layers(ma)).name]
+            rc = compare_with_reference(ref, a, layers, cache, n_boot=args.n_boot, ci=args.ci,
+                                        seed=args.boot_seed, model=ma)
+            _print_reference(rc, ref, a)
+            if "reference" in outputs:
+                print(f"wrote {outputs['reference'].write_text(rc.to_csv())}")
+    finally:
+        for o in outputs.values():
+            o.discard()
     sys.stdout.flush()
     return 0

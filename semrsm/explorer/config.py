@@ -99,11 +99,18 @@ class ExplorerConfig:
         Raises
         ------
         ValueError
-            Unknown matcher or parameter.
+            Unknown matcher or parameter, or ``matcher_params`` not (name, value) pairs.
         """
         from semrsm.matching import check_matcher
 
-        return check_matcher(self.matcher, dict(self.matcher_params))
+        try:
+            params = dict(self.matcher_params)
+        except (TypeError, ValueError):
+            raise ExplorerError(
+                f"matcher_params: expected (name, value) pairs such as (('window', 64),), got "
+                f"{str(self.matcher_params)[:60]!r}"
+            ) from None
+        return check_matcher(self.matcher, params)
 
     def validate(self) -> ExplorerConfig:
         """Check the fields that can be checked without loading anything.

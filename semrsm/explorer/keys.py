@@ -1,4 +1,8 @@
-"""Cache keys: everything that determines a cache entry is part of its key."""
+"""Cache keys: everything that determines a cache entry is part of its key.
+
+Every key here is made by :func:`semrsm.cache.content_key`, which also hashes
+:data:`semrsm.cache.CACHE_FORMAT`: a new cache format gives new keys of every kind.
+"""
 
 from __future__ import annotations
 

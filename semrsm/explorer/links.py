@@ -20,15 +20,33 @@ pair       ``i,j``, the selected pair of images                (pair)
 
 Uploaded images, server folders and uploaded checkpoints are not carried (a link cannot
 hold files); :func:`state_to_params` then leaves the images (or weights) out and says so.
+
+A link is untrusted text: every value that cannot be used is skipped with a note that says
+why, never used silently in another form. :func:`params_to_state` checks what the text
+alone decides (a layer *name*, a known page, image numbers within :data:`MAX_IMAGES`);
+:func:`layer_problem` and :func:`pair_problem` check what needs the model's layer list or
+the number of images, once those are known. Names are checked against strict patterns
+(letters, digits, ``_``, ``-``, dots between parts), so no value of a link can name a path.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-__all__ = ["LINK_PARAMS", "PAIR", "PAGE", "params_to_state", "state_to_params", "view_url"]
+__all__ = [
+    "LINK_PARAMS",
+    "MAX_IMAGES",
+    "PAGE",
+    "PAIR",
+    "layer_problem",
+    "pair_problem",
+    "params_to_state",
+    "state_to_params",
+    "view_url",
+]
 
 #: state key of the page and of the selected pair (the sidebar keys are the widgets')
 PAGE = "page"
@@ -40,6 +58,19 @@ KERNELS = ("linear", "cosine", "rbf")
 MATCHERS = ("exact", "batch_optimal", "topk_greedy", "greedy", "identity")
 WEIGHTS = ("default", "pretrained", "none")
 OTHER_MODEL = "Other timm model…"
+#: more images than any set holds: a pair beyond it is refused before any set is loaded
+MAX_IMAGES = 100_000
+#: a module path such as ``layer3`` or ``stages.1.blocks.0``: no slash, no empty part
+_LAYER_RE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+#: a demo or timm registry name such as ``resnet50.a1_in1k`` (no source prefix, no path)
+_MODEL_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+#: a page's URL path (``compare``, ``token_matching``)
+_PAGE_RE = re.compile(r"[A-Za-z0-9_-]+")
+_NAME_LIMIT = 200
+#: query parameters Streamlit itself reads (embedding options): not ours to report
+_STREAMLIT_PARAMS = ("embed", "embed_options")
+#: parameters whose empty value means "not given" (the others report an empty value)
+_OPTIONAL = ("page", "model", "layer", "images")
 
 
 def state_to_params(state: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -100,12 +131,157 @@ def state_to_params(state: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
     return {k: p[k] for k in LINK_PARAMS if k in p}, notes
 
 
+def _last(value: str | Sequence[str]) -> str:
+    """The value of a parameter given once or more (the last one counts; none: empty)."""
+    if isinstance(value, (list, tuple)):
+        return str(value[-1]) if value else ""
+    return str(value)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value from a link, clipped: a note never repeats kilobytes of URL."""
+    text = str(value)
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def _int(value: str, lo: int, hi: int) -> int | None:
-    try:
-        v = int(str(value).strip())
-    except ValueError:
+    """A whole number in ``lo..hi`` written in ASCII digits, else None.
+
+    Stricter than ``int()``, which also takes ``1_000``, other scripts' digits and
+    thousands of digits."""
+    text = str(value).strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,12}", text):
         return None
+    v = int(text)
     return v if lo <= v <= hi else None
+
+
+def _name_ok(value: str, pattern: re.Pattern[str]) -> bool:
+    return len(value) <= _NAME_LIMIT and pattern.fullmatch(value) is not None
+
+
+def _parse_pair(value: str) -> tuple[int, int] | None:
+    """``"3,17"`` → ``(3, 17)``; None unless two image numbers below :data:`MAX_IMAGES`."""
+    parts = str(value).split(",")
+    if len(parts) != 2:
+        return None
+    i, j = (_int(x, 0, MAX_IMAGES - 1) for x in parts)
+    return None if i is None or j is None else (i, j)
+
+
+def layer_problem(layer: str, layers: Sequence[str], model: str = "") -> str | None:
+    """Why a link's layer cannot be shown, once the model's layer list is known.
+
+    Parameters
+    ----------
+    layer : the layer the link asked for.
+    layers : the names of the model's layers (empty: not known; the note lists none).
+    model : the model's name, for the note.
+
+    Returns
+    -------
+    str or None
+        A note (as :func:`params_to_state` gives), or None when ``layer`` is one of them.
+    """
+    if layer in layers:
+        return None
+    of = f" of {_show(model)}" if model else ""
+    listed = f" (its layers: {_clip_list(layers)})" if layers else ""
+    return f"layer={_show(layer)} is not a layer{of}{listed}"
+
+
+def pair_problem(pair: Sequence[int], n: int) -> str | None:
+    """Why a link's pair cannot be shown on a set of ``n`` images (None when it can)."""
+    if len(pair) == 2 and all(0 <= int(x) < n for x in pair):
+        return None
+    shown = ",".join(str(int(x)) for x in pair)
+    return f"pair={_show(shown)}: this set has {n} images, numbered 0..{n - 1}"
+
+
+def _clip_list(names: Sequence[str], limit: int = 6) -> str:
+    head = ", ".join(str(x) for x in list(names)[:limit])
+    return head + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+#: what one parameter of a link gives: sidebar state, and a note when it is skipped
+_Read = tuple[dict[str, Any], str | None]
+
+
+def _read_page(value: str, pages: Sequence[str] | None) -> _Read:
+    page = value.strip().strip("/")
+    if not page:
+        return {}, None  # "/": the default page
+    if _name_ok(page, _PAGE_RE) and (pages is None or page in pages):
+        return {PAGE: page}, None
+    known = f" (pages: {_clip_list([p for p in pages if p])})" if pages else ""
+    return {}, f"page={_show(value)} is not a page of the app{known}"
+
+
+def _read_model(value: str, model_choices: Sequence[str]) -> _Read:
+    model = value.strip()
+    if model in model_choices:
+        return {"sb_model_choice": model}, None
+    if _name_ok(model, _MODEL_RE):
+        return {"sb_model_choice": OTHER_MODEL, "sb_model_custom": model}, None
+    return {}, (f"model={_show(model)}: links carry demo or timm model names "
+                "(letters, digits, _, - and .)")
+
+
+def _read_layer(value: str) -> _Read:
+    layer = value.strip()
+    if _name_ok(layer, _LAYER_RE):
+        return {"sb_layer": layer}, None  # checked against the model's layers once known
+    return {}, (f"layer={_show(value)} is not a layer name (parts of letters, digits, _ and "
+                "- joined by dots, e.g. layer3 or blocks.1)")
+
+
+def _read_shapes(images: str, parts: list[str]) -> _Read:
+    n = _int(parts[1], 8, 256) if len(parts) > 1 else 32
+    k = _int(parts[2], 1, 3) if len(parts) > 2 else 1
+    if n is None or k is None or len(parts) > 3:
+        return {}, f"images={_show(images)}: shapes:N[:K] with N in 8..256 and K in 1..3"
+    return {"sb_source": "shapes", "sb_shapes_n": n - n % 4 if n % 4 else n, "sb_shapes_k": k}, None
+
+
+def _read_crops(images: str, parts: list[str], photos: Sequence[str]) -> _Read:
+    names = [x for x in (parts[1].split(",") if len(parts) > 1 else []) if x]
+    per = _int(parts[2], 4, 25) if len(parts) > 2 else 9
+    unknown = [x for x in names if (photos and x not in photos) or not _name_ok(x, _PAGE_RE)]
+    if names and not unknown and per is not None and len(parts) <= 3:
+        return {"sb_source": "crops", "sb_crops_photos": names, "sb_crops_n": per}, None
+    which = f"; unknown photos {_clip_list([_show(x, 30) for x in unknown])}" if unknown else ""
+    return {}, f"images={_show(images)}: crops:PHOTO[,PHOTO]:K with K in 4..25{which}"
+
+
+def _read_images(images: str, photos: Sequence[str]) -> _Read:
+    parts = images.split(":")
+    if parts[0] == "shapes":
+        return _read_shapes(images, parts)
+    if images == "photos":
+        return {"sb_source": "photos"}, None
+    if parts[0] == "crops":
+        return _read_crops(images, parts, photos)
+    return {}, f"images={_show(images)}: only shapes:N[:K], photos and crops travel in links"
+
+
+def _read_choice(name: str, value: str, options: Sequence[str], state_key: str) -> _Read:
+    if value in options:
+        return {state_key: value}, None
+    return {}, f"{name}={_show(value)} is not one of {tuple(options)}"
+
+
+def _read_number(name: str, value: str, lo: int, hi: int, state_key: str) -> _Read:
+    number = _int(value, lo, hi)
+    if number is None:
+        return {}, f"{name}={_show(value)}: a whole number in {lo}..{hi}"
+    return {state_key: number}, None
+
+
+def _read_pair(value: str) -> _Read:
+    pair = _parse_pair(value)
+    if pair is None:
+        return {}, f"pair={_show(value)}: two image numbers in 0..{MAX_IMAGES - 1}, e.g. 3,17"
+    return {PAIR: pair}, None  # checked against the set's size once the images are known
 
 
 def params_to_state(
@@ -113,6 +289,7 @@ def params_to_state(
     *,
     model_choices: Sequence[str] = (),
     photos: Sequence[str] = (),
+    pages: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The view a link asks for, as sidebar state; values that cannot be used are skipped.
 
@@ -122,86 +299,39 @@ def params_to_state(
     model_choices : the models of the sidebar's list; another name becomes
         "Other timm model…" with that name typed in.
     photos : the photo names a ``crops`` set may use (empty: any).
+    pages : the URL paths of the app's pages (None: any well-formed page name).
 
     Returns
     -------
     state : dict of sidebar keys (and ``page``, ``pair``) to values.
     problems : list of str, one per parameter that was skipped, saying why.
     """
-    get = {k: (v[-1] if isinstance(v, (list, tuple)) else v) for k, v in params.items()}
-    s: dict[str, Any] = {}
-    bad: list[str] = []
-    if get.get("page"):
-        s[PAGE] = str(get["page"]).strip("/")
-    model = str(get.get("model") or "").strip()
-    if model:
-        if model in model_choices:
-            s["sb_model_choice"] = model
-        else:
-            s["sb_model_choice"] = OTHER_MODEL
-            s["sb_model_custom"] = model
-    if "weights" in get:
-        if get["weights"] in WEIGHTS:
-            s["sb_weights"] = get["weights"]
-        else:
-            bad.append(f"weights={get['weights']!r} is not one of {WEIGHTS}")
-    if get.get("layer"):
-        s["sb_layer"] = str(get["layer"])
-    images = str(get.get("images") or "")
-    if images:
-        parts = images.split(":")
-        if parts[0] == "shapes":
-            n = _int(parts[1], 8, 256) if len(parts) > 1 else 32
-            k = _int(parts[2], 1, 3) if len(parts) > 2 else 1
-            if n is None or k is None:
-                bad.append(f"images={images!r}: shapes:N[:K] with N in 8..256 and K in 1..3")
-            else:
-                s.update(sb_source="shapes", sb_shapes_n=n - n % 4 if n % 4 else n, sb_shapes_k=k)
-        elif parts[0] == "photos":
-            s["sb_source"] = "photos"
-        elif parts[0] == "crops":
-            names = [x for x in (parts[1].split(",") if len(parts) > 1 else []) if x]
-            per = _int(parts[2], 4, 25) if len(parts) > 2 else 9
-            unknown = [x for x in names if photos and x not in photos]
-            if not names or unknown or per is None:
-                bad.append(f"images={images!r}: crops:PHOTO[,PHOTO]:K with K in 4..25"
-                           + (f"; unknown photos {unknown}" if unknown else ""))
-            else:
-                s.update(sb_source="crops", sb_crops_photos=names, sb_crops_n=per)
-        else:
-            bad.append(f"images={images!r}: only shapes, photos and crops travel in links")
-    if "seed" in get:
-        seed = _int(get["seed"], 0, 10_000)
-        if seed is None:
-            bad.append(f"seed={get['seed']!r}: a whole number in 0..10000")
-        else:
-            s["sb_seed"] = seed
-    if "kernel" in get:
-        if get["kernel"] in KERNELS:
-            s["sb_kernel"] = get["kernel"]
-        else:
-            bad.append(f"kernel={get['kernel']!r} is not one of {KERNELS}")
-    if "matcher" in get:
-        if get["matcher"] in MATCHERS:
-            s["sb_matcher"] = get["matcher"]
-        else:
-            bad.append(f"matcher={get['matcher']!r} is not one of {MATCHERS}")
-    for key, state_key in (("window", "sb_window"), ("k", "sb_topk")):
-        if key in get:
-            v = _int(get[key], 1, 4096)
-            if v is None:
-                bad.append(f"{key}={get[key]!r}: a whole number in 1..4096")
-            else:
-                s[state_key] = v
-    if "pair" in get:
-        try:
-            i, j = (int(x) for x in str(get["pair"]).split(","))
-            if i < 0 or j < 0:
-                raise ValueError
-            s[PAIR] = (i, j)
-        except ValueError:
-            bad.append(f"pair={get['pair']!r}: two image numbers, e.g. 3,17")
-    return s, bad
+    get = {k: _last(v) for k, v in params.items()}
+    readers = {
+        "page": lambda v: _read_page(v, pages),
+        "model": lambda v: _read_model(v, model_choices),
+        "weights": lambda v: _read_choice("weights", v, WEIGHTS, "sb_weights"),
+        "layer": _read_layer,
+        "images": lambda v: _read_images(v, photos),
+        "seed": lambda v: _read_number("seed", v, 0, 10_000, "sb_seed"),
+        "kernel": lambda v: _read_choice("kernel", v, KERNELS, "sb_kernel"),
+        "matcher": lambda v: _read_choice("matcher", v, MATCHERS, "sb_matcher"),
+        "window": lambda v: _read_number("window", v, 1, 4096, "sb_window"),
+        "k": lambda v: _read_number("k", v, 1, 4096, "sb_topk"),
+        "pair": _read_pair,
+    }
+    state: dict[str, Any] = {}
+    problems = [f"{_show(k)}: not a parameter of links ({', '.join(LINK_PARAMS)})"
+                for k in get if k not in readers and k not in _STREAMLIT_PARAMS]
+    for name, read in readers.items():
+        # an empty page, model, layer or image set means "not given"; other values count
+        if name not in get or (name in _OPTIONAL and not get[name].strip()):
+            continue
+        updates, problem = read(get[name])
+        state.update(updates)
+        if problem:
+            problems.append(problem)
+    return state, problems
 
 
 def view_url(base: str, params: Mapping[str, str]) -> str:
@@ -238,8 +368,8 @@ def view_url(base: str, params: Mapping[str, str]) -> str:
 #                agreement | layers
 # =============  =================================================  ==================
 
-__all__ += ["ANALYSES_TABS", "PAGE_LINK_PARAMS", "PAGE_STATE_KEYS", "page_params_to_state",
-            "page_state_to_params"]
+__all__ += ["ANALYSES_TABS", "PAGE_LINK_PARAMS", "PAGE_STATE_KEYS", "link_to_state",
+            "page_params_to_state", "page_state_to_params"]
 
 #: page-state query parameters, in the order links write them (after LINK_PARAMS)
 PAGE_LINK_PARAMS = ("order", "query", "nn_k", "focus", "emb", "emb_nb", "emb_seed", "emb_3d",
@@ -264,8 +394,6 @@ _PAGE_INTS = {
 }
 _PAGE_BOOLS = {"emb_3d": "emb_3d", "emb_thumbs": "emb_thumbs"}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-#: longest model or layer name a link carries (timm names are far shorter)
-_MAX_NAME = 200
 
 
 def _tour_steps() -> tuple[str, ...]:
@@ -301,11 +429,11 @@ def page_state_to_params(state: Mapping[str, Any]) -> dict[str, str]:
     choice = state.get("cmp_model_b")
     model = state.get("cmp_model_b_custom") if choice == OTHER_MODEL else choice
     if model and str(model).strip():
-        p["b_model"] = str(model).strip()[:_MAX_NAME]
+        p["b_model"] = str(model).strip()[:_NAME_LIMIT]
     if state.get("cmp_weights_b") in WEIGHTS:
         p["b_weights"] = str(state["cmp_weights_b"])
     if state.get("cmp_layer_b"):
-        p["b_layer"] = str(state["cmp_layer_b"])[:_MAX_NAME]
+        p["b_layer"] = str(state["cmp_layer_b"])[:_NAME_LIMIT]
     tab = next((k for k, label in ANALYSES_TABS.items() if label == state.get("an_tab")), None)
     if tab is not None:
         p["tab"] = tab
@@ -314,16 +442,41 @@ def page_state_to_params(state: Mapping[str, Any]) -> dict[str, str]:
     return {k: p[k] for k in PAGE_LINK_PARAMS if k in p}
 
 
+def _read_flag(name: str, value: str, state_key: str) -> _Read:
+    v = value.strip().lower()
+    if v in _TRUE or v in _FALSE:
+        return {state_key: v in _TRUE}, None
+    return {}, f"{name}={_show(value)}: 1 or 0"
+
+
+def _read_b_model(value: str, model_choices: Sequence[str]) -> _Read:
+    state, problem = _read_model(value, model_choices)
+    keys = {"sb_model_choice": "cmp_model_b", "sb_model_custom": "cmp_model_b_custom"}
+    return {keys[k]: v for k, v in state.items()}, problem and "b_" + problem
+
+
+def _read_b_layer(value: str) -> _Read:
+    state, problem = _read_layer(value)
+    return ({"cmp_layer_b": state["sb_layer"]} if state else {}), problem and "b_" + problem
+
+
+def _read_tab(value: str) -> _Read:
+    if value in ANALYSES_TABS:
+        return {"an_tab": ANALYSES_TABS[value]}, None
+    return {}, f"tab={_show(value)} is not one of {tuple(ANALYSES_TABS)}"
+
+
 def page_params_to_state(
     params: Mapping[str, str | Sequence[str]], *, model_choices: Sequence[str] = ()
 ) -> tuple[dict[str, Any], list[str]]:
     """What a link asks the pages to show, as session state; values that cannot be used
-    are ignored, each with a note saying why.
+    are ignored, each with a note saying why (the notes, and the checks of model and
+    layer names, are those of :func:`params_to_state`).
 
     Parameters
     ----------
     params : query parameters (a value may be a list: the last one counts); parameters
-        that are not page state are not looked at.
+        that are not page state are not looked at (:func:`link_to_state` reads both).
     model_choices : the models of the Compare page's list; another name for B becomes
         "Other timm model…" with that name typed in.
 
@@ -332,62 +485,42 @@ def page_params_to_state(
     state : dict of session keys (:data:`PAGE_STATE_KEYS`) to values.
     problems : list of str, one per parameter that was ignored, saying why.
     """
-    get = {k: (v[-1] if isinstance(v, (list, tuple)) else v) for k, v in params.items()
-           if k in PAGE_LINK_PARAMS}
-    s: dict[str, Any] = {}
-    bad: list[str] = []
-    if "order" in get:
-        if get["order"] in ORDERS:
-            s["nav_order"] = get["order"]
-        else:
-            bad.append(f"order={get['order']!r} is not one of {ORDERS}")
-    for param, (key, lo, hi) in _PAGE_INTS.items():
-        if param in get:
-            v = _int(get[param], lo, hi)
-            if v is None:
-                bad.append(f"{param}={get[param]!r}: a whole number in {lo}..{hi}")
-            else:
-                s[key] = v
-    if "emb" in get:
-        if get["emb"] in EMBEDDING_METHODS:
-            s["emb_method"] = get["emb"]
-        else:
-            bad.append(f"emb={get['emb']!r} is not one of {EMBEDDING_METHODS}")
-    for param, key in _PAGE_BOOLS.items():
-        if param in get:
-            v = str(get[param]).strip().lower()
-            if v in _TRUE or v in _FALSE:
-                s[key] = v in _TRUE
-            else:
-                bad.append(f"{param}={get[param]!r}: 1 or 0")
-    if "b_model" in get:
-        model = str(get["b_model"] or "").strip()
-        if not model or len(model) > _MAX_NAME:
-            bad.append(f"b_model={get['b_model']!r}: a model name")
-        elif model in model_choices:
-            s["cmp_model_b"] = model
-        else:
-            s["cmp_model_b"] = OTHER_MODEL
-            s["cmp_model_b_custom"] = model
-    if "b_weights" in get:
-        if get["b_weights"] in WEIGHTS:
-            s["cmp_weights_b"] = get["b_weights"]
-        else:
-            bad.append(f"b_weights={get['b_weights']!r} is not one of {WEIGHTS}")
-    if "b_layer" in get:
-        layer = str(get["b_layer"] or "").strip()
-        if not layer or len(layer) > _MAX_NAME:
-            bad.append(f"b_layer={get['b_layer']!r}: a layer name")
-        else:
-            s["cmp_layer_b"] = layer
-    if "tab" in get:
-        if get["tab"] in ANALYSES_TABS:
-            s["an_tab"] = ANALYSES_TABS[get["tab"]]
-        else:
-            bad.append(f"tab={get['tab']!r} is not one of {tuple(ANALYSES_TABS)}")
-    if "step" in get:
-        if get["step"] in _tour_steps():
-            s["tour_step"] = get["step"]
-        else:
-            bad.append(f"step={get['step']!r} is not one of {_tour_steps()}")
-    return s, bad
+    readers = {
+        "order": lambda v: _read_choice("order", v, ORDERS, "nav_order"),
+        **{param: (lambda v, p=param, k=key, lo=lo, hi=hi: _read_number(p, v, lo, hi, k))
+           for param, (key, lo, hi) in _PAGE_INTS.items()},
+        "emb": lambda v: _read_choice("emb", v, EMBEDDING_METHODS, "emb_method"),
+        **{param: (lambda v, p=param, k=key: _read_flag(p, v, k))
+           for param, key in _PAGE_BOOLS.items()},
+        "b_model": lambda v: _read_b_model(v, model_choices),
+        "b_weights": lambda v: _read_choice("b_weights", v, WEIGHTS, "cmp_weights_b"),
+        "b_layer": _read_b_layer,
+        "tab": _read_tab,
+        "step": lambda v: _read_choice("step", v, _tour_steps(), "tour_step"),
+    }
+    state: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in PAGE_LINK_PARAMS:
+        if name in params:
+            updates, problem = readers[name](_last(params[name]))
+            state.update(updates)
+            if problem:
+                problems.append(problem)
+    return state, problems
+
+
+def link_to_state(
+    params: Mapping[str, str | Sequence[str]],
+    *,
+    model_choices: Sequence[str] = (),
+    photos: Sequence[str] = (),
+    pages: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The whole view a link asks for: the sidebar's (:func:`params_to_state`, which
+    reports parameters it does not know) and what the pages show
+    (:func:`page_params_to_state`); arguments as :func:`params_to_state`."""
+    sidebar = {k: v for k, v in params.items() if k not in PAGE_LINK_PARAMS}
+    state, problems = params_to_state(sidebar, model_choices=model_choices, photos=photos,
+                                      pages=pages)
+    page_state, page_problems = page_params_to_state(params, model_choices=model_choices)
+    return {**state, **page_state}, [*problems, *page_problems]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from semrsm.cache import Cache
+from semrsm.catalog import DEMO_MODELS
 from semrsm.explorer.config import (
     BUILTIN_SETS,
     DATA_ROOT_ENV,
@@ -19,9 +21,129 @@ from semrsm.explorer.config import (
 )
 from semrsm.images import ImageSet, from_uploads, load_image_set
 
+#: Environment variable holding :func:`confirm_params`' threshold.
+CONFIRM_PARAMS_ENV = "SEMRSM_CONFIRM_PARAMS"
+#: Default threshold: 500 million parameters, 2 GB of float32 weights. Every popular
+#: model of the sidebar is below it (the largest, ConvNeXt-V2 base, has 89 million);
+#: ViT-L/14 (304 million) too; ViT-g/14 (1.1 billion, 4.2 GiB) is above.
+DEFAULT_CONFIRM_PARAMS = 500_000_000
+_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
 
-def load_model(config: ExplorerConfig):
+
+class ModelNeedsConfirmation(ExplorerError):
+    """A model too large to build without the user's click; ``str(err)`` says its size.
+
+    Attributes
+    ----------
+    name : str
+    size : semrsm.models.ModelSize or None
+        None when the size could not be estimated.
+    limit : int
+        The threshold it is above (:func:`confirm_params`).
+    memory : str or None
+        The weights' memory in words (``"4.2 GiB"``), None when unknown.
+    """
+
+    def __init__(self, name: str, size, limit: int) -> None:
+        from semrsm.memory import format_bytes
+
+        self.name, self.size, self.limit = name, size, limit
+        self.memory = format_bytes(size.nbytes) if size is not None else None
+        super().__init__(confirmation_text(name, size, limit))
+
+
+def confirmation_text(name: str, size, limit: int) -> str:
+    """What the app says before building a large model (or one of unknown size)."""
+    from semrsm.memory import format_bytes
+    from semrsm.models import format_count
+
+    if size is None:
+        what = (
+            f"The size of **{name}** cannot be estimated before it is built, and building "
+            "a timm model can take gigabytes of memory and minutes of this server's time."
+        )
+    else:
+        what = (
+            f"**{name}** has {format_count(size.params)} parameters: building it takes "
+            f"about {format_bytes(size.nbytes)} of memory for its weights alone, plus what "
+            "its activations need, and can take minutes of this server's time."
+        )
+    return (
+        f"{what} Models over {format_count(limit)} parameters are built only after a "
+        f"click (the server's {CONFIRM_PARAMS_ENV} sets this limit)."
+    )
+
+
+def parse_count(text: str) -> int:
+    """``"500M"`` -> 500_000_000; also ``"2G"``, ``"1.5B"``, ``"800k"``, ``"2000000000"``.
+
+    Raises
+    ------
+    ValueError
+        Not a non-negative number with an optional k/M/G/B suffix.
+    """
+    t = text.strip().lower().replace("_", "").replace(",", "")
+    suffix = t[-1:] if t[-1:] in _SUFFIXES else ""
+    value = float(t[: len(t) - len(suffix)])
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"not a non-negative number: {text!r}")
+    return int(value * _SUFFIXES[suffix])
+
+
+def confirm_params() -> int:
+    """Parameter count above which the app asks before building a model.
+
+    ``$SEMRSM_CONFIRM_PARAMS`` (``2G``, ``800M``, ``1500000000``; ``0`` asks for every
+    timm model) or :data:`DEFAULT_CONFIRM_PARAMS`. A value that does not parse gives a
+    warning and the default.
+    """
+    raw = os.environ.get(CONFIRM_PARAMS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_CONFIRM_PARAMS
+    try:
+        return parse_count(raw)
+    except ValueError:
+        warnings.warn(
+            f"{CONFIRM_PARAMS_ENV}={raw!r} is not a parameter count (use e.g. 2000000000, "
+            f"800M or 2G); using {DEFAULT_CONFIRM_PARAMS:,}",
+            stacklevel=2,
+        )
+        return DEFAULT_CONFIRM_PARAMS
+
+
+def needs_confirmation(model: str) -> ModelNeedsConfirmation | None:
+    """Whether building ``model`` should wait for the user's click, and why.
+
+    Cheap: the model is created on the meta device (no memory, under a second even
+    for a billion parameters; kept per process). Demo models never wait; a model of
+    unknown size waits; an unknown name does not (building it reports the name).
+
+    Returns
+    -------
+    ModelNeedsConfirmation or None
+        The exception to raise or show (it carries the size), or None to build at once.
+    """
+    from semrsm.models import ModelError, estimate_model_size
+
+    name = model.strip()
+    if not name or name in DEMO_MODELS:
+        return None
+    try:
+        size = estimate_model_size(name)
+    except ModelError:
+        return None
+    limit = confirm_params()
+    if size is not None and size.params <= limit:
+        return None
+    return ModelNeedsConfirmation(name, size, limit)
+
+
+def load_model(config: ExplorerConfig, *, max_params: int | None = None):
     """Create the model of ``config`` on its device.
+
+    Builds whatever size is asked for (``max_params`` caps it, as in
+    :func:`semrsm.models.create_model`); the app asks first through
+    :func:`needs_confirmation`.
 
     Returns
     -------
@@ -47,6 +169,7 @@ def load_model(config: ExplorerConfig):
         device=resolve_device(config.device),
         # an uploaded checkpoint is stored under its hash: messages name the user's file
         checkpoint_name=upload_name(checkpoint) if checkpoint else None,
+        max_params=max_params,
     )
 
 

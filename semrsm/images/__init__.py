@@ -7,12 +7,13 @@ from .decode import MAX_PIXELS, ImageError, decode_image, to_rgb
 from .folder import from_folder, from_uploads
 from .photos import PHOTO_FILES, load_photo, photos
 from .shapes import SHAPE_CLASSES, make_shapes
-from .spec import SPEC_HELP, load_image_set
+from .spec import MAX_SPEC_IMAGES, SPEC_HELP, load_image_set
 
 __all__ = [
     "ImageSet",
     "ImageError",
     "MAX_PIXELS",
+    "MAX_SPEC_IMAGES",
     "PHOTO_FILES",
     "SHAPE_CLASSES",
     "SPEC_HELP",

@@ -9,7 +9,12 @@ from .folder import from_folder
 from .photos import PHOTO_FILES, photos
 from .shapes import make_shapes
 
-__all__ = ["load_image_set", "SPEC_HELP"]
+__all__ = ["MAX_SPEC_IMAGES", "load_image_set", "SPEC_HELP"]
+
+#: most images a built-in spec may ask for (``shapes:N``, ``crops:...:N`` over all photos):
+#: generating them takes memory and time before any check of the RSMs can run, and beyond
+#: this the RSMs no longer fit the default memory budget anyway (semrsm.memory)
+MAX_SPEC_IMAGES = 10_000
 
 SPEC_HELP = (
     "image-set specs: 'shapes:N' (N procedural images), 'shapes:N:K' (K objects per image), "
@@ -25,6 +30,16 @@ def _int(text: str, what: str, spec: str) -> int:
         raise ImageError(
             f"{what} in {spec!r} must be an integer, got {text!r}; {SPEC_HELP}"
         ) from None
+
+
+def _check_count(count: int, spec: str) -> None:
+    """Refuse a built-in set of more than :data:`MAX_SPEC_IMAGES` images before making any."""
+    if count > MAX_SPEC_IMAGES:
+        raise ImageError(
+            f"{spec[:60]!r} asks for {count:,} images; built-in sets have at most "
+            f"{MAX_SPEC_IMAGES:,} (the RSMs of more would not fit in memory); ask for fewer, "
+            "e.g. 'shapes:256'"
+        )
 
 
 def load_image_set(spec: str, *, seed: int = 0, data_root: str | None = None) -> ImageSet:
@@ -49,8 +64,8 @@ def load_image_set(spec: str, *, seed: int = 0, data_root: str | None = None) ->
     Raises
     ------
     ImageError
-        A malformed spec, unknown photo name, or unusable folder; the message lists
-        the accepted forms.
+        A malformed spec, unknown photo name, unusable folder, or more than
+        :data:`MAX_SPEC_IMAGES` images; the message lists the accepted forms.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ImageError(f"empty image-set spec; {SPEC_HELP}")
@@ -62,6 +77,7 @@ def load_image_set(spec: str, *, seed: int = 0, data_root: str | None = None) ->
             raise ImageError(f"too many fields in {spec!r}; {SPEC_HELP}")
         n = _int(parts[0], "the number of images", spec) if parts else 64
         k = _int(parts[1], "the number of objects per image", spec) if len(parts) > 1 else 1
+        _check_count(n, spec)
         try:
             return make_shapes(n, seed=seed, objects_per_image=k)
         except ImageError:
@@ -84,6 +100,7 @@ def load_image_set(spec: str, *, seed: int = 0, data_root: str | None = None) ->
                 f"{', '.join(PHOTO_FILES)}"
             )
         n = _int(count, "the number of crops per photo", spec) if count else 9
+        _check_count(len(names) * n, spec)
         try:
             return make_crops(names, n_per_source=n)
         except ImageError:

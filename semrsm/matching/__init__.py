@@ -60,6 +60,39 @@ def check_matcher(matcher: str, params: dict[str, Any]) -> dict[str, Any]:
     return get_matcher(matcher).check(params)
 
 
+def split_matcher_options(
+    matcher: str, options: dict[str, Any]
+) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
+    """Sort options given for "whichever matcher takes them" (the command line's
+    ``--window``, ``--k``) into ``matcher``'s parameters and the ignored ones.
+
+    Parameters
+    ----------
+    matcher : a name of :data:`MATCHERS`.
+    options : parameter name → value; None means "not given" and is dropped.
+
+    Returns
+    -------
+    params : the options ``matcher`` takes (not yet validated, see :func:`check_matcher`).
+    ignored : ``(name, matchers that take it)`` for each given option ``matcher`` does not take.
+
+    Raises
+    ------
+    ValueError
+        Unknown matcher.
+    """
+    takes = set(get_matcher(matcher).defaults)
+    params, ignored = {}, []
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name in takes:
+            params[name] = value
+        else:
+            ignored.append((name, [m for m, spec in REGISTRY.items() if name in spec.defaults]))
+    return params, ignored
+
+
 def solve_batch(
     costs: np.ndarray | torch.Tensor,
     matcher: str = "exact",
@@ -141,7 +174,27 @@ def _solve_cpu(spec: MatcherSpec, costs: np.ndarray, row_norms: np.ndarray | Non
 
 
 
-def match_pair(a: Any, b: Any, matcher: str = "exact", **params: Any) -> tuple[np.ndarray, float]:
+def _check_pair_memory(a: Any, max_memory: int | float | str | None) -> None:
+    """Refuse a pair whose (S, S) float64 cost matrix would not fit the memory budget."""
+    from semrsm.memory import MemoryEstimate, check_memory
+    from semrsm.tokens import token_layout
+
+    layout = token_layout([a])
+    if layout is None:  # validation says what is wrong
+        return
+    (_, s, c), _, _ = layout
+    estimate = MemoryEstimate({
+        "(S, S) float64 costs and the solver's copy": 16 * s * s,
+        "float64 copies of a and b": 16 * s * c,
+    })
+    check_memory(f"match_pair of S = {s:,} positions × C = {c:,} channels", estimate,
+                 ["use fewer positions (pool the feature maps or pick a later layer)"], max_memory)
+
+
+def match_pair(
+    a: Any, b: Any, matcher: str = "exact", *, max_memory: int | float | str | None = None,
+    **params: Any,
+) -> tuple[np.ndarray, float]:
     """Optimally (or approximately) match the positions of two representations.
 
     Parameters
@@ -149,6 +202,8 @@ def match_pair(a: Any, b: Any, matcher: str = "exact", **params: Any) -> tuple[n
     a, b : (S, C) arrays or tensors (numpy or torch, any device), the tokens of two images;
         a (C, H, W) feature map is accepted too and flattened to (H*W, C).
     matcher : a name of :data:`MATCHERS`; ``**params`` its parameters.
+    max_memory : the memory budget (see :mod:`semrsm.memory`); the (S, S) costs take
+        ``16 S²`` bytes.
 
     Returns
     -------
@@ -159,8 +214,13 @@ def match_pair(a: Any, b: Any, matcher: str = "exact", **params: Any) -> tuple[n
     ------
     ValueError
         Wrong rank, different shapes, NaN/inf, unknown matcher.
+    semrsm.memory.MemoryLimitError (a ValueError)
+        The pair's cost matrix would not fit the memory budget; nothing was allocated.
     """
     from semrsm.tokens import validate_tokens
+
+    check_matcher(matcher, params)
+    _check_pair_memory(a, max_memory)
 
     ta = validate_tokens([a])
     tb = validate_tokens([b])
@@ -186,4 +246,5 @@ __all__ = [
     "match_pair",
     "select_implementation",
     "solve_batch",
+    "split_matcher_options",
 ]

@@ -58,6 +58,16 @@ CUDA_EXACT_TABLE: tuple[tuple[int, str], ...] = ((1 << 30, "tla"),)
 CUDA_PLAIN = "torch"
 
 
+#: largest integer parameter (window, k): far above any S, far below int64 overflow
+INT_PARAM_MAX = 2**31 - 1
+
+
+def _short(value: int | float) -> str:
+    """A number in a message; a huge integer as its first digits and its size."""
+    text = repr(value)
+    return text if len(text) <= 12 else f"{text[:4]}… ({len(text)} digits)"
+
+
 @dataclass(frozen=True)
 class Param:
     """One matcher parameter: default, type (int, float or str) and closed range [low, high]
@@ -85,7 +95,7 @@ class Param:
         if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
             raise ValueError(f"{want} ({self.doc}); got {value!r}")
         if self.kind is int:
-            if not float(value).is_integer():
+            if not isinstance(value, numbers.Integral) and not float(value).is_integer():
                 raise ValueError(f"{want} ({self.doc}); got {value!r}")
             value = int(value)
         else:
@@ -93,7 +103,9 @@ class Param:
             if not math.isfinite(value):
                 raise ValueError(f"{want} ({self.doc}); got {value!r}")
         if not self.low <= value <= self.high:
-            raise ValueError(f"{want} ({self.doc}); got {value!r}")
+            raise ValueError(f"{want} ({self.doc}); got {_short(value)}")
+        if self.kind is int and value > INT_PARAM_MAX:  # the numba solvers use 64-bit indices
+            raise ValueError(f"{want} and at most {INT_PARAM_MAX:,} ({self.doc}); got {_short(value)}")
         return value
 
 
