@@ -3,6 +3,8 @@ semantic similarity is what it is."""
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import streamlit as st
 
@@ -45,11 +47,11 @@ picked = st.session_state.get(SELECTED_PAIR_KEY)
 if (
     isinstance(picked, (tuple, list))
     and len(picked) == 2
+    and all(isinstance(k, Integral) and 0 <= k < n for k in picked)  # out of range: noted, no stand-in
     and tuple(picked) != st.session_state.get("tm_seen_pair")
 ):
     st.session_state["tm_seen_pair"] = tuple(picked)
-    st.session_state["tm_i"] = min(int(picked[0]), n - 1)
-    st.session_state["tm_j"] = min(int(picked[1]), n - 1)
+    st.session_state["tm_i"], st.session_state["tm_j"] = int(picked[0]), int(picked[1])
 if st.session_state.get("tm_i") not in range(n) or st.session_state.get("tm_j") not in range(n):
     # first visit: a pair that shows the point (two crops far apart, or the same-label
     # pair that gains most from the matching)
