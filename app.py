@@ -3,8 +3,10 @@
 The entrypoint registers the pages with ``st.navigation`` and runs the selected one.
 Each page draws the shared sidebar (model, weights, layer, images, kernel, matcher,
 device) through ``pages._run.current_result()``, whose widget values travel from page
-to page. Pages that may be absent (token matching, embedding, analyses, compare, search)
-are registered when their files exist.
+to page. The Tour (``pages/tour.py``) steps through the paper's four findings on the
+offline default; the sidebar's *Projector mode* (``pages/_projector.py``) enlarges text
+and figures on every page. Pages that may be absent (token matching, embedding, analyses,
+compare, search) are registered when their files exist.
 
 Everything the browser loads comes from this server: the page icon is a file of
 ``assets/`` and the navigation has no icons (no icon font from the internet).
@@ -27,6 +29,7 @@ from pathlib import Path  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from pages._links import run_with_links  # noqa: E402
+from pages._projector import projector_toggle  # noqa: E402
 from pages._resources import FIRST_RESULT, PAGE_DRAWN, start_background_warm_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -42,6 +45,7 @@ start_background_warm_up()
 
 pages = [
     st.Page("pages/rsm.py", title="RSMs", default=True),
+    st.Page("pages/tour.py", title="Tour of the findings"),
     st.Page("pages/neighbours.py", title="Nearest neighbours"),
 ]
 # Pages that may not exist yet: (file, title). No page icons: Streamlit's named icons come
@@ -57,6 +61,7 @@ for file, title in (
     if (PAGES_DIR / file).is_file():
         pages.append(st.Page(f"pages/{file}", title=title))
 
+projector_toggle()  # one toggle in the sidebar: larger text and figures for a class
 run_with_links(pages)  # st.navigation(pages).run(), with the view carried in the URL
 if FIRST_RESULT.is_set() and not PAGE_DRAWN.is_set():
     # Modules the warm-up imports become visible in sys.modules before they finish

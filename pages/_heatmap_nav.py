@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages._memo import derived
+from pages._projector import fig_scale, px, scaled
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from semrsm.analysis import matching_contributions
 from semrsm.analysis.ordering import image_order
@@ -75,7 +76,7 @@ def _block(result: ExplorerResult, rows: list[int], cols: list[int]) -> None:
     st.image(
         [result.thumbnails[k] for k in imgs[:64]],
         caption=[result.names[k] for k in imgs[:64]],
-        width=72,
+        width=px(72),
     )
     if len(imgs) > 64:
         st.caption(f"… and {len(imgs) - 64} more.")
@@ -104,6 +105,7 @@ def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
         top_n=top,
         names=(result.names[i], result.names[j]),
         display=200,
+        scale=fig_scale(),
     )
     st.plotly_chart(fig, key="nav_pair_overlay", config={"displaylogo": False})
     w = result.grid[1]
@@ -169,7 +171,7 @@ def heatmap_navigation(result: ExplorerResult) -> go.Figure:
         ),
     )
     st.plotly_chart(
-        fig,
+        scaled(fig, ticks=False),
         key="nav_heatmaps",
         on_select=_on_select,
         selection_mode=("points", "box"),

@@ -26,6 +26,7 @@ import streamlit as st
 from pages._memo import recall
 from pages._sidebar import CONFIG_KEY, SELECTED_PAIR_KEY, get_cache, get_layers
 from semrsm.catalog import DEMO_MODELS, POPULAR_MODELS
+from semrsm.explorer import links as page_links  # what is on the pages, beyond the sidebar
 from semrsm.explorer.config import ExplorerConfig
 from semrsm.explorer.links import (
     OTHER_MODEL,
@@ -33,7 +34,6 @@ from semrsm.explorer.links import (
     PAIR,
     layer_problem,
     pair_problem,
-    params_to_state,
     state_to_params,
     view_url,
 )
@@ -68,7 +68,7 @@ def _restore(pages: Sequence = ()) -> str | None:
     params = {k: st.query_params.get_all(k) for k in st.query_params}
     if not params:
         return None
-    state, problems = params_to_state(
+    state, problems = page_links.link_to_state(  # the sidebar's and the pages' parameters
         params, model_choices=[*DEMO_MODELS, *POPULAR_MODELS], photos=list(PHOTO_FILES),
         pages=_page_paths(pages) if pages else None,
     )
@@ -163,7 +163,11 @@ def _current_params(page_path: str) -> tuple[dict[str, str], list[str]]:
     pair = st.session_state.get(SELECTED_PAIR_KEY)
     if pair is not None:
         state[PAIR] = pair
-    return state_to_params(state)
+    params, notes = state_to_params(state)
+    params.update(page_links.page_state_to_params(
+        {k: st.session_state.get(k) for k in page_links.PAGE_STATE_KEYS}
+    ))
+    return params, notes
 
 
 def _share_box(params: dict[str, str], notes: list[str]) -> None:

@@ -4,7 +4,7 @@ plotly points, download names and figure downloads."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import streamlit as st
@@ -14,6 +14,7 @@ from semrsm.explorer import ExplorerResult
 
 __all__ = [
     "MATCHER_COLUMNS",
+    "csv_download",
     "figure_download",
     "readable_columns",
     "file_stem",
@@ -76,6 +77,30 @@ def figure_download(container: Any, label: str, fig: Any, file_name: str, key: s
         mime="text/html",
         on_click="ignore",
         key=key,
+    )
+
+
+def csv_download(
+    container: Any,
+    label: str,
+    make: Callable[[], str],
+    result: ExplorerResult,
+    what: str,
+    key: str,
+    help: str | None = None,
+) -> None:
+    """A download button for CSV text that ``make()`` builds when the button is pressed
+    (``semrsm.explorer.tables``); the file is named after the result's model, layer and
+    kernel, ``what`` first."""
+    stem = file_stem(f"semrsm_{what}_{result.model_name}_{result.layer.name}_{result.kernel}")
+    container.download_button(
+        label,
+        data=make,
+        file_name=f"{stem}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key=key,
+        help=help,
     )
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages._projector import fig_scale
 from pages._sidebar import get_cache, get_model, show_error, streamlit_progress
-from pages._widgets import MATCHER_COLUMNS, page_result, readable_columns
+from pages._widgets import MATCHER_COLUMNS, csv_download, page_result, readable_columns
 from semrsm.analysis import (
     DEFAULT_MATCHERS,
     compare_matchers,
@@ -18,6 +19,15 @@ from semrsm.analysis import (
     translation_analysis,
 )
 from semrsm.explorer import estimate_seconds, layer_rsms, load_images, resolve_device
+from semrsm.explorer.links import ANALYSES_TABS
+from semrsm.explorer.tables import (
+    agreement_csv,
+    agreement_summary_csv,
+    cka_csv,
+    matchers_csv,
+    translation_pairs_csv,
+    translation_summary_csv,
+)
 from semrsm.figures.analyses import (
     agreement_figure,
     cka_heatmap_figure,
@@ -100,8 +110,9 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+# the open tab is kept in session_state["an_tab"] (a link may carry it: tab=…)
 tab_tr, tab_layers, tab_out, tab_match = st.tabs(
-    ["Translation", "Layers (CKA)", "Output agreement", "Matchers"]
+    list(ANALYSES_TABS.values()), key="an_tab", on_change="rerun"
 )
 
 # ----------------------------------------------------------------------------- translation
@@ -160,10 +171,14 @@ with tab_tr:
         )
         c1, c2 = st.columns(2)
         c1.plotly_chart(
-            translation_figure(res.pairs, pick, names=crop_names, kernel=kernel),
+            translation_figure(
+                res.pairs, pick, names=crop_names, kernel=kernel, scale=fig_scale()
+            ),
             key="an_tr_scatter",
         )
-        c2.plotly_chart(translation_summary_figure(summ, kernel=kernel), key="an_tr_summary")
+        c2.plotly_chart(
+            translation_summary_figure(summ, kernel=kernel, scale=fig_scale()), key="an_tr_summary"
+        )
         row = summ[summ["layer"] == pick].iloc[0]
         st.markdown(
             f"In **{pick}**, same-source crops have a mean {kernel} similarity of "
@@ -176,6 +191,14 @@ with tab_tr:
         )
         with st.expander("numbers per layer"):
             st.dataframe(readable_columns(summ.round(4)), hide_index=True)
+        d1, d2 = st.columns(2)
+        csv_download(d1, "Crop pairs (.csv)",
+                     lambda r=res, n=crop_names: translation_pairs_csv(r, n), result, "translation_pairs", "dl_an_tr_pairs",
+                     "Every same-source pair of every layer: overlap, classic and semantic "
+                     "similarity.")
+        csv_download(d2, "Numbers per layer (.csv)", lambda r=res: translation_summary_csv(r),
+                     result, "translation_layers", "dl_an_tr_summary",
+                     "The table above: means, slopes against the overlap, correlations.")
 
 # ----------------------------------------------------------------------------- layers
 with tab_layers:
@@ -212,11 +235,17 @@ with tab_layers:
         c1, c2 = st.columns(2)
         c1.plotly_chart(
             cka_line_figure(
-                cka.layers, cka.diagonal, tokens=[layer_info[n].num_tokens for n in cka.layers]
+                cka.layers,
+                cka.diagonal,
+                tokens=[layer_info[n].num_tokens for n in cka.layers],
+                scale=fig_scale(),
             ),
             key="an_cka_line",
         )
-        c2.plotly_chart(cka_heatmap_figure(cka.layers, cka.semantic_vs_spatial), key="an_cka_heat")
+        c2.plotly_chart(
+            cka_heatmap_figure(cka.layers, cka.semantic_vs_spatial, scale=fig_scale()),
+            key="an_cka_heat",
+        )
         st.caption(
             "Right: CKA between the semantic RSM of one layer (row) and the classic RSM of "
             "another (column); the diagonal is the curve on the left."
@@ -231,6 +260,11 @@ with tab_layers:
             ),
             hide_index=True,
         )
+        csv_download(st, "Layer × layer CKA (.csv)",
+                     lambda c=cka: cka_csv(c, {n: layer_info[n].num_tokens for n in c.layers}),
+                     result, "layer_cka", "dl_an_cka",
+                     "Every pair of layers: CKA(semantic of one, classic of the other); "
+                     "same_layer = 1 is the curve.")
 
 # ----------------------------------------------------------------------------- output agreement
 with tab_out:
@@ -252,7 +286,9 @@ with tab_out:
             show_error(err)
             ag = None
         if ag is not None:
-            st.plotly_chart(agreement_figure(ag, kernel=kernel), key="an_out_fig")
+            st.plotly_chart(
+                agreement_figure(ag, kernel=kernel, scale=fig_scale()), key="an_out_fig"
+            )
             st.dataframe(
                 pd.DataFrame(
                     [
@@ -277,6 +313,15 @@ with tab_out:
                     f"(Spearman ρ {se:.3f} semantic against {sp:.3f} classic; more negative is "
                     "better)."
                 )
+            d1, d2 = st.columns(2)
+            csv_download(d1, "Pairs: divergence and similarities (.csv)",
+                         lambda a=ag: agreement_csv(a, result.names, result.labels),
+                         result, "agreement_pairs", "dl_an_agreement",
+                         "Every pair of images: JSD of the predictions (bits), classic and "
+                         "semantic similarity.")
+            csv_download(d2, "Correlations (.csv)", lambda a=ag: agreement_summary_csv(a),
+                         result, "agreement", "dl_an_agreement_summary",
+                         "The table above: Pearson and Spearman correlation per RSM.")
 
 # ----------------------------------------------------------------------------- matchers
 with tab_match:
@@ -342,7 +387,7 @@ with tab_match:
             show_error(err)
     table = _stored("matchers", params)
     if table is not None:
-        st.plotly_chart(matcher_figure(table), key="an_m_fig")
+        st.plotly_chart(matcher_figure(table, scale=fig_scale()), key="an_m_fig")
         show = table[
             [
                 "matcher",
@@ -360,3 +405,5 @@ with tab_match:
             f"{int(table['n_pairs'].iloc[0])} pairs of layer {result.layer.name} "
             f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive."
         )
+        csv_download(st, "Matcher comparison (.csv)", lambda t=table: matchers_csv(t), result,
+                     "matchers", "dl_an_matchers", "The table above, every column.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages._projector import fig_scale, scaled
 from pages._sidebar import (
     OTHER_MODEL,
     WEIGHT_LABELS,
@@ -29,6 +30,7 @@ from semrsm.explorer.comparison import (
     compare_results,
     compare_with_reference,
     config_label,
+    same_representation,
     shared_config,
 )
 from semrsm.figures.compare import comparison_figure, layer_grid_figure, reference_figure
@@ -102,6 +104,12 @@ layer_b = c3.selectbox(
     help="Layers with many positions take longer to match exactly.",
 )
 b = b0.replace(layer=layer_b)
+if same_representation(a, b):
+    st.warning(
+        "B is the same as A (same model, weights and layer), so every score below is a "
+        "trivial 1.000: the two RSMs are identical. Pick another layer or model for B, or "
+        "the weights *none* to see how much of the agreement comes from training."
+    )
 
 s1, s2, s3 = st.columns(3)
 n_boot = int(
@@ -167,7 +175,7 @@ st.caption(
     "left out). 1 = the two RSMs agree perfectly; the last column is the gain from matching, "
     "with its own (paired) interval."
 )
-st.plotly_chart(comparison_figure(res), key="cmp_summary", config={"displaylogo": False})
+st.plotly_chart(comparison_figure(res, scale=fig_scale()), key="cmp_summary", config={"displaylogo": False})
 st.dataframe(pd.DataFrame(res.rows()), key="cmp_rows", hide_index=True)
 stem = file_stem(f"semrsm_compare_{res.names[0]}_vs_{res.names[1]}")
 st.download_button(
@@ -197,7 +205,7 @@ fig4 = heatmap_panels(
     selectable=False,
     height=420,
 )
-st.plotly_chart(fig4, key="cmp_heatmaps", config={"displaylogo": False})
+st.plotly_chart(scaled(fig4, ticks=False), key="cmp_heatmaps", config={"displaylogo": False})
 
 # ----------------------------------------------------------------------------- layer x layer
 st.subheader("Layer × layer")
@@ -248,7 +256,8 @@ if st.button(
 grid = st.session_state.get("cmp_grid")
 if grid is not None and grid[0] == grid_key:
     lc = grid[1]
-    st.plotly_chart(layer_grid_figure(lc, method), key="cmp_grid_fig", config={"displaylogo": False})
+    st.plotly_chart(layer_grid_figure(lc, method, scale=fig_scale()), key="cmp_grid_fig",
+                    config={"displaylogo": False})
     per = lc.matrices[method]
     st.caption(
         f"Mean over the table: classic {per['classic'].mean():.3f}, semantic "
@@ -304,7 +313,7 @@ if ref is not None:
         show_error(err)
     else:
         st.caption(f"{ref.source}, read as a {ref.kind}.")
-        st.plotly_chart(reference_figure(rc, method), key="cmp_ref_fig",
+        st.plotly_chart(reference_figure(rc, method, scale=fig_scale()), key="cmp_ref_fig",
                         config={"displaylogo": False})
         st.dataframe(pd.DataFrame(rc.rows()), key="cmp_ref_rows", hide_index=True)
         st.download_button("Reference comparison (.csv)", data=rc.to_csv(),

@@ -8,9 +8,11 @@ import io
 import pandas as pd
 import streamlit as st
 
-from pages._widgets import file_stem, page_result
+from pages._projector import fig_scale, px
+from pages._widgets import csv_download, file_stem, page_result
 from semrsm.analysis import nearest_neighbours
 from semrsm.embedding import MIN_UMAP_POINTS, embed_rsm, neighbour_lines, search_images
+from semrsm.explorer.tables import embedding_csv
 from semrsm.figures.embedding import MAX_THUMBNAILS, embedding_figure
 
 st.title("Embedding")
@@ -33,6 +35,10 @@ METHOD_HELP = (
     "variance (kernel PCA of the RSM); MDS tries to keep all distances. "
     f"auto: UMAP from {MIN_UMAP_POINTS} images on, MDS for fewer."
 )
+# values from a link may not fit a small set: the sliders' largest values
+for key, top in (("emb_neighbours", max(2, min(50, n - 1))), ("emb_knn", max(1, min(10, n - 1)))):
+    if st.session_state.get(key, 0) > top:
+        st.session_state[key] = top
 c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 1, 2])
 method = c1.selectbox(
     "method",
@@ -166,6 +172,7 @@ fig = embedding_figure(
     hidden=hidden,
     neighbours=lines,
     height=560 if three_d else 520,
+    scale=fig_scale(),
 )
 st.plotly_chart(
     fig,
@@ -178,6 +185,21 @@ first = next(iter(emb.values()))
 st.caption(
     f"{first.note} Hover a dot for the image's name; click it to see the image below."
     + (f" Thumbnails are left off above {MAX_THUMBNAILS} images." if thumbs and n > MAX_THUMBNAILS else "")
+)
+csv_download(
+    st,
+    "Coordinates of all images (.csv)",
+    lambda maps=emb: embedding_csv(
+        {k: e.coords for k, e in maps.items()},
+        result.names,
+        labels,
+        methods={k: e.method for k, e in maps.items()},
+    ),
+    result,
+    f"embedding_{first.method}",
+    "emb_dl_coords",
+    "Index, name, label and the coordinates of every image in both maps (hidden classes "
+    "included).",
 )
 
 # ----------------------------------------------------------------------------- lasso
@@ -192,7 +214,7 @@ if lasso:
         }
     )
     st.image([result.thumbnails[k] for k in lasso[:60]],
-             caption=[result.names[k] for k in lasso[:60]], width=72)
+             caption=[result.names[k] for k in lasso[:60]], width=px(72))
     d1, d2 = st.columns([1, 4])
     buf = io.StringIO()
     table.to_csv(buf, index=False)
@@ -214,7 +236,7 @@ if lasso:
 if selected is not None:
     st.subheader(f"{result.names[selected]}")
     cols = st.columns([1, 3])
-    cols[0].image(result.thumbnails[selected], caption=result.names[selected], width=160)
+    cols[0].image(result.thumbnails[selected], caption=result.names[selected], width=px(160))
     with cols[1]:
         k = min(5, n - 1)
         for title, rsm in (("classic", result.spatial_rsm), ("semantic", result.semantic_rsm)):
@@ -223,5 +245,5 @@ if selected is not None:
             st.image(
                 [result.thumbnails[t] for t in idx],
                 caption=[f"{result.names[t]} · {v:.3f}" for t, v in zip(idx, sims, strict=True)],
-                width=96,
+                width=px(96),
             )

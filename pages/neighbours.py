@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._memo import derived
+from pages._projector import fig_scale
 from pages._widgets import (
     figure_download,
     file_stem,
@@ -42,12 +43,17 @@ c_q, c_k = st.columns([3, 1])
 query = c_q.selectbox(
     "query image (or click a thumbnail)", range(n), key="nn_query", format_func=names.__getitem__
 )
+if n > 2 and st.session_state.get("nn_k", 1) > min(12, n - 1):  # a link's k, for a small set
+    st.session_state["nn_k"] = min(12, n - 1)
 k = c_k.slider("neighbours (k)", 1, min(12, n - 1), min(5, n - 1), key="nn_k") if n > 2 else 1
+scale = fig_scale()
 gallery = derived(
     "nn_gallery",
     result,
-    (query,),
-    lambda: gallery_figure(result.thumbnails, result.names, labels, selected=query, columns=16),
+    (query, scale),
+    lambda: gallery_figure(
+        result.thumbnails, result.names, labels, selected=query, columns=16, scale=scale
+    ),
 )
 st.plotly_chart(
     gallery,
@@ -70,9 +76,9 @@ rows = {
 fig_nn = derived(
     "nn_neighbours",
     result,
-    (query, k),
+    (query, k, scale),
     lambda: neighbours_figure(
-        result.thumbnails, result.names, labels, query, rows, kernel=result.kernel
+        result.thumbnails, result.names, labels, query, rows, kernel=result.kernel, scale=scale
     ),
 )
 st.plotly_chart(fig_nn, key="nn_neighbours", config={"displayModeBar": False})
@@ -114,7 +120,9 @@ else:
     )
     m_c, m_s = metrics["classic (spatio-semantic)"], metrics["semantic"]
     r1, r2 = st.columns([2, 1])
-    fig_ret = derived("nn_retrieval", result, (k,), lambda: retrieval_figure(metrics))
+    fig_ret = derived(
+        "nn_retrieval", result, (k, scale), lambda: retrieval_figure(metrics, scale=scale)
+    )
     r1.plotly_chart(fig_ret, key="nn_retrieval", config={"displayModeBar": False})
     r2.markdown(
         f"Every image queries all the others. **precision@{m_s['k']}**: share of the top "

@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._heatmap_nav import heatmap_navigation
+from pages._how_it_works import how_it_works
 from pages._memo import derived
+from pages._projector import px, scaled
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from pages._widgets import figure_download, file_stem, image_choices, page_result
 from semrsm.explorer import explain_pair, summarize
@@ -52,6 +54,7 @@ if not st.session_state.get(_WAITED):
 result = page_result()
 waiting.empty()
 st.session_state[_WAITED] = True
+how_it_works()  # the same picture, one click away for good (collapsed, drawn when opened)
 if result.skipped:
     st.warning(
         f"{len(result.skipped)} file(s) could not be used and were skipped:\n\n"
@@ -148,7 +151,7 @@ c_img, c_txt = st.columns([1, 2])
 c_img.image(
     [result.images[ex["i"]], result.images[ex["j"]]],
     caption=[short_name(result.names[ex["i"]], 18), short_name(result.names[ex["j"]], 18)],
-    width=150,
+    width=px(150),
 )
 c_txt.markdown(text)
 
@@ -163,14 +166,14 @@ fig_diff = derived(
         spatial, semantic, result.names, result.labels, kernel=kernel, height=440
     ),
 )
-d1.plotly_chart(fig_diff, key="rsm_difference", config={"displaylogo": False})
+d1.plotly_chart(scaled(fig_diff, ticks=False), key="rsm_difference", config={"displaylogo": False})
 fig_hist = derived(
     "rsm_histograms",
     result,
     (),
     lambda: similarity_histograms(spatial, semantic, result.labels, kernel=kernel, height=440),
 )
-d2.plotly_chart(fig_hist, key="rsm_histograms", config={"displaylogo": False})
+d2.plotly_chart(scaled(fig_hist), key="rsm_histograms", config={"displaylogo": False})
 d2.caption(
     "Off-diagonal similarities, each pair once"
     + (

@@ -10,6 +10,7 @@ import streamlit as st
 
 from pages._errors import show_error
 from pages._memo import derived
+from pages._projector import fig_scale
 from pages._resources import get_model
 from pages._widgets import image_choices, page_result, store_clicked_point
 from semrsm.figures.neighbours import make_thumbnails, neighbours_figure
@@ -113,14 +114,17 @@ rows = {
 }
 
 
+scale = fig_scale()  # projector mode: larger figures
+
+
 def _on_pick() -> None:
     store_clicked_point("se_results", "se_pair", n)
 
 
 st.subheader(f"Top {hits.k} for {query_name}")
 fig = derived(
-    "se_results", result, (query_id, k, rerank),
-    lambda: neighbours_figure(thumbs, shown_names, labels, q, rows, kernel="score"),
+    "se_results", result, (query_id, k, rerank, scale),
+    lambda: neighbours_figure(thumbs, shown_names, labels, q, rows, kernel="score", scale=scale),
 )
 st.plotly_chart(fig, key="se_results", on_select=_on_pick, selection_mode="points",
                 config={"displayModeBar": False})
@@ -167,10 +171,10 @@ def _overlay():
     perm, _ = match_pair(a, b, config.matcher, **result.params)
     contrib = matching_contributions(a, b, perm)
     return matching_overlay(query_image, result.model_view(j), result.grid, perm, contrib,
-                            names=(query_name, result.names[j]), display=256)
+                            names=(query_name, result.names[j]), display=256, scale=scale)
 
 
-overlay = derived("se_overlay", result, (query_id, j), _overlay)
+overlay = derived("se_overlay", result, (query_id, j, scale), _overlay)
 st.plotly_chart(overlay, key="se_overlay", config={"displayModeBar": False})
 st.caption(
     "Lines join each token of the query with the token of the result it is matched to; the "

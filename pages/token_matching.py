@@ -3,13 +3,17 @@ semantic similarity is what it is."""
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import streamlit as st
 
+from pages._projector import fig_scale
 from pages._sidebar import SELECTED_PAIR_KEY
-from pages._widgets import image_choices, page_result, store_clicked_point
+from pages._widgets import csv_download, image_choices, page_result, store_clicked_point
 from semrsm.analysis import explain_pair, token_alternatives
 from semrsm.explorer import explain_pair as suggested_pair
+from semrsm.explorer.tables import pair_matching_csv
 from semrsm.figures.matching import (
     alternatives_figure,
     contribution_maps_figure,
@@ -43,11 +47,11 @@ picked = st.session_state.get(SELECTED_PAIR_KEY)
 if (
     isinstance(picked, (tuple, list))
     and len(picked) == 2
+    and all(isinstance(k, Integral) and 0 <= k < n for k in picked)  # out of range: noted, no stand-in
     and tuple(picked) != st.session_state.get("tm_seen_pair")
 ):
     st.session_state["tm_seen_pair"] = tuple(picked)
-    st.session_state["tm_i"] = min(int(picked[0]), n - 1)
-    st.session_state["tm_j"] = min(int(picked[1]), n - 1)
+    st.session_state["tm_i"], st.session_state["tm_j"] = int(picked[0]), int(picked[1])
 if st.session_state.get("tm_i") not in range(n) or st.session_state.get("tm_j") not in range(n):
     # first visit: a pair that shows the point (two crops far apart, or the same-label
     # pair that gains most from the matching)
@@ -113,7 +117,12 @@ def _cell(s: int) -> str:
 # the pair change, it moves to the strongest match of the new pair (a stale index would
 # name another cell, often on the background, than the one the text explains).
 focus_context = (result.key, int(i), int(j), s_tokens)
-if (
+if st.session_state.get("tm_focus_context") is None and st.session_state.get("tm_focus") in range(
+    s_tokens
+):
+    # the session's first visit with a focus token already set (by a link): keep it
+    st.session_state["tm_focus_context"] = focus_context
+elif (
     st.session_state.get("tm_focus_context") != focus_context
     or st.session_state.get("tm_focus") not in range(s_tokens)
 ):
@@ -158,7 +167,8 @@ alt_pos, alt_val = token_alternatives(ex.inner, focus, top=6)
 with fc2:
     st.plotly_chart(
         alternatives_figure(
-            alt_pos, alt_val, partner, grid_w=w, partner_value=float(ex.inner[focus, partner])
+            alt_pos, alt_val, partner, grid_w=w, partner_value=float(ex.inner[focus, partner]),
+            scale=fig_scale(),
         ),
         key="tm_alts",
         config={"displayModeBar": False},
@@ -175,6 +185,7 @@ fig = matching_overlay(
     focus=focus,
     alternatives=alt_pos.tolist(),
     crange=crange,
+    scale=fig_scale(),
 )
 overlay_slot.plotly_chart(
     fig,
@@ -191,6 +202,17 @@ caption_slot.caption(
     "show the focused token and its partner, the yellow dashed boxes its next-best "
     "candidates. Click a dot to focus its token."
 )
+csv_download(
+    st,
+    "Matching and contributions (.csv)",
+    lambda e=ex, pair=(result.names[i], result.names[j]): pair_matching_csv(e, pair),
+    result,
+    f"matching_{i}_{j}",
+    "dl_tm_matching",
+    "One row per position of image a: the position of b matched to it, its contribution, "
+    "the same-position contribution, the partner's rank among its candidates and the "
+    "optimal partner.",
+)
 
 st.subheader("Where the similarity comes from")
 st.markdown(
@@ -206,6 +228,7 @@ st.plotly_chart(
         ex.maps("matched"),
         matched_label=f"{config.matcher} matching (semantic)",
         crange=crange,
+        scale=fig_scale(),
     ),
     key="tm_maps",
     width="content",
@@ -234,6 +257,7 @@ if s_tokens <= MAX_MATRIX_TOKENS:
             matcher=config.matcher,
             grid_w=w,
             crange=crange,
+            scale=fig_scale(),
         ),
         key="tm_matrix",
         width="content",

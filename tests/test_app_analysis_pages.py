@@ -68,6 +68,14 @@ def test_token_matching_default_and_pair_from_rsm_page():
     assert at.session_state[SELECTED_PAIR_KEY] == (2, 7)
 
 
+def test_token_matching_never_stands_in_for_a_pair_beyond_the_set():
+    # shapes:32 has images 0..31: (40, 3) is not clamped to (31, 3), the page's own pair shows
+    at = _open("token_matching.py", **{SELECTED_PAIR_KEY: (40, 3)})
+    i, j = at.selectbox(key="tm_i").value, at.selectbox(key="tm_j").value
+    assert (i, j) != (31, 3) and 0 <= i < 32 and 0 <= j < 32
+    assert at.session_state[SELECTED_PAIR_KEY] == (i, j)
+
+
 def test_token_matching_approximate_matcher_reports_distance_to_optimum():
     at = _open("token_matching.py")
     at.sidebar.selectbox(key="sb_matcher").set_value("greedy").run()

@@ -96,6 +96,21 @@ def test_a_query_of_the_set():
     assert len(figures(at)) == 2
 
 
+def test_projector_mode_enlarges_the_search_figures():
+    small = figures(open_search())
+    # under AppTest only the first run goes through app.py, which draws the toggle: the
+    # setting is given as the session's (as tests/test_app_teaching.py does)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["projector_mode"] = True
+    at.run()
+    at.session_state["projector_mode"] = True
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    big = figures(at)
+    assert [b["layout"]["height"] > s["layout"]["height"] for b, s in zip(big, small, strict=True)] \
+        == [True, True]
+
+
 def test_an_uploaded_query():
     at = open_search()
     at.radio(key="se_source").set_value("an uploaded image").run()

@@ -36,6 +36,7 @@ from semrsm.analysis.compare import (
 )
 from semrsm.atomic import AtomicOutput
 from semrsm.cache import Cache
+from semrsm.catalog import DEMO_MODELS
 from semrsm.explorer.config import ExplorerConfig, ExplorerError, Progress
 from semrsm.explorer.pipeline import compute, layer_rsms
 
@@ -47,6 +48,7 @@ __all__ = [
     "compare_results",
     "compare_with_reference",
     "config_label",
+    "same_representation",
     "shared_config",
 ]
 
@@ -55,6 +57,27 @@ def config_label(config: ExplorerConfig) -> str:
     """``"model layer"`` plus the weights when they are not the default ones."""
     w = "" if config.weights == "default" else f" ({config.weights})"
     return f"{config.model}{w} {config.layer or ''}".strip()
+
+
+def _weights_identity(config: ExplorerConfig) -> tuple[str, str | None]:
+    """The weights a configuration loads, as :func:`semrsm.models.create_model` resolves
+    ``default``: the demo weights of a demo model, else the checkpoint if one is given, else
+    the (seeded, so always the same) random init."""
+    w = config.weights
+    if w == "default" and config.model.strip() not in DEMO_MODELS:
+        w = "file" if config.checkpoint else "none"
+    return w, (config.checkpoint if w == "file" else None)
+
+
+def same_representation(a: ExplorerConfig, b: ExplorerConfig) -> bool:
+    """Whether A and B extract the same tokens: same model, weights and layer. On the same
+    images every comparison of the two is then trivially 1 (1.000 for CKA, Spearman and
+    τ_a, an interval of zero width); the Compare page warns."""
+    return (
+        a.model.strip() == b.model.strip()
+        and (a.layer or None) == (b.layer or None)
+        and _weights_identity(a) == _weights_identity(b)
+    )
 
 
 def compare_configs(

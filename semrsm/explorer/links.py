@@ -341,3 +341,186 @@ def view_url(base: str, params: Mapping[str, str]) -> str:
     page = params.get("page", "")
     url = base.rstrip("/") + ("/" + page if page else "/")
     return url + ("?" + urlencode(rest, safe=",:") if rest else "")
+
+
+# --------------------------------------------------------------------------- page state
+# What is on a page, beyond the sidebar: new parameters after LINK_PARAMS, each with its
+# session_state key; a value a link gets wrong is ignored and listed, as for the sidebar.
+#
+# =============  =================================================  ==================
+# parameter      meaning                                            session key
+# =============  =================================================  ==================
+# order          heatmap order: loaded | label | cluster_spatial |  nav_order
+#                cluster_semantic (RSM page)
+# query, nn_k    the neighbours' query image and k                  nn_query, nn_k
+# focus          the focus token of Token matching                  tm_focus
+# emb, emb_nb,   embedding method (auto | umap | tsne | pca | mds),  emb_method,
+# emb_seed,      UMAP neighbours, seed, 3-D (1/0), thumbnails        emb_neighbours, …
+# emb_3d,        (1/0), neighbour lines
+# emb_thumbs,
+# emb_lines
+# b_model,       Compare's configuration B                          cmp_model_b (/
+# b_weights,                                                        _custom),
+# b_layer                                                           cmp_weights_b, …
+# tab            the Analyses tab: translation | layers |            an_tab (its label)
+#                agreement | matchers
+# step           the Tour's step: translation | retrieval |          tour_step
+#                agreement | layers
+# =============  =================================================  ==================
+
+__all__ += ["ANALYSES_TABS", "PAGE_LINK_PARAMS", "PAGE_STATE_KEYS", "link_to_state",
+            "page_params_to_state", "page_state_to_params"]
+
+#: page-state query parameters, in the order links write them (after LINK_PARAMS)
+PAGE_LINK_PARAMS = ("order", "query", "nn_k", "focus", "emb", "emb_nb", "emb_seed", "emb_3d",
+                    "emb_thumbs", "emb_lines", "b_model", "b_weights", "b_layer", "tab", "step")
+#: the session_state keys links carry for the pages
+PAGE_STATE_KEYS = ("nav_order", "nn_query", "nn_k", "tm_focus", "emb_method", "emb_neighbours",
+                   "emb_seed", "emb_3d", "emb_thumbs", "emb_knn", "cmp_model_b",
+                   "cmp_model_b_custom", "cmp_weights_b", "cmp_layer_b", "an_tab", "tour_step")
+ORDERS = ("loaded", "label", "cluster_spatial", "cluster_semantic")
+EMBEDDING_METHODS = ("auto", "umap", "tsne", "pca", "mds")
+#: the Analyses page's tabs: link value -> tab label
+ANALYSES_TABS = {"translation": "Translation", "layers": "Layers (CKA)",
+                 "agreement": "Output agreement", "matchers": "Matchers"}
+#: whole-number page parameters: parameter -> (session key, lowest, highest)
+_PAGE_INTS = {
+    "query": ("nn_query", 0, 100_000),
+    "nn_k": ("nn_k", 1, 12),
+    "focus": ("tm_focus", 0, 1_000_000),
+    "emb_nb": ("emb_neighbours", 2, 50),
+    "emb_seed": ("emb_seed", 0, 10_000),
+    "emb_lines": ("emb_knn", 0, 10),
+}
+_PAGE_BOOLS = {"emb_3d": "emb_3d", "emb_thumbs": "emb_thumbs"}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _tour_steps() -> tuple[str, ...]:
+    from semrsm.explorer.tour import TOUR_STEPS
+
+    return TOUR_STEPS
+
+
+def page_state_to_params(state: Mapping[str, Any]) -> dict[str, str]:
+    """Query parameters for what the pages show (see the table above).
+
+    Parameters
+    ----------
+    state : mapping with some of :data:`PAGE_STATE_KEYS`; missing keys and values that
+        are not valid are left out of the link.
+
+    Returns
+    -------
+    dict str -> str, in :data:`PAGE_LINK_PARAMS` order.
+    """
+    p: dict[str, str] = {}
+    if state.get("nav_order") in ORDERS:
+        p["order"] = str(state["nav_order"])
+    for param, (key, lo, hi) in _PAGE_INTS.items():
+        value = state.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi:
+            p[param] = str(int(value))
+    if state.get("emb_method") in EMBEDDING_METHODS:
+        p["emb"] = str(state["emb_method"])
+    for param, key in _PAGE_BOOLS.items():
+        if isinstance(state.get(key), bool):
+            p[param] = "1" if state[key] else "0"
+    choice = state.get("cmp_model_b")
+    model = state.get("cmp_model_b_custom") if choice == OTHER_MODEL else choice
+    if model and str(model).strip():
+        p["b_model"] = str(model).strip()[:_NAME_LIMIT]
+    if state.get("cmp_weights_b") in WEIGHTS:
+        p["b_weights"] = str(state["cmp_weights_b"])
+    if state.get("cmp_layer_b"):
+        p["b_layer"] = str(state["cmp_layer_b"])[:_NAME_LIMIT]
+    tab = next((k for k, label in ANALYSES_TABS.items() if label == state.get("an_tab")), None)
+    if tab is not None:
+        p["tab"] = tab
+    if state.get("tour_step") in _tour_steps():
+        p["step"] = str(state["tour_step"])
+    return {k: p[k] for k in PAGE_LINK_PARAMS if k in p}
+
+
+def _read_flag(name: str, value: str, state_key: str) -> _Read:
+    v = value.strip().lower()
+    if v in _TRUE or v in _FALSE:
+        return {state_key: v in _TRUE}, None
+    return {}, f"{name}={_show(value)}: 1 or 0"
+
+
+def _read_b_model(value: str, model_choices: Sequence[str]) -> _Read:
+    state, problem = _read_model(value, model_choices)
+    keys = {"sb_model_choice": "cmp_model_b", "sb_model_custom": "cmp_model_b_custom"}
+    return {keys[k]: v for k, v in state.items()}, problem and "b_" + problem
+
+
+def _read_b_layer(value: str) -> _Read:
+    state, problem = _read_layer(value)
+    return ({"cmp_layer_b": state["sb_layer"]} if state else {}), problem and "b_" + problem
+
+
+def _read_tab(value: str) -> _Read:
+    if value in ANALYSES_TABS:
+        return {"an_tab": ANALYSES_TABS[value]}, None
+    return {}, f"tab={_show(value)} is not one of {tuple(ANALYSES_TABS)}"
+
+
+def page_params_to_state(
+    params: Mapping[str, str | Sequence[str]], *, model_choices: Sequence[str] = ()
+) -> tuple[dict[str, Any], list[str]]:
+    """What a link asks the pages to show, as session state; values that cannot be used
+    are ignored, each with a note saying why (the notes, and the checks of model and
+    layer names, are those of :func:`params_to_state`).
+
+    Parameters
+    ----------
+    params : query parameters (a value may be a list: the last one counts); parameters
+        that are not page state are not looked at (:func:`link_to_state` reads both).
+    model_choices : the models of the Compare page's list; another name for B becomes
+        "Other timm model…" with that name typed in.
+
+    Returns
+    -------
+    state : dict of session keys (:data:`PAGE_STATE_KEYS`) to values.
+    problems : list of str, one per parameter that was ignored, saying why.
+    """
+    readers = {
+        "order": lambda v: _read_choice("order", v, ORDERS, "nav_order"),
+        **{param: (lambda v, p=param, k=key, lo=lo, hi=hi: _read_number(p, v, lo, hi, k))
+           for param, (key, lo, hi) in _PAGE_INTS.items()},
+        "emb": lambda v: _read_choice("emb", v, EMBEDDING_METHODS, "emb_method"),
+        **{param: (lambda v, p=param, k=key: _read_flag(p, v, k))
+           for param, key in _PAGE_BOOLS.items()},
+        "b_model": lambda v: _read_b_model(v, model_choices),
+        "b_weights": lambda v: _read_choice("b_weights", v, WEIGHTS, "cmp_weights_b"),
+        "b_layer": _read_b_layer,
+        "tab": _read_tab,
+        "step": lambda v: _read_choice("step", v, _tour_steps(), "tour_step"),
+    }
+    state: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in PAGE_LINK_PARAMS:
+        if name in params:
+            updates, problem = readers[name](_last(params[name]))
+            state.update(updates)
+            if problem:
+                problems.append(problem)
+    return state, problems
+
+
+def link_to_state(
+    params: Mapping[str, str | Sequence[str]],
+    *,
+    model_choices: Sequence[str] = (),
+    photos: Sequence[str] = (),
+    pages: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The whole view a link asks for: the sidebar's (:func:`params_to_state`, which
+    reports parameters it does not know) and what the pages show
+    (:func:`page_params_to_state`); arguments as :func:`params_to_state`."""
+    sidebar = {k: v for k, v in params.items() if k not in PAGE_LINK_PARAMS}
+    state, problems = params_to_state(sidebar, model_choices=model_choices, photos=photos,
+                                      pages=pages)
+    page_state, page_problems = page_params_to_state(params, model_choices=model_choices)
+    return {**state, **page_state}, [*problems, *page_problems]

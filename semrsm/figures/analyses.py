@@ -9,7 +9,8 @@
 * matchers: ratio to the optimal value and time per matcher.
 
 Colours: spatio-semantic :data:`SPATIAL_COLOR`, semantic :data:`SEMANTIC_COLOR`
-everywhere; CKA heatmaps on the similarity scale of the RSM page, fixed to [0, 1].
+everywhere; CKA heatmaps on the similarity scale of the RSM page, fixed to [0, 1]. Every
+figure takes ``scale`` (projector mode, :func:`semrsm.figures.projector.scale_figure`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from semrsm.figures.projector import scale_figure
 from semrsm.figures.rsm import SEMANTIC_TITLE, SIMILARITY_COLORSCALE, SPATIAL_TITLE
 
 __all__ = [
@@ -87,6 +89,7 @@ def translation_figure(
     names: Sequence[str] | None = None,
     kernel: str = "cosine",
     height: int = 420,
+    scale: float = 1.0,
 ) -> go.Figure:
     """Similarity of same-source crop pairs against their overlap, both RSMs.
 
@@ -145,11 +148,11 @@ def translation_figure(
         legend={"orientation": "h", "y": -0.2},
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
-    return fig
+    return scale_figure(fig, scale)
 
 
 def translation_summary_figure(
-    summary: Any, *, kernel: str = "cosine", height: int = 380
+    summary: Any, *, kernel: str = "cosine", height: int = 380, scale: float = 1.0
 ) -> go.Figure:
     """Mean similarity of same-source crops per layer, both RSMs (and other-source pairs).
 
@@ -190,7 +193,7 @@ def translation_summary_figure(
         yaxis={"title": {"text": f"mean {kernel} similarity"}},
         legend={"orientation": "h", "y": -0.25},
     )
-    return fig
+    return scale_figure(fig, scale)
 
 
 def cka_line_figure(
@@ -199,6 +202,7 @@ def cka_line_figure(
     *,
     tokens: Sequence[int] | None = None,
     height: int = 360,
+    scale: float = 1.0,
 ) -> go.Figure:
     """CKA between the semantic and the spatio-semantic RSM of each layer.
 
@@ -231,7 +235,7 @@ def cka_line_figure(
         xaxis={"title": {"text": "layer (input → output), S = positions"}},
         yaxis={"title": {"text": "linear CKA"}, "range": [0, 1.02]},
     )
-    return fig
+    return scale_figure(fig, scale)
 
 
 def cka_heatmap_figure(
@@ -241,6 +245,7 @@ def cka_heatmap_figure(
     row_title: str = "semantic RSM of layer",
     col_title: str = "spatio-semantic RSM of layer",
     height: int = 440,
+    scale: float = 1.0,
 ) -> go.Figure:
     """Layer x layer CKA heatmap (rows and columns in network order), scale fixed to [0, 1]."""
     m = np.asarray(matrix, dtype=np.float64)
@@ -274,11 +279,15 @@ def cka_heatmap_figure(
         },
         plot_bgcolor="white",
     )
-    return fig
+    return scale_figure(fig, scale)
 
 
 def agreement_figure(
-    agreements: Mapping[str, Mapping[str, Any]], *, kernel: str = "cosine", height: int = 420
+    agreements: Mapping[str, Mapping[str, Any]],
+    *,
+    kernel: str = "cosine",
+    height: int = 420,
+    scale: float = 1.0,
 ) -> go.Figure:
     """Similarity against the JSD of the predictions, one panel per RSM.
 
@@ -321,10 +330,10 @@ def agreement_figure(
     fig.update_yaxes(range=[-0.03, 1.03])
     fig.update_yaxes(title_text="Jensen-Shannon divergence of predictions (bits)", row=1, col=1)
     _panels_layout(fig, height)
-    return fig
+    return scale_figure(fig, scale)
 
 
-def matcher_figure(table: Any, *, height: int = 400) -> go.Figure:
+def matcher_figure(table: Any, *, height: int = 400, scale: float = 1.0) -> go.Figure:
     """Ratio to the optimum (mean, with the minimum as the lower whisker) and time per matcher.
 
     Parameters
@@ -384,4 +393,4 @@ def matcher_figure(table: Any, *, height: int = 400) -> go.Figure:
     fig.update_yaxes(title_text="ratio to optimum", range=[min(lo, 1.0) - 0.05, 1.03], row=1, col=1)
     fig.update_yaxes(title_text="seconds (log scale)", type="log", row=1, col=2)
     _panels_layout(fig, height)
-    return fig
+    return scale_figure(fig, scale)

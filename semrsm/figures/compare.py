@@ -1,5 +1,6 @@
 """Figures of the Compare page: A vs B with intervals, the layer × layer tables, and each
-layer against a reference (see :mod:`semrsm.analysis.compare`)."""
+layer against a reference (see :mod:`semrsm.analysis.compare`). Every figure takes
+``scale`` (projector mode, :func:`semrsm.figures.projector.scale_figure`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from semrsm.analysis.compare import (
     LayerComparison,
     ReferenceComparison,
 )
+from semrsm.figures.projector import scale_figure
 
 __all__ = ["KIND_COLORS", "comparison_figure", "layer_grid_figure", "reference_figure"]
 
 KIND_COLORS = {"classic": "#1f77b4", "semantic": "#d62728"}
 
 
-def comparison_figure(res: Comparison, height: int = 300) -> go.Figure:
+def comparison_figure(res: Comparison, height: int = 300, *, scale: float = 1.0) -> go.Figure:
     """Each statistic for the classic and the semantic RSMs, dots with interval bars.
 
     Returns
@@ -54,7 +56,7 @@ def comparison_figure(res: Comparison, height: int = 300) -> go.Figure:
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       legend={"orientation": "h", "y": 1.12}, plot_bgcolor="white")
     fig.update_xaxes(showgrid=True, gridcolor="#eee")
-    return fig
+    return scale_figure(fig, scale)
 
 
 def _lowest(res: Comparison) -> float:
@@ -63,7 +65,13 @@ def _lowest(res: Comparison) -> float:
     return float(min(vals))
 
 
-def layer_grid_figure(res: LayerComparison, method: str = "cka", height: int = 380) -> go.Figure:
+def layer_grid_figure(
+    res: LayerComparison,
+    method: str = "cka",
+    height: int = 380,
+    *,
+    scale: float = 1.0,
+) -> go.Figure:
     """Classic, semantic and their difference as three heatmaps (rows: A's layers)."""
     per = res.matrices[method]
     c, s = per["classic"], per["semantic"]
@@ -72,12 +80,12 @@ def layer_grid_figure(res: LayerComparison, method: str = "cka", height: int = 3
     lo = float(np.nanmin([c.min(), s.min(), 0.0]))
     d = s - c
     dm = float(np.nanmax(np.abs(d))) or 1e-9
-    for k, (z, scale, zmin, zmax) in enumerate(
+    for k, (z, cscale, zmin, zmax) in enumerate(
         ((c, "Viridis", lo, 1.0), (s, "Viridis", lo, 1.0), (d, "RdBu_r", -dm, dm)), start=1
     ):
         fig.add_trace(
             go.Heatmap(
-                z=z, x=res.layers_b, y=res.layers_a, colorscale=scale, zmin=zmin, zmax=zmax,
+                z=z, x=res.layers_b, y=res.layers_a, colorscale=cscale, zmin=zmin, zmax=zmax,
                 text=np.round(z, 3), texttemplate="%{text}", textfont={"size": 10},
                 # one colour bar for the two agreement panels (same scale), one for the difference
                 showscale=k != 1,
@@ -93,10 +101,16 @@ def layer_grid_figure(res: LayerComparison, method: str = "cka", height: int = 3
                          row=1, col=k)
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       title={"text": METHOD_LABELS.get(method, method), "x": 0.0, "y": 0.99})
-    return fig
+    return scale_figure(fig, scale)
 
 
-def reference_figure(res: ReferenceComparison, method: str = "spearman", height: int = 340) -> go.Figure:
+def reference_figure(
+    res: ReferenceComparison,
+    method: str = "spearman",
+    height: int = 340,
+    *,
+    scale: float = 1.0,
+) -> go.Figure:
     """Each layer's agreement with the reference, classic and semantic, with intervals."""
     fig = go.Figure()
     for kind in ("classic", "semantic"):
@@ -115,4 +129,4 @@ def reference_figure(res: ReferenceComparison, method: str = "spearman", height:
                       yaxis_title=f"{METHOD_LABELS.get(method, method)} with the reference",
                       xaxis_title="layer", legend={"orientation": "h", "y": 1.1},
                       plot_bgcolor="white")
-    return fig
+    return scale_figure(fig, scale)

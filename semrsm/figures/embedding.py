@@ -7,6 +7,7 @@ up to :data:`MAX_THUMBNAILS` images; the hover names the image, and every point 
 image index in ``customdata`` so that a click or a lasso can be read back by the page.
 Like TensorBoard's projector: search hits are drawn large and the rest faded, classes can
 be hidden, the selected image is joined to its nearest neighbours, maps may be 3-D.
+``scale`` enlarges the figure for a projector (:func:`semrsm.figures.projector.scale_figure`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from plotly.subplots import make_subplots
 
 from semrsm.embedding import METHOD_TITLES
 from semrsm.figures.neighbours import image_to_data_uri
+from semrsm.figures.projector import scale_figure
 
 __all__ = ["LABEL_COLORS", "MAX_THUMBNAILS", "label_colors", "embedding_figure"]
 
@@ -52,6 +54,7 @@ def embedding_figure(
     dragmode: str | None = None,
     thumb_frac: float = 0.07,
     height: int = 520,
+    scale: float = 1.0,
 ) -> go.Figure:
     """Maps of the same images side by side, one panel per entry of ``maps``.
 
@@ -244,4 +247,4 @@ def embedding_figure(
     )
     if dragmode:
         fig.update_layout(dragmode=dragmode)
-    return fig
+    return scale_figure(fig, scale)

@@ -11,7 +11,8 @@
 
 Images are drawn with ``go.Image`` traces from PNG data URIs at ``display`` pixels a
 side, so token ``s`` of an ``(H, W)`` grid covers row ``s // W``, column ``s % W`` of an
-even grid over the image. Pure functions: data in, figure out.
+even grid over the image. Pure functions: data in, figure out. Every figure takes
+``scale`` (projector mode, :func:`semrsm.figures.projector.scale_figure`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from semrsm.figures.neighbours import image_to_data_uri
+from semrsm.figures.projector import scale_figure
 
 __all__ = [
     "CONTRIBUTION_COLORSCALE",
@@ -187,6 +189,7 @@ def matching_overlay(
     alternatives: Sequence[int] = (),
     crange: tuple[str, float, float] | None = None,
     height: int | None = None,
+    scale: float = 1.0,
 ) -> go.Figure:
     """Both images with the token grid and lines between matched token centres.
 
@@ -230,7 +233,7 @@ def matching_overlay(
         raise ValueError(f"focus token {focus} is out of range for {perm.size} tokens")
     d = int(display)
     x_b = d * (1 + _GAP)
-    scale, cmin, cmax = crange or contribution_range(c)
+    cscale, cmin, cmax = crange or contribution_range(c)
     fig = go.Figure()
     fig.add_trace(_image_trace(_square(image_a, d), 0, "image a"))
     fig.add_trace(_image_trace(_square(image_b, d), x_b, "image b"))
@@ -272,7 +275,7 @@ def matching_overlay(
             for i in sel:
                 xs += [pa[i, 0], pb[i, 0], None]
                 ys += [pa[i, 1], pb[i, 1], None]
-            color = sample_colorscale(scale, [(k + 0.5) / _BINS])[0]
+            color = sample_colorscale(cscale, [(k + 0.5) / _BINS])[0]
             fig.add_trace(
                 go.Scatter(
                     x=xs,
@@ -297,7 +300,7 @@ def matching_overlay(
                 marker={
                     "size": 7,
                     "color": vals,
-                    "colorscale": scale,
+                    "colorscale": cscale,
                     "cmin": cmin,
                     "cmax": cmax,
                     "line": {"color": "black", "width": 0.5},
@@ -364,7 +367,7 @@ def matching_overlay(
         },
         meta={"lines": int(order.size), "grid": [h, w]},
     )
-    return fig
+    return scale_figure(fig, scale)
 
 
 def contribution_maps_figure(
@@ -377,6 +380,7 @@ def contribution_maps_figure(
     display: int = 192,
     opacity: float = 0.6,
     crange: tuple[str, float, float] | None = None,
+    scale: float = 1.0,
 ) -> go.Figure:
     """Per-position contributions on both images, identity alignment vs matching.
 
@@ -403,7 +407,7 @@ def contribution_maps_figure(
         raise ValueError(f"all four maps must share one (H, W) grid, got {[m.shape for m in maps]}")
     h, w = shape
     d = int(display)
-    scale, cmin, cmax = crange or contribution_range(*maps)
+    cscale, cmin, cmax = crange or contribution_range(*maps)
     titles = [
         f"a · identity (spatio-semantic), Σ = {maps[0].sum():.4g}",
         f"b · identity, Σ = {maps[1].sum():.4g}",
@@ -443,7 +447,7 @@ def contribution_maps_figure(
         width=int(2 * d / 0.92 + 150),
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         coloraxis={
-            "colorscale": scale,
+            "colorscale": cscale,
             "cmin": cmin,
             "cmax": cmax,
             "colorbar": {"title": {"text": "contribution"}, "thickness": 14},
@@ -451,7 +455,7 @@ def contribution_maps_figure(
         plot_bgcolor="white",
     )
     fig.update_annotations(font_size=12)
-    return fig
+    return scale_figure(fig, scale)
 
 
 def inner_product_figure(
@@ -463,6 +467,7 @@ def inner_product_figure(
     grid_w: int | None = None,
     crange: tuple[str, float, float] | None = None,
     height: int = 520,
+    scale: float = 1.0,
 ) -> go.Figure:
     """The ``S x S`` matrix of token inner products with both alignments marked.
 
@@ -491,14 +496,14 @@ def inner_product_figure(
     exact_perm = np.asarray(exact_perm, dtype=np.int64).ravel()
     if exact_perm.size != s:
         raise ValueError(f"exact_perm has {exact_perm.size} entries for S = {s}")
-    scale, cmin, cmax = crange or contribution_range(m)
+    cscale, cmin, cmax = crange or contribution_range(m)
     idx = np.arange(s)
     size = max(3, min(10, int(400 / s)))
     lab = [_rc(t, grid_w) if grid_w else str(t) for t in idx]
     fig = go.Figure(
         go.Heatmap(
             z=m,
-            colorscale=scale,
+            colorscale=cscale,
             zmin=cmin,
             zmax=cmax,
             name="inner products",
@@ -583,7 +588,7 @@ def inner_product_figure(
         },
         plot_bgcolor="white",
     )
-    return fig
+    return scale_figure(fig, scale)
 
 
 def alternatives_figure(
@@ -594,6 +599,7 @@ def alternatives_figure(
     grid_w: int | None = None,
     height: int = 260,
     partner_value: float | None = None,
+    scale: float = 1.0,
 ) -> go.Figure:
     """Bar chart of one token's inner products with its best candidate partners.
 
@@ -638,4 +644,4 @@ def alternatives_figure(
         },
         showlegend=False,
     )
-    return fig
+    return scale_figure(fig, scale)

@@ -3,7 +3,8 @@ under both RSMs, and retrieval metrics side by side.
 
 Thumbnails are embedded as PNG data URIs (``layout.images``), so a figure saved with
 ``write_html`` is self-contained. Galleries carry one invisible marker per thumbnail
-with ``customdata = image index``, so a click selects an image.
+with ``customdata = image index``, so a click selects an image. Every figure takes
+``scale`` (projector mode, :func:`semrsm.figures.projector.scale_figure`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
+
+from semrsm.figures.projector import scale_figure
 
 __all__ = [
     "image_to_data_uri",
@@ -101,6 +104,7 @@ def gallery_figure(
     selected: int | None = None,
     columns: int = 12,
     cell_px: int = 72,
+    scale: float = 1.0,
 ) -> go.Figure:
     """A grid of thumbnails; clicking one selects it (``customdata`` = image index).
 
@@ -117,6 +121,9 @@ def gallery_figure(
         Thumbnails per row.
     cell_px : int
         Approximate height of a row in pixels (sets the figure height).
+    scale : float
+        Projector mode (:func:`semrsm.figures.projector.scale_figure`): rows this much
+        taller and ``columns / scale`` thumbnails per row, so each thumbnail grows.
 
     Returns
     -------
@@ -137,7 +144,7 @@ def gallery_figure(
     if selected is not None and not 0 <= selected < n:
         raise ValueError(f"selected index {selected} is out of range for {n} images")
     shown = min(n, MAX_GALLERY)
-    columns = min(columns, max(shown, 1))
+    columns = min(max(1, round(columns / scale)), max(shown, 1))
     rows = max(1, math.ceil(shown / columns))
     xs = [k % columns for k in range(shown)]
     ys = [k // columns for k in range(shown)]
@@ -207,7 +214,7 @@ def gallery_figure(
         dragmode=False,
         meta={"shown": shown, "total": n},
     )
-    return fig
+    return scale_figure(fig, scale)
 
 
 def neighbours_figure(
@@ -218,6 +225,7 @@ def neighbours_figure(
     neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]],
     *,
     kernel: str = "cosine",
+    scale: float = 1.0,
 ) -> go.Figure:
     """The query and its top-k neighbours under each RSM, one row per RSM.
 
@@ -375,7 +383,7 @@ def neighbours_figure(
         plot_bgcolor="white",
         meta={"query": int(query)},
     )
-    return fig
+    return scale_figure(fig, scale)
 
 
 _METRIC_NAMES = {
@@ -385,7 +393,9 @@ _METRIC_NAMES = {
 }
 
 
-def retrieval_figure(metrics: Mapping[str, Mapping[str, float]], *, height: int = 320) -> go.Figure:
+def retrieval_figure(
+    metrics: Mapping[str, Mapping[str, float]], *, height: int = 320, scale: float = 1.0
+) -> go.Figure:
     """Grouped bars of retrieval metrics, one group per metric, one bar per RSM.
 
     Parameters
@@ -430,4 +440,4 @@ def retrieval_figure(metrics: Mapping[str, Mapping[str, float]], *, height: int 
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         legend={"orientation": "h", "y": 1.12, "x": 0.5, "xanchor": "center"},
     )
-    return fig
+    return scale_figure(fig, scale)

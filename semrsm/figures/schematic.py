@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from semrsm.figures.drawing import fix_margins
+from semrsm.figures.projector import scale_figure
 
 __all__ = ["SCHEMATIC_TOKENS", "schematic_matchings", "two_rsms_schematic"]
 
@@ -75,7 +76,7 @@ def _grid(fig: go.Figure, labels: np.ndarray, x0: float, col: int) -> None:
                       row=1, col=col)
 
 
-def two_rsms_schematic(height: int = 240) -> go.Figure:
+def two_rsms_schematic(height: int = 240, *, scale: float = 1.0) -> go.Figure:
     """Two panels, classic and semantic: the two token grids of :data:`SCHEMATIC_TOKENS`,
     with a line between every pair of tokens that is compared (red where the pair differs),
     and the resulting cosine similarity in the panel's title.
@@ -131,4 +132,4 @@ def two_rsms_schematic(height: int = 240) -> go.Figure:
                 "x": 0.5, "xanchor": "center"},
         meta={k: v[1] for k, v in pairings.items()},
     )
-    return fig
+    return scale_figure(fig, scale)

@@ -1,6 +1,9 @@
 """End to end in a real browser: the app opens on its offline default with both heatmaps,
 the neighbours page shows the gallery and the neighbours, a click on a thumbnail changes
-the query, and no page ever shows an exception. Screenshots: artifacts/screenshots/."""
+the query (and the link: it reopens that query in a new session), the tour steps through
+the four findings with their figures, *How it works* draws the picture of the two
+pairings when opened, projector mode enlarges text and figures, and no page ever shows an
+exception. Screenshots: artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -72,6 +75,91 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
     wait_idle(page)
     assert_no_exception(page, "the neighbours page after a click")
     page.screenshot(path=str(screenshots / "neighbours_after_click.png"))
+
+    # the link carries the new query: it reopens the same neighbours in a new session
+    after = heading.inner_text()
+    page.wait_for_function("() => /[?&]query=[1-9]/.test(location.search)")
+    link = page.url
+    assert "/neighbours?" in link and "query=0" not in link
+    other = page.context.new_page()
+    try:
+        other.goto(link, wait_until="domcontentloaded")
+        other.get_by_text(after, exact=True).wait_for(timeout=120_000)
+        wait_idle(other)
+        assert_no_exception(other, "the neighbours page opened from its link")
+    finally:
+        other.close()
+
+    _tour_how_it_works_and_projector(page, screenshots, full_screenshot)
+
+
+def _charts_drawn(page, count: int) -> None:
+    page.wait_for_function(
+        """(n) => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+            .filter(gd => gd.querySelector('.main-svg')).length >= n""",
+        arg=count,
+        timeout=180_000,
+    )
+
+
+def _tour_how_it_works_and_projector(page, screenshots, full_screenshot) -> None:
+    """The teaching views: the tour's four steps, the RSM page's *How it works*, and
+    projector mode (root font and figures 1.5 times larger)."""
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_text("Tour of the findings").click()
+    steps = [("Translation", 2), ("Retrieval", 2), ("Agreement with the output", 1),
+             ("Layers", 1)]
+    for n, (title, charts) in enumerate(steps, start=1):
+        page.get_by_text(f"Step {n} of 4 · {title}", exact=True).wait_for(timeout=180_000)
+        wait_idle(page)
+        _charts_drawn(page, charts)
+        assert_no_exception(page, f"the tour, step {n}")
+        assert page.get_by_text("Look for:").count() == 1
+        assert page.get_by_text(re.compile(r"^Here")).count() == 1  # this run's numbers
+        full_screenshot(page, f"tour_{title.split()[0].lower()}.png", height=1500)
+        if n < 4:
+            page.get_by_role("button", name="Next →").click()
+    page.wait_for_function("() => location.search.includes('step=layers')")  # in the link
+
+    # RSM page: the picture of the two pairings, one click away
+    nav.get_by_text("RSMs").click()
+    wait_for_heatmaps(page, 120_000)
+    wait_idle(page)
+    assert page.get_by_text("cosine 0.56").count() == 0  # collapsed: not drawn
+    page.get_by_text("How it works: what the two RSMs compare").click()
+    page.get_by_text("cosine 0.56").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert_no_exception(page, "How it works")
+    page.locator('[data-testid="stExpander"]').filter(
+        has_text="How it works: what the two RSMs compare").screenshot(
+        path=str(screenshots / "how_it_works.png"))
+    page.get_by_text("How it works: what the two RSMs compare").click()  # close it again
+
+    # projector mode: text and figures 1.5 times larger, on every page
+    height = heatmap_chart(page).bounding_box()["height"]
+    font = "() => getComputedStyle(document.documentElement).fontSize"
+    assert page.evaluate(font) == "16px"
+    page.locator('[data-testid="stSidebar"]').get_by_text("Projector mode").click()
+    page.wait_for_function(f"() => ({font})() === '24px'", timeout=60_000)
+    wait_idle(page)
+    wait_for_heatmaps(page, 60_000)
+    page.wait_for_function(
+        """(h) => { const gd = [...document.querySelectorAll('.js-plotly-plot')]
+                        .find(g => g.querySelector('g.hm'));
+                    return gd && gd.getBoundingClientRect().height > 1.4 * h; }""",
+        arg=height,
+        timeout=60_000,
+    )
+    assert_no_exception(page, "the RSM page in projector mode")
+    assert_no_clipped_text(page, "the RSM page in projector mode")
+    full_screenshot(page, "projector_rsm.png", height=2000)
+    nav.get_by_text("Tour of the findings").click()
+    page.get_by_text("Step 4 of 4 · Layers", exact=True).wait_for(timeout=120_000)
+    wait_idle(page)
+    _charts_drawn(page, 1)
+    assert page.evaluate(font) == "24px"
+    assert_no_exception(page, "the tour in projector mode")
+    full_screenshot(page, "projector_tour.png", height=1400)
 
 
 def test_heatmap_cell_selects_a_pair(page, app_url, screenshots):
