@@ -34,6 +34,8 @@ ORDER_LABELS = {
     "cluster_semantic": "cluster the semantic RSM",
 }
 PAIR_KEY = "nav_pair"
+#: the chosen order (the select box's own key loses its value when the box is not drawn)
+ORDER_KEY = "nav_order_choice"
 BLOCK_KEY = "nav_block"
 
 
@@ -42,6 +44,10 @@ def _order(key: str, how: str, n: int, labels: tuple | None, _rsms: dict) -> lis
     if how.startswith("cluster_"):
         return image_order("cluster", n, rsm=_rsms[how.removeprefix("cluster_")]).tolist()
     return image_order(how, n, labels=labels).tolist()
+
+
+def _remember_order() -> None:
+    st.session_state[ORDER_KEY] = st.session_state.get("nav_order")
 
 
 def _on_select() -> None:
@@ -131,18 +137,27 @@ def heatmap_navigation(result: ExplorerResult) -> go.Figure:
     returns the figure (for its download)."""
     n = result.n
     options = [k for k in ORDER_LABELS if k != "label" or result.labels is not None]
-    if st.session_state.get("nav_order") not in options:
-        st.session_state["nav_order"] = "label" if result.labels is not None else "loaded"
+    # The choice is kept under its own key and given to the box as its default: a box
+    # missing from one screen (a Compute prompt) is mounted again by the browser at its
+    # default, which must then be the order drawn (setting the widget's key did not do it).
+    wanted = st.session_state.get(ORDER_KEY)
+    if wanted not in options:
+        wanted = "label" if result.labels is not None else "loaded"
+    if st.session_state.get("nav_order") not in (None, wanted):
+        st.session_state.pop("nav_order")  # a stale widget value (e.g. "label" without labels)
     c1, c2 = st.columns([2, 5])
     how = c1.selectbox(
         "Order the images",
         options,
+        index=options.index(wanted),
         key="nav_order",
+        on_change=_remember_order,
         format_func=ORDER_LABELS.get,
         help="The same order is used for both heatmaps. Clustering groups images that the "
         "chosen RSM calls similar (average linkage, optimal leaf ordering), so blocks along "
         "the diagonal show what that RSM sees as groups.",
     )
+    st.session_state[ORDER_KEY] = how
     c2.markdown(
         "Click a cell to preview that pair below; drag a box (box tool in the chart's "
         "toolbar) over a block to see its images. Hover names the two images."
