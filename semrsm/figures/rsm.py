@@ -27,6 +27,7 @@ from semrsm.figures.drawing import (
 )
 
 __all__ = [
+    "axis_ticks",
     "label_order",
     "rsm_heatmaps",
     "short_name",
@@ -47,7 +48,8 @@ SAME_COLOR = "#1b9e77"
 DIFF_COLOR = "#d95f02"
 #: above this many images the per-cell selection layer is left out (too many points)
 MAX_SELECTABLE = 150
-#: without labels, image names label the axes up to this many images
+#: without labels, image names label the axes up to this many images (with labels, up
+#: to this many blocks of a class are named)
 MAX_TICK_NAMES = 40
 TICK_SIZE = 10
 X_TICK_ANGLE = -45
@@ -141,19 +143,29 @@ def short_name(name: str, width: int = SHORT_NAME) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def _axis_ticks(names_o: list[str], labels_o: list[str] | None) -> dict:
-    """Label blocks as ticks when there are labels (names are in the hover), else the
-    (shortened) names for small sets."""
+def axis_ticks(names_o: Sequence[str], labels_o: Sequence[str] | None,
+               max_ticks: int = MAX_TICK_NAMES) -> dict:
+    """Tick settings for a heatmap axis whose images are in display order.
+
+    With labels: one tick per contiguous block of a class, at the block's centre, naming
+    the class (image names are in the hover); without labels: the shortened names
+    (:func:`short_name`). No tick labels when more than ``max_ticks`` would be needed.
+    The font size is :data:`TICK_SIZE` (set by the callers).
+    """
     n = len(names_o)
     if labels_o is not None:
-        blocks = _block_edges(labels_o)
+        blocks = _block_edges([str(x) for x in labels_o])
+        if len(blocks) > max_ticks:
+            return {"showticklabels": False}
         return {
+            "showticklabels": True,
             "tickmode": "array",
             "tickvals": [(s + e - 1) / 2 for _, s, e in blocks],
             "ticktext": [lab for lab, _, _ in blocks],
         }
-    if n <= MAX_TICK_NAMES:
+    if n <= max_ticks:
         return {
+            "showticklabels": True,
             "tickmode": "array",
             "tickvals": list(range(n)),
             "ticktext": [short_name(x) for x in names_o],
@@ -162,7 +174,7 @@ def _axis_ticks(names_o: list[str], labels_o: list[str] | None) -> dict:
 
 
 def _fix_heatmap_margins(fig: go.Figure, ticks: dict, colorbar_title: list[str]) -> None:
-    """Margins for the tick labels of :func:`_axis_ticks` (size ``TICK_SIZE``, x rotated
+    """Margins for the tick labels of :func:`axis_ticks` (size ``TICK_SIZE``, x rotated
     by ``X_TICK_ANGLE``), a title or subplot titles on top and a colour bar on the right."""
     texts = [] if ticks.get("showticklabels") is False else list(ticks.get("ticktext", []))
     fix_margins(
@@ -328,7 +340,7 @@ def rsm_heatmaps(
         )
         if with_select:
             fig.add_trace(_selection_layer(order, hover, m, f"{short} similarity"), row=1, col=col)
-    ticks = _axis_ticks(names_o, labels_o)
+    ticks = axis_ticks(names_o, labels_o)
     for col in (1, 2):
         axis_common = {
             "range": [-0.5, n - 0.5],
@@ -443,7 +455,7 @@ def difference_heatmap(
             ),
         )
     )
-    ticks = _axis_ticks(names_o, labels_o)
+    ticks = axis_ticks(names_o, labels_o)
     common = {"showgrid": False, "zeroline": False, "tickfont": {"size": TICK_SIZE}, **ticks}
     fig.update_xaxes(
         common, range=[-0.5, n - 0.5], tickangle=X_TICK_ANGLE, scaleanchor="y", constrain="domain"
