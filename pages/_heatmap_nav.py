@@ -16,13 +16,14 @@ import streamlit as st
 
 from pages._memo import derived
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
-from semrsm.analysis import matching_contributions
+from semrsm.analysis import kernel_contributions, matcher_text, matching_contributions
 from semrsm.analysis.ordering import image_order
 from semrsm.explorer import ExplorerResult
 from semrsm.explorer.exports import kernels_npz, matchings_csv, tokens_npy, tokens_npz
+from semrsm.explorer.summary import signed
 from semrsm.figures.matching import matching_overlay
 from semrsm.figures.navigation import heatmap_panels, selected_cells
-from semrsm.figures.rsm import SEMANTIC_TITLE, SPATIAL_TITLE
+from semrsm.figures.rsm import SPATIAL_TITLE, semantic_title
 
 __all__ = ["ORDER_LABELS", "heatmap_navigation"]
 
@@ -32,6 +33,15 @@ ORDER_LABELS = {
     "label": "by label",
     "cluster_spatial": "cluster the classic RSM",
     "cluster_semantic": "cluster the semantic RSM",
+}
+#: what the pair preview's listed values are, per kernel (followed by the semantic value)
+_PARTS = {
+    "linear": "inner products ⟨a_s, b_t⟩ of the matched tokens; over all positions they "
+    "add up to the linear similarity",
+    "cosine": "each pair's share of the cosine similarity, ⟨a_s, b_t⟩ / (‖a‖ ‖b‖); over all "
+    "positions they add up to",
+    "rbf": "squared distances ‖a_s − b_t‖² of the matched tokens; over all positions they "
+    "add up to d², and exp(−d² / (2σ²)) with the semantic RSM's σ² is the RBF similarity",
 }
 PAIR_KEY = "nav_pair"
 #: the chosen order (the select box's own key loses its value when the box is not drawn)
@@ -96,8 +106,10 @@ def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
     st.markdown(
         f"**{result.names[i]}** × **{result.names[j]}** · {kernel} similarity: classic "
         f"**{result.spatial_rsm[i, j]:.4f}**, semantic **{result.semantic_rsm[i, j]:.4f}** "
-        f"({result.semantic_rsm[i, j] - result.spatial_rsm[i, j]:+.4f} from matching)"
+        f"({signed(result.semantic_rsm[i, j] - result.spatial_rsm[i, j], 4)} from matching)"
     )
+    matcher = result.config.matcher
+    pairing = "optimal pairing" if matcher == "exact" else f"{matcher_text(matcher)} pairing"
     perm, _ = result.matching(i, j)
     contrib = matching_contributions(result.tokens[i], result.tokens[j], perm)
     top = min(10, contrib.size)
@@ -114,14 +126,16 @@ def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
     st.plotly_chart(fig, key="nav_pair_overlay", config={"displaylogo": False})
     w = result.grid[1]
     best = np.argsort(-contrib)[:5]
+    # the listed values are those of the kernel shown (the ranking is the drawing's)
+    parts = kernel_contributions(result.tokens[i], result.tokens[j], perm, kernel)
     st.caption(
-        f"The {top} strongest matches of the optimal pairing are drawn (brighter = larger "
+        f"The {top} strongest matches of the {pairing} are drawn (brighter = larger "
         "share of the similarity). Top five: "
         + "; ".join(
-            f"({s // w}, {s % w}) ↔ ({perm[s] // w}, {perm[s] % w}): {contrib[s]:.3g}"
+            f"({s // w}, {s % w}) ↔ ({perm[s] // w}, {perm[s] % w}): {parts[s]:.3g}"
             for s in best
         )
-        + " (row, column of the token grid; inner products)."
+        + f" (row, column of the token grid; {_PARTS[kernel]} {result.semantic_rsm[i, j]:.4f})."
     )
     if TOKEN_PAGE.is_file():
         st.page_link(
@@ -174,7 +188,8 @@ def heatmap_navigation(result: ExplorerResult) -> go.Figure:
         result,
         (tuple(order), tuple(pair) if pair is not None else None),
         lambda: heatmap_panels(
-            {SPATIAL_TITLE: result.spatial_rsm, SEMANTIC_TITLE: result.semantic_rsm},
+            {SPATIAL_TITLE: result.spatial_rsm,
+             semantic_title(result.config.matcher, result.params): result.semantic_rsm},
             result.names,
             result.labels,
             order=order,

@@ -18,6 +18,7 @@ from semrsm.analysis import (
     translation_analysis,
 )
 from semrsm.explorer import estimate_seconds, layer_rsms, load_images, resolve_device
+from semrsm.explorer.summary import signed
 from semrsm.figures.analyses import (
     agreement_figure,
     cka_heatmap_figure,
@@ -26,6 +27,7 @@ from semrsm.figures.analyses import (
     translation_figure,
     translation_summary_figure,
 )
+from semrsm.figures.rsm import SPATIAL_TITLE, semantic_title
 from semrsm.images import PHOTO_FILES
 
 #: layers with more positions than this are not selected by default (matching grows as S³)
@@ -46,6 +48,8 @@ config = result.config
 device = resolve_device(config.device)
 kernel = result.kernel
 layer_info = {li.name: li for li in result.layers}
+#: the two RSMs' names; the semantic one names the sidebar's matcher
+titles = (SPATIAL_TITLE, semantic_title(config.matcher, result.params))
 layer_names = list(layer_info)
 
 
@@ -160,16 +164,18 @@ with tab_tr:
         )
         c1, c2 = st.columns(2)
         c1.plotly_chart(
-            translation_figure(res.pairs, pick, names=crop_names, kernel=kernel),
+            translation_figure(res.pairs, pick, names=crop_names, kernel=kernel, titles=titles),
             key="an_tr_scatter",
         )
-        c2.plotly_chart(translation_summary_figure(summ, kernel=kernel), key="an_tr_summary")
+        c2.plotly_chart(
+            translation_summary_figure(summ, kernel=kernel, titles=titles), key="an_tr_summary"
+        )
         row = summ[summ["layer"] == pick].iloc[0]
         st.markdown(
             f"In **{pick}**, same-source crops have a mean {kernel} similarity of "
             f"**{row['mean_semantic']:.3f}** under the semantic RSM and "
             f"**{row['mean_spatial']:.3f}** under the classic one (gap "
-            f"{row['mean_gap']:+.3f}). From no overlap to full overlap the classic similarity "
+            f"{signed(row['mean_gap'])}). From no overlap to full overlap the classic similarity "
             f"changes by {_fmt(row['slope_spatial'])} along its fitted line, the semantic one by "
             f"{_fmt(row['slope_semantic'])}: the flatter the line, the less the RSM cares where "
             "things are."

@@ -99,3 +99,127 @@ def test_a_chosen_order_survives_a_screen_without_the_box():
     box = at.selectbox(key="nav_order")
     assert browser_shows(box) == "cluster the semantic RSM" and box.value == "cluster_semantic"
     assert _heatmap_figure(at)["layout"]["meta"]["order"] == drawn
+
+
+def test_a_zero_gain_is_neutral_and_the_semantic_panels_name_the_matcher():
+    """With the identity matcher the page showed a red "↓ -0.000 from matching"; the
+    semantic panels were titled "semantic (optimal matching)" for every matcher."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["sb_shapes_n"] = 12
+    at.run()
+    at.selectbox(key="sb_matcher").set_value("identity").run()
+    assert_clean(at)
+    gains = [m for m in at.metric if m.proto.delta]
+    assert len(gains) == 2
+    for m in gains:
+        assert m.proto.delta == "0.000 from matching"  # not "-0.000": no drop
+        assert m.proto.color == m.proto.MetricColor.GRAY
+        assert m.proto.direction == m.proto.MetricDirection.NONE
+    fig = _heatmap_figure(at)
+    assert [t["name"] for t in fig["data"] if t["type"] == "heatmap"] == [
+        "spatio-semantic (classic)", "semantic (identity: no matching)"]
+    hist = [json.loads(el.proto.spec) for el in at.get("plotly_chart")][-1]
+    assert [a["text"] for a in hist["layout"]["annotations"][:2]] == [
+        "spatio-semantic (classic)", "semantic (identity: no matching)"]
+
+    at.selectbox(key="sb_matcher").set_value("batch_optimal").run()
+    assert_clean(at)
+    window = at.number_input(key="sb_window").value
+    names = [t["name"] for t in _heatmap_figure(at)["data"] if t["type"] == "heatmap"]
+    assert names[1] == f"semantic (batch-optimal, window {window})"
+    same = next(m for m in at.metric if m.label == "same label · semantic")
+    assert same.proto.color != same.proto.MetricColor.GRAY  # a real gain keeps its colour
+
+
+def test_signed_changes_have_no_negative_zero():
+    from semrsm.explorer.summary import signed
+
+    assert signed(-0.0001) == "0.000" and signed(0.0004) == "0.000"
+    assert signed(0.0123) == "+0.012" and signed(-0.0345) == "-0.035"
+    assert signed(-0.00004, 4) == "0.0000" and signed(0.00016, 4) == "+0.0002"
+
+
+def test_matchers_are_named_in_the_sidebars_words():
+    from semrsm.analysis import MATCHER_NAMES, matcher_label, matcher_phrase, matcher_text
+
+    assert MATCHER_NAMES["batch_optimal"] == "batch-optimal"
+    assert matcher_text("batch_optimal", {"window": 128, "order": "descending"}) == (
+        "batch-optimal, window 128")
+    assert matcher_text("topk_greedy", {"k": 8}) == "top-k greedy, k 8"
+    assert matcher_text("exact", {"rtol": 1e-10}) == "exact"
+    assert matcher_phrase("batch_optimal", {"window": 4}) == "batch-optimal matcher (window 4)"
+    assert matcher_phrase("greedy", {}) == "greedy matcher"
+    assert matcher_label("batch_optimal", {"window": 4, "order": "descending"}) == (
+        "batch-optimal (window 4)")
+    assert matcher_label("batch_optimal", {"window": 4, "order": "random"}) == (
+        "batch-optimal (order random, window 4)")
+    assert matcher_label("exact", {"rtol": 1e-10}) == "exact"
+
+
+def test_kernel_contributions_are_the_parts_of_each_kernel():
+    import numpy as np
+
+    from semrsm.analysis import kernel_contributions, kernel_values
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((9, 5)), rng.random((9, 5))
+    perm = rng.permutation(9)
+    inner = float(np.sum(a * b[perm]))
+    na, nb = float(np.sum(a * a)), float(np.sum(b * b))
+    ref = kernel_values(inner, na, nb, sigma2=2.0)
+    assert kernel_contributions(a, b, perm, "linear").sum() == pytest.approx(ref["linear"])
+    assert kernel_contributions(a, b, perm, "cosine").sum() == pytest.approx(ref["cosine"])
+    d2 = kernel_contributions(a, b, perm, "rbf")
+    assert d2.sum() == pytest.approx(ref["squared_distance"])
+    assert np.exp(-d2.sum() / 4.0) == pytest.approx(ref["rbf"])
+    with pytest.raises(ValueError, match="kernel"):
+        kernel_contributions(a, b, perm, "poly")
+
+
+def _texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "warning", "subheader", "metric"):
+        for el in at.get(kind):
+            parts.append(str(getattr(el, "value", "")) + " " + str(getattr(el, "label", "")))
+            if kind == "metric":
+                parts.append(el.proto.delta)
+    return "\n".join(parts)
+
+
+def test_user_text_uses_the_sidebars_words_and_the_kernel_shown():
+    """The status line said "batch_optimal matcher (window=128, order=descending)" beside
+    a control reading "batch-optimal"; the pair preview listed inner products beside a
+    cosine value."""
+    import numpy as np
+
+    from semrsm.analysis import kernel_contributions
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["sb_shapes_n"] = 12
+    at.session_state["nav_pair"] = (0, 3)
+    at.run()
+    at.selectbox(key="sb_matcher").set_value("batch_optimal").run()
+    assert_clean(at)
+    text = _texts(at)
+    window = at.number_input(key="sb_window").value
+    assert f"batch-optimal matcher (window {window})" in text
+    assert "(demo weights)" in text
+    for internal in ("batch_optimal", "window=", "order=", "(demo)"):
+        assert internal not in text, internal
+    # the pair preview lists the values of the kernel shown: cosine shares of the value
+    result = list(at.session_state["semrsm_results"].values())[-1]
+    preview = next(c.value for c in at.caption if "strongest matches" in c.value)
+    assert "strongest matches of the batch-optimal pairing" in preview
+    assert "share of the cosine similarity" in preview
+    perm, _ = result.matching(0, 3)
+    parts = kernel_contributions(result.tokens[0], result.tokens[3], perm, "cosine")
+    listed = [float(v.split(": ")[-1]) for v in preview.split("Top five: ")[1]
+              .split(" (row, column")[0].split("; ")]
+    assert np.allclose(sorted(listed, reverse=True), np.sort(parts)[::-1][:5], rtol=2e-3)
+    assert max(listed) < 1  # shares of a cosine, not inner products
+    assert f"add up to {result.semantic_rsm[0, 3]:.4f}" in preview
+
+    at.switch_page("pages/token_matching.py").run()
+    assert_clean(at)
+    text = _texts(at)
+    assert "batch_optimal" not in text and "batch-optimal" in text

@@ -9,6 +9,15 @@ import numpy as np
 
 from semrsm.explorer.result import ExplorerResult
 
+__all__ = ["explain_pair", "pair_explanation", "signed", "summarize"]
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """``value`` with its sign, as people read a change: ``+0.012``, ``-0.034``, and a
+    plain ``0.000`` (no sign) for a value that rounds to zero (``-0.0001`` is no drop)."""
+    text = f"{value:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
+
 
 def summarize(result: ExplorerResult, kernel: str | None = None) -> dict[str, Any]:
     """Summary numbers of the two RSMs (off-diagonal pairs, each pair once).
@@ -234,8 +243,8 @@ def pair_explanation(
     if summary and result.labels is not None and summary.get("n_same", 0) > 0:
         text += (
             f" Over all {summary['n_same']} same-label pairs the matching changes the mean "
-            f"by {summary['same_gap']:+.3f}, over different-label pairs by "
-            f"{summary['diff_gap']:+.3f}."
+            f"by {signed(summary['same_gap'])}, over different-label pairs by "
+            f"{signed(summary['diff_gap'])}."
         )
     text += " In deeper layers, with fewer positions, the two RSMs usually agree more closely."
     return heading, text

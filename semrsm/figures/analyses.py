@@ -87,6 +87,7 @@ def translation_figure(
     names: Sequence[str] | None = None,
     kernel: str = "cosine",
     height: int = 420,
+    titles: tuple[str, str] = (SPATIAL_TITLE, SEMANTIC_TITLE),
 ) -> go.Figure:
     """Similarity of same-source crop pairs against their overlap, both RSMs.
 
@@ -96,6 +97,8 @@ def translation_figure(
     layer : the layer to show (default: the first in ``pairs``).
     names : image names for the hover (optional).
     kernel : kernel name for the axis title.
+    titles : names of the two RSMs (the semantic one names its matcher:
+        :func:`semrsm.figures.rsm.semantic_title`).
 
     Returns
     -------
@@ -115,8 +118,8 @@ def translation_figure(
         hover = [f"#{i} ↔ #{j}" for i, j in zip(df["i"], df["j"], strict=True)]
     fig = go.Figure()
     for col, title, color, symbol in (
-        ("spatial", SPATIAL_TITLE, SPATIAL_COLOR, "circle"),
-        ("semantic", SEMANTIC_TITLE, SEMANTIC_COLOR, "diamond"),
+        ("spatial", titles[0], SPATIAL_COLOR, "circle"),
+        ("semantic", titles[1], SEMANTIC_COLOR, "diamond"),
     ):
         y = df[col].to_numpy()
         fig.add_trace(
@@ -149,7 +152,8 @@ def translation_figure(
 
 
 def translation_summary_figure(
-    summary: Any, *, kernel: str = "cosine", height: int = 380
+    summary: Any, *, kernel: str = "cosine", height: int = 380,
+    titles: tuple[str, str] = (SPATIAL_TITLE, SEMANTIC_TITLE),
 ) -> go.Figure:
     """Mean similarity of same-source crops per layer, both RSMs (and other-source pairs).
 
@@ -160,8 +164,8 @@ def translation_summary_figure(
     layers = summary["layer"].astype(str).tolist()
     fig = go.Figure()
     for col, title, color in (
-        ("spatial", SPATIAL_TITLE, SPATIAL_COLOR),
-        ("semantic", SEMANTIC_TITLE, SEMANTIC_COLOR),
+        ("spatial", titles[0], SPATIAL_COLOR),
+        ("semantic", titles[1], SEMANTIC_COLOR),
     ):
         fig.add_trace(
             go.Scatter(

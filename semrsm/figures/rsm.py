@@ -13,12 +13,14 @@ interfaces whose heatmap traces do not report selections (Streamlit's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from semrsm.analysis.matchers import matcher_text
 from semrsm.figures.drawing import (
     INVISIBLE_MARKER,
     colorbar_room,
@@ -37,6 +39,7 @@ __all__ = [
     "DIFFERENCE_COLORSCALE",
     "SPATIAL_TITLE",
     "SEMANTIC_TITLE",
+    "semantic_title",
 ]
 
 SIMILARITY_COLORSCALE = "Viridis"
@@ -53,6 +56,17 @@ MAX_SELECTABLE = 150
 MAX_TICK_NAMES = 40
 TICK_SIZE = 10
 X_TICK_ANGLE = -45
+
+
+def semantic_title(matcher: str = "exact", params: Mapping[str, Any] | None = None) -> str:
+    """The semantic RSM's title naming the matcher that made it: ``semantic (optimal
+    matching)`` for the exact matcher, else e.g. ``semantic (batch-optimal, window 128)``
+    or ``semantic (identity: no matching)``."""
+    if matcher == "exact":
+        return SEMANTIC_TITLE
+    if matcher == "identity":
+        return "semantic (identity: no matching)"
+    return f"semantic ({matcher_text(matcher, params)})"
 
 
 def _check_square(m: np.ndarray, name: str) -> np.ndarray:
@@ -513,6 +527,7 @@ def similarity_histograms(
     kernel: str = "cosine",
     bins: int = 40,
     height: int = 340,
+    titles: tuple[str, str] = (SPATIAL_TITLE, SEMANTIC_TITLE),
 ) -> go.Figure:
     """Histograms of the off-diagonal similarities, same-label vs different-label pairs.
 
@@ -526,6 +541,7 @@ def similarity_histograms(
     kernel : str, for the axis title
     bins : int, number of bins over the common range
     height : int
+    titles : (str, str), the panel titles (name the matcher: :func:`semantic_title`)
 
     Returns
     -------
@@ -552,7 +568,7 @@ def similarity_histograms(
     size = (hi - lo) / bins
     colors = {"same label": SAME_COLOR, "different label": DIFF_COLOR, "all pairs": "#7570b3"}
     fig = make_subplots(
-        rows=1, cols=2, subplot_titles=[SPATIAL_TITLE, SEMANTIC_TITLE], shared_yaxes=True
+        rows=1, cols=2, subplot_titles=list(titles), shared_yaxes=True
     )
     for col, groups in ((1, ga), (2, gb)):
         for name, vals in groups.items():
