@@ -20,7 +20,7 @@ from semrsm.analysis import kernel_contributions, matcher_text, matching_contrib
 from semrsm.analysis.ordering import image_order
 from semrsm.explorer import ExplorerResult
 from semrsm.explorer.exports import kernels_npz, matchings_csv, tokens_npy, tokens_npz
-from semrsm.explorer.summary import signed
+from semrsm.explorer.summary import block_means, signed
 from semrsm.figures.matching import matching_overlay
 from semrsm.figures.navigation import heatmap_panels, selected_cells
 from semrsm.figures.rsm import SPATIAL_TITLE, semantic_title
@@ -81,12 +81,16 @@ def _on_select() -> None:
 
 
 def _block(result: ExplorerResult, rows: list[int], cols: list[int]) -> None:
-    sub = np.ix_(rows, cols)
-    st.markdown(
-        f"**Selected block:** {len(rows)} rows × {len(cols)} columns · mean classic "
-        f"**{result.spatial_rsm[sub].mean():.3f}**, mean semantic "
-        f"**{result.semantic_rsm[sub].mean():.3f}**"
-    )
+    mean_a, mean_b, cells = block_means(result.spatial_rsm, result.semantic_rsm, rows, cols)
+    if cells:
+        means = (
+            f"mean classic **{mean_a:.3f}**, mean semantic **{mean_b:.3f}** over its {cells} "
+            "cells of two different images (self-similarities left out, as in the numbers "
+            "above)"
+        )
+    else:
+        means = "only self-similarities: no pair of two different images to average"
+    st.markdown(f"**Selected block:** {len(rows)} rows × {len(cols)} columns · {means}")
     imgs = sorted(set(rows) | set(cols))
     st.image(
         [result.thumbnails[k] for k in imgs[:64]],

@@ -75,7 +75,8 @@ if result.labels is not None and summary.get("n_same", 0) > 0:
     c1.metric(
         "same label · classic",
         f"{summary['same_spatial']:.3f}",
-        help="mean similarity of pairs with the same label (off-diagonal)",
+        help="mean similarity of pairs of two different images with the same label "
+        "(self-similarities, the diagonal, left out; so in every mean on this page)",
     )
     c2.metric(
         "same label · semantic",
@@ -90,7 +91,12 @@ if result.labels is not None and summary.get("n_same", 0) > 0:
     )
 else:
     c1, c2, c3 = st.columns(3)
-    c1.metric("mean · classic", f"{summary['mean_spatial']:.3f}")
+    c1.metric(
+        "mean · classic",
+        f"{summary['mean_spatial']:.3f}",
+        help="mean similarity of pairs of two different images (self-similarities, the "
+        "diagonal, left out; so in every mean on this page)",
+    )
     c2.metric(
         "mean · semantic",
         f"{summary['mean_semantic']:.3f}",
