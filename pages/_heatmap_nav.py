@@ -23,7 +23,7 @@ from semrsm.explorer.exports import kernels_npz, matchings_csv, tokens_npy, toke
 from semrsm.explorer.summary import block_means, signed
 from semrsm.figures.matching import matching_overlay
 from semrsm.figures.navigation import heatmap_panels, selected_cells
-from semrsm.figures.rsm import SPATIAL_TITLE, semantic_title
+from semrsm.figures.rsm import SPATIAL_TITLE, breakable_name, semantic_title
 
 __all__ = ["ORDER_LABELS", "heatmap_navigation"]
 
@@ -43,6 +43,8 @@ _PARTS = {
     "rbf": "squared distances ‖a_s − b_t‖² of the matched tokens; over all positions they "
     "add up to d², and exp(−d² / (2σ²)) with the semantic RSM's σ² is the RBF similarity",
 }
+#: thumbnails of a selected block, px (captions wrap at ``_``: ``shape_0000_`` / ``cross``)
+THUMB_WIDTH = 96
 PAIR_KEY = "nav_pair"
 #: the chosen order (the select box's own key loses its value when the box is not drawn)
 ORDER_KEY = "nav_order_choice"
@@ -94,8 +96,8 @@ def _block(result: ExplorerResult, rows: list[int], cols: list[int]) -> None:
     imgs = sorted(set(rows) | set(cols))
     st.image(
         [result.thumbnails[k] for k in imgs[:64]],
-        caption=[result.names[k] for k in imgs[:64]],
-        width=72,
+        caption=[breakable_name(result.names[k]) for k in imgs[:64]],
+        width=THUMB_WIDTH,
     )
     if len(imgs) > 64:
         st.caption(f"… and {len(imgs) - 64} more.")

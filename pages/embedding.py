@@ -12,6 +12,7 @@ from pages._widgets import file_stem, page_result
 from semrsm.analysis import nearest_neighbours
 from semrsm.embedding import MIN_UMAP_POINTS, embed_rsm, neighbour_lines, search_images
 from semrsm.figures.embedding import MAX_THUMBNAILS, embedding_figure
+from semrsm.figures.rsm import breakable_name
 
 st.title("Embedding")
 st.markdown(
@@ -192,7 +193,7 @@ if lasso:
         }
     )
     st.image([result.thumbnails[k] for k in lasso[:60]],
-             caption=[result.names[k] for k in lasso[:60]], width=72)
+             caption=[breakable_name(result.names[k]) for k in lasso[:60]], width=96)
     d1, d2 = st.columns([1, 4])
     buf = io.StringIO()
     table.to_csv(buf, index=False)
@@ -214,7 +215,8 @@ if lasso:
 if selected is not None:
     st.subheader(f"{result.names[selected]}")
     cols = st.columns([1, 3])
-    cols[0].image(result.thumbnails[selected], caption=result.names[selected], width=160)
+    cols[0].image(result.thumbnails[selected], caption=breakable_name(result.names[selected]),
+                  width=160)
     with cols[1]:
         k = min(5, n - 1)
         for title, rsm in (("classic", result.spatial_rsm), ("semantic", result.semantic_rsm)):
@@ -222,6 +224,7 @@ if selected is not None:
             st.markdown(f"**Closest under the {title} RSM**")
             st.image(
                 [result.thumbnails[t] for t in idx],
-                caption=[f"{result.names[t]} · {v:.3f}" for t, v in zip(idx, sims, strict=True)],
+                caption=[f"{breakable_name(result.names[t])} · {v:.3f}"
+                         for t, v in zip(idx, sims, strict=True)],
                 width=96,
             )

@@ -258,3 +258,32 @@ def test_the_selected_block_says_which_cells_its_means_cover():
     want = result.semantic_rsm[:5, :5][off].mean()
     assert f"mean semantic **{want:.3f}**" in text
     assert "20 cells" in text and "self-similarities left out" in text
+
+
+def test_breakable_names_wrap_at_separators():
+    from semrsm.figures.rsm import breakable_name
+
+    zw = "\u200b"
+    assert breakable_name("shape_0000_cross") == f"shape_{zw}0000_{zw}cross"
+    assert breakable_name("cat-01.png") == f"cat-{zw}01.{zw}png"
+    assert breakable_name("astronaut") == "astronaut" and breakable_name("a_") == "a_"
+
+
+#: width of an average caption character in px (Streamlit's 14 px caption font)
+CAPTION_CHAR_PX = 7
+
+
+def test_block_captions_wrap_between_words_not_inside_them():
+    """The selected block's captions wrapped mid-word ("shape_000" / "0_cross") under
+    72 px thumbnails: no caption offered a place to wrap."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["sb_shapes_n"] = 12
+    at.session_state["nav_block"] = ([0, 1, 2], [0, 1, 2])
+    at.run()
+    assert_clean(at)
+    from pages._heatmap_nav import THUMB_WIDTH
+
+    (block,) = [el.proto for el in at.get("image") if len(el.proto.imgs) == 3]
+    for img in block.imgs:
+        runs = img.caption.replace("\u200b", " ").split()
+        assert max(len(r) for r in runs) * CAPTION_CHAR_PX <= THUMB_WIDTH, img.caption

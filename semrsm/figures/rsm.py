@@ -30,6 +30,7 @@ from semrsm.figures.drawing import (
 
 __all__ = [
     "axis_ticks",
+    "breakable_name",
     "label_order",
     "rsm_heatmaps",
     "short_name",
@@ -155,6 +156,20 @@ def short_name(name: str, width: int = SHORT_NAME) -> str:
     """``name`` cut to ``width`` characters with an ellipsis (``hubble_deep…``)."""
     name = str(name)
     return name if len(name) <= width else name[: width - 1] + "…"
+
+
+#: characters after which a caption may wrap (a zero-width space is put after them)
+_BREAK_AFTER = "_-./"
+
+
+def breakable_name(name: str) -> str:
+    """``name`` with a zero-width space after each ``_ - . /`` inside it, so a narrow
+    caption wraps there (``shape_0000_`` / ``cross``) instead of mid-word
+    (``shape_000`` / ``0_cross``); it looks the same when it fits on one line."""
+    name = str(name)
+    out = [c + "\u200b" if c in _BREAK_AFTER and k < len(name) - 1 else c
+           for k, c in enumerate(name)]
+    return "".join(out)
 
 
 def axis_ticks(names_o: Sequence[str], labels_o: Sequence[str] | None,
