@@ -104,6 +104,22 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _params_note(specs: list, side_window: int, side_k: int, s_tok: int) -> str:
+    """Which window and k the comparison used, against the sidebar's."""
+    notes = []
+    for m, p in specs:
+        if m == "batch_optimal":
+            same = "as in the sidebar" if p["window"] == side_window else (
+                f"the sidebar's batch-optimal uses window {side_window}")
+            exact = " (≥ the positions: exact)" if p["window"] >= s_tok else ""
+            notes.append(f"batch-optimal with window {p['window']}{exact}, {same}")
+        elif m == "topk_greedy":
+            same = "as in the sidebar" if p["k"] == side_k else (
+                f"the sidebar's top-k greedy uses k {side_k}")
+            notes.append(f"top-k greedy with k {p['k']}, {same}")
+    return ("Parameters: " + "; ".join(notes) + ".") if notes else ""
+
+
 tab_tr, tab_layers, tab_out, tab_match = st.tabs(
     ["Translation", "Layers (CKA)", "Output agreement", "Matchers"]
 )
@@ -300,13 +316,22 @@ with tab_match:
     )
     c2, c3, c4 = st.columns(3)
     s_tok = result.tokens.shape[1]
+    # The sidebar's parameters unless changed here (a box per sidebar value, so a change
+    # in the sidebar is followed): the same matcher must mean the same thing on both pages.
+    side_window = int(st.session_state.get("sb_window", 128))
+    side_k = int(st.session_state.get("sb_topk", 32))
     window = int(
         c2.number_input(
-            "batch-optimal window", 2, 4096, min(128, max(2, s_tok // 4)), key="an_m_window"
+            "batch-optimal window", 2, 4096, side_window, key=f"an_m_window_{side_window}",
+            help=f"Starts at the sidebar's window ({side_window}). A window of at least the "
+            f"number of positions ({s_tok}) solves each pair exactly.",
         )
     )
     topk = int(
-        c3.number_input("top-k greedy k", 1, 4096, min(32, max(1, s_tok // 8)), key="an_m_k")
+        c3.number_input(
+            "top-k greedy k", 1, 4096, side_k, key=f"an_m_k_{side_k}",
+            help=f"Starts at the sidebar's k ({side_k}).",
+        )
     )
     total_pairs = result.n * (result.n - 1) // 2
     max_pairs = c4.slider(
@@ -364,5 +389,6 @@ with tab_match:
         st.dataframe(readable_columns(show.round(5), MATCHER_COLUMNS), hide_index=True)
         st.caption(
             f"{int(table['n_pairs'].iloc[0])} pairs of layer {result.layer.name} "
-            f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive."
+            f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive. "
+            + _params_note(specs, side_window, side_k, s_tok)
         )
