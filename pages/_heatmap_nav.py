@@ -17,13 +17,14 @@ import streamlit as st
 from pages._memo import derived
 from pages._projector import fig_scale, px, scaled
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
-from semrsm.analysis import matching_contributions
+from semrsm.analysis import kernel_contributions, matcher_text, matching_contributions
 from semrsm.analysis.ordering import image_order
 from semrsm.explorer import ExplorerResult
 from semrsm.explorer.exports import kernels_npz, matchings_csv, tokens_npy, tokens_npz
+from semrsm.explorer.summary import block_means, signed
 from semrsm.figures.matching import matching_overlay
 from semrsm.figures.navigation import heatmap_panels, selected_cells
-from semrsm.figures.rsm import SEMANTIC_TITLE, SPATIAL_TITLE
+from semrsm.figures.rsm import SPATIAL_TITLE, breakable_name, semantic_title
 
 __all__ = ["ORDER_LABELS", "heatmap_navigation"]
 
@@ -34,7 +35,20 @@ ORDER_LABELS = {
     "cluster_spatial": "cluster the classic RSM",
     "cluster_semantic": "cluster the semantic RSM",
 }
+#: what the pair preview's listed values are, per kernel (followed by the semantic value)
+_PARTS = {
+    "linear": "inner products ⟨a_s, b_t⟩ of the matched tokens; over all positions they "
+    "add up to the linear similarity",
+    "cosine": "each pair's share of the cosine similarity, ⟨a_s, b_t⟩ / (‖a‖ ‖b‖); over all "
+    "positions they add up to",
+    "rbf": "squared distances ‖a_s − b_t‖² of the matched tokens; over all positions they "
+    "add up to d², and exp(−d² / (2σ²)) with the semantic RSM's σ² is the RBF similarity",
+}
+#: thumbnails of a selected block, px (captions wrap at ``_``: ``shape_0000_`` / ``cross``)
+THUMB_WIDTH = 96
 PAIR_KEY = "nav_pair"
+#: the chosen order (the select box's own key loses its value when the box is not drawn)
+ORDER_KEY = "nav_order_choice"
 BLOCK_KEY = "nav_block"
 
 
@@ -43,6 +57,10 @@ def _order(key: str, how: str, n: int, labels: tuple | None, _rsms: dict) -> lis
     if how.startswith("cluster_"):
         return image_order("cluster", n, rsm=_rsms[how.removeprefix("cluster_")]).tolist()
     return image_order(how, n, labels=labels).tolist()
+
+
+def _remember_order() -> None:
+    st.session_state[ORDER_KEY] = st.session_state.get("nav_order")
 
 
 def _on_select() -> None:
@@ -66,17 +84,21 @@ def _on_select() -> None:
 
 
 def _block(result: ExplorerResult, rows: list[int], cols: list[int]) -> None:
-    sub = np.ix_(rows, cols)
-    st.markdown(
-        f"**Selected block:** {len(rows)} rows × {len(cols)} columns · mean classic "
-        f"**{result.spatial_rsm[sub].mean():.3f}**, mean semantic "
-        f"**{result.semantic_rsm[sub].mean():.3f}**"
-    )
+    mean_a, mean_b, cells = block_means(result.spatial_rsm, result.semantic_rsm, rows, cols)
+    if cells:
+        means = (
+            f"mean classic **{mean_a:.3f}**, mean semantic **{mean_b:.3f}** over its {cells} "
+            "cells of two different images (self-similarities left out, as in the numbers "
+            "above)"
+        )
+    else:
+        means = "only self-similarities: no pair of two different images to average"
+    st.markdown(f"**Selected block:** {len(rows)} rows × {len(cols)} columns · {means}")
     imgs = sorted(set(rows) | set(cols))
     st.image(
         [result.thumbnails[k] for k in imgs[:64]],
-        caption=[result.names[k] for k in imgs[:64]],
-        width=px(72),
+        caption=[breakable_name(result.names[k]) for k in imgs[:64]],
+        width=px(THUMB_WIDTH),
     )
     if len(imgs) > 64:
         st.caption(f"… and {len(imgs) - 64} more.")
@@ -91,8 +113,10 @@ def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
     st.markdown(
         f"**{result.names[i]}** × **{result.names[j]}** · {kernel} similarity: classic "
         f"**{result.spatial_rsm[i, j]:.4f}**, semantic **{result.semantic_rsm[i, j]:.4f}** "
-        f"({result.semantic_rsm[i, j] - result.spatial_rsm[i, j]:+.4f} from matching)"
+        f"({signed(result.semantic_rsm[i, j] - result.spatial_rsm[i, j], 4)} from matching)"
     )
+    matcher = result.config.matcher
+    pairing = "optimal pairing" if matcher == "exact" else f"{matcher_text(matcher)} pairing"
     perm, _ = result.matching(i, j)
     contrib = matching_contributions(result.tokens[i], result.tokens[j], perm)
     top = min(10, contrib.size)
@@ -110,14 +134,16 @@ def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
     st.plotly_chart(fig, key="nav_pair_overlay", config={"displaylogo": False})
     w = result.grid[1]
     best = np.argsort(-contrib)[:5]
+    # the listed values are those of the kernel shown (the ranking is the drawing's)
+    parts = kernel_contributions(result.tokens[i], result.tokens[j], perm, kernel)
     st.caption(
-        f"The {top} strongest matches of the optimal pairing are drawn (brighter = larger "
+        f"The {top} strongest matches of the {pairing} are drawn (brighter = larger "
         "share of the similarity). Top five: "
         + "; ".join(
-            f"({s // w}, {s % w}) ↔ ({perm[s] // w}, {perm[s] % w}): {contrib[s]:.3g}"
+            f"({s // w}, {s % w}) ↔ ({perm[s] // w}, {perm[s] % w}): {parts[s]:.3g}"
             for s in best
         )
-        + " (row, column of the token grid; inner products)."
+        + f" (row, column of the token grid; {_PARTS[kernel]} {result.semantic_rsm[i, j]:.4f})."
     )
     if TOKEN_PAGE.is_file():
         st.page_link(
@@ -133,18 +159,27 @@ def heatmap_navigation(result: ExplorerResult) -> go.Figure:
     returns the figure (for its download)."""
     n = result.n
     options = [k for k in ORDER_LABELS if k != "label" or result.labels is not None]
-    if st.session_state.get("nav_order") not in options:
-        st.session_state["nav_order"] = "label" if result.labels is not None else "loaded"
+    # The choice is kept under its own key and given to the box as its default: a box
+    # missing from one screen (a Compute prompt) is mounted again by the browser at its
+    # default, which must then be the order drawn (setting the widget's key did not do it).
+    wanted = st.session_state.get(ORDER_KEY)
+    if wanted not in options:
+        wanted = "label" if result.labels is not None else "loaded"
+    if st.session_state.get("nav_order") not in (None, wanted):
+        st.session_state.pop("nav_order")  # a stale widget value (e.g. "label" without labels)
     c1, c2 = st.columns([2, 5])
     how = c1.selectbox(
         "Order the images",
         options,
+        index=options.index(wanted),
         key="nav_order",
+        on_change=_remember_order,
         format_func=ORDER_LABELS.get,
         help="The same order is used for both heatmaps. Clustering groups images that the "
         "chosen RSM calls similar (average linkage, optimal leaf ordering), so blocks along "
         "the diagonal show what that RSM sees as groups.",
     )
+    st.session_state[ORDER_KEY] = how
     c2.markdown(
         "Click a cell to preview that pair below; drag a box (box tool in the chart's "
         "toolbar) over a block to see its images. Hover names the two images."
@@ -161,7 +196,8 @@ def heatmap_navigation(result: ExplorerResult) -> go.Figure:
         result,
         (tuple(order), tuple(pair) if pair is not None else None),
         lambda: heatmap_panels(
-            {SPATIAL_TITLE: result.spatial_rsm, SEMANTIC_TITLE: result.semantic_rsm},
+            {SPATIAL_TITLE: result.spatial_rsm,
+             semantic_title(result.config.matcher, result.params): result.semantic_rsm},
             result.names,
             result.labels,
             order=order,

@@ -17,7 +17,9 @@ from pages._errors import show_error
 from pages._memo import recall, remember
 from pages._progress import fmt_seconds, streamlit_progress
 from pages._resources import FIRST_RESULT, WARM_UP_NOW, get_cache, get_images, get_model
+from semrsm.analysis.matchers import matcher_phrase
 from semrsm.explorer.cached import cached_result
+from semrsm.explorer.config import WEIGHTS_TEXT
 from semrsm.explorer.result import ExplorerResult
 
 if TYPE_CHECKING:
@@ -66,7 +68,8 @@ def run_prompt(run: RunPlan) -> str:
     ]
     return (
         f"This run matches {int(est['pairs']):,} pairs of {run.layer.num_tokens} positions "
-        f"with the **{run.config.matcher}** matcher on the {run.device.upper()}: about "
+        f"with the **{matcher_phrase(run.config.matcher, run.config.params)}** on the "
+        f"{run.device.upper()}: about "
         f"**{fmt_seconds(run.seconds)}** ({', '.join(p for p in parts if p)}; rates "
         f"{measured}). " + long_run_advice(run)
     )
@@ -190,12 +193,11 @@ def status_line(result: ExplorerResult) -> str:
         if hits.get("tokens") and hits.get("rsm")
         else f"computed in {result.timings.get('total', 0):.1f} s"
     )
-    params = ", ".join(f"{k}={v}" for k, v in result.params.items() if k != "rtol")
+    weights = WEIGHTS_TEXT.get(result.weights, result.weights)
     return (
-        f"{result.n} images · {html.escape(result.model_name)} ({result.weights}) · layer "
+        f"{result.n} images · {html.escape(result.model_name)} ({weights}) · layer "
         f"`{li.name}` ({li.grid[0]}×{li.grid[1]} positions × {li.channels} channels) · "
-        f"{result.kernel} kernel · {result.config.matcher} matcher"
-        + (f" ({params})" if params else "")
-        + f" · {source}"
+        f"{result.kernel} kernel · {matcher_phrase(result.config.matcher, result.params)}"
+        f" · {source}"
     )
 

@@ -11,11 +11,13 @@ import streamlit as st
 
 from pages._sidebar import current_result, status_line
 from semrsm.explorer import ExplorerResult
+from semrsm.explorer.summary import signed
 
 __all__ = [
     "MATCHER_COLUMNS",
     "csv_download",
     "figure_download",
+    "gain_delta",
     "readable_columns",
     "file_stem",
     "image_choices",
@@ -35,6 +37,17 @@ def page_result(min_images: int = 0, too_few: str = "") -> ExplorerResult:
         st.info(too_few)
         st.stop()
     return result
+
+
+def gain_delta(gap: float, digits: int = 3, suffix: str = " from matching",
+               color: str = "normal") -> dict[str, Any]:
+    """``st.metric`` arguments for a change: ``delta`` with its sign, coloured and with an
+    arrow, except a change that rounds to zero, which is a neutral ``0.000`` (grey, no
+    arrow; ``-0.000`` drew a red arrow down)."""
+    text = signed(gap, digits)
+    if float(text) == 0:
+        return {"delta": text + suffix, "delta_color": "off", "delta_arrow": "off"}
+    return {"delta": text + suffix, "delta_color": color}
 
 
 def image_choices(result: ExplorerResult) -> list[str]:

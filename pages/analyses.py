@@ -20,6 +20,7 @@ from semrsm.analysis import (
 )
 from semrsm.explorer import estimate_seconds, layer_rsms, load_images, resolve_device
 from semrsm.explorer.links import ANALYSES_TABS
+from semrsm.explorer.summary import signed
 from semrsm.explorer.tables import (
     agreement_csv,
     agreement_summary_csv,
@@ -36,6 +37,7 @@ from semrsm.figures.analyses import (
     translation_figure,
     translation_summary_figure,
 )
+from semrsm.figures.rsm import SPATIAL_TITLE, semantic_title
 from semrsm.images import PHOTO_FILES
 
 #: layers with more positions than this are not selected by default (matching grows as S³)
@@ -56,6 +58,8 @@ config = result.config
 device = resolve_device(config.device)
 kernel = result.kernel
 layer_info = {li.name: li for li in result.layers}
+#: the two RSMs' names; the semantic one names the sidebar's matcher
+titles = (SPATIAL_TITLE, semantic_title(config.matcher, result.params))
 layer_names = list(layer_info)
 
 
@@ -108,6 +112,22 @@ def _requested(name: str) -> bool:
 
 def _fmt(x: float, digits: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _params_note(specs: list, side_window: int, side_k: int, s_tok: int) -> str:
+    """Which window and k the comparison used, against the sidebar's."""
+    notes = []
+    for m, p in specs:
+        if m == "batch_optimal":
+            same = "as in the sidebar" if p["window"] == side_window else (
+                f"the sidebar's batch-optimal uses window {side_window}")
+            exact = " (≥ the positions: exact)" if p["window"] >= s_tok else ""
+            notes.append(f"batch-optimal with window {p['window']}{exact}, {same}")
+        elif m == "topk_greedy":
+            same = "as in the sidebar" if p["k"] == side_k else (
+                f"the sidebar's top-k greedy uses k {side_k}")
+            notes.append(f"top-k greedy with k {p['k']}, {same}")
+    return ("Parameters: " + "; ".join(notes) + ".") if notes else ""
 
 
 # the open tab is kept in session_state["an_tab"] (a link may carry it: tab=…)
@@ -172,19 +192,20 @@ with tab_tr:
         c1, c2 = st.columns(2)
         c1.plotly_chart(
             translation_figure(
-                res.pairs, pick, names=crop_names, kernel=kernel, scale=fig_scale()
+                res.pairs, pick, names=crop_names, kernel=kernel, titles=titles, scale=fig_scale()
             ),
             key="an_tr_scatter",
         )
         c2.plotly_chart(
-            translation_summary_figure(summ, kernel=kernel, scale=fig_scale()), key="an_tr_summary"
+            translation_summary_figure(summ, kernel=kernel, titles=titles, scale=fig_scale()),
+            key="an_tr_summary",
         )
         row = summ[summ["layer"] == pick].iloc[0]
         st.markdown(
             f"In **{pick}**, same-source crops have a mean {kernel} similarity of "
             f"**{row['mean_semantic']:.3f}** under the semantic RSM and "
             f"**{row['mean_spatial']:.3f}** under the classic one (gap "
-            f"{row['mean_gap']:+.3f}). From no overlap to full overlap the classic similarity "
+            f"{signed(row['mean_gap'])}). From no overlap to full overlap the classic similarity "
             f"changes by {_fmt(row['slope_spatial'])} along its fitted line, the semantic one by "
             f"{_fmt(row['slope_semantic'])}: the flatter the line, the less the RSM cares where "
             "things are."
@@ -339,13 +360,22 @@ with tab_match:
     )
     c2, c3, c4 = st.columns(3)
     s_tok = result.tokens.shape[1]
+    # The sidebar's parameters unless changed here (a box per sidebar value, so a change
+    # in the sidebar is followed): the same matcher must mean the same thing on both pages.
+    side_window = int(st.session_state.get("sb_window", 128))
+    side_k = int(st.session_state.get("sb_topk", 32))
     window = int(
         c2.number_input(
-            "batch-optimal window", 2, 4096, min(128, max(2, s_tok // 4)), key="an_m_window"
+            "batch-optimal window", 2, 4096, side_window, key=f"an_m_window_{side_window}",
+            help=f"Starts at the sidebar's window ({side_window}). A window of at least the "
+            f"number of positions ({s_tok}) solves each pair exactly.",
         )
     )
     topk = int(
-        c3.number_input("top-k greedy k", 1, 4096, min(32, max(1, s_tok // 8)), key="an_m_k")
+        c3.number_input(
+            "top-k greedy k", 1, 4096, side_k, key=f"an_m_k_{side_k}",
+            help=f"Starts at the sidebar's k ({side_k}).",
+        )
     )
     total_pairs = result.n * (result.n - 1) // 2
     max_pairs = c4.slider(
@@ -403,7 +433,8 @@ with tab_match:
         st.dataframe(readable_columns(show.round(5), MATCHER_COLUMNS), hide_index=True)
         st.caption(
             f"{int(table['n_pairs'].iloc[0])} pairs of layer {result.layer.name} "
-            f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive."
+            f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive. "
+            + _params_note(specs, side_window, side_k, s_tok)
         )
         csv_download(st, "Matcher comparison (.csv)", lambda t=table: matchers_csv(t), result,
                      "matchers", "dl_an_matchers", "The table above, every column.")

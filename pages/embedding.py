@@ -14,6 +14,7 @@ from semrsm.analysis import nearest_neighbours
 from semrsm.embedding import MIN_UMAP_POINTS, embed_rsm, neighbour_lines, search_images
 from semrsm.explorer.tables import embedding_csv
 from semrsm.figures.embedding import MAX_THUMBNAILS, embedding_figure
+from semrsm.figures.rsm import breakable_name
 
 st.title("Embedding")
 st.markdown(
@@ -214,7 +215,7 @@ if lasso:
         }
     )
     st.image([result.thumbnails[k] for k in lasso[:60]],
-             caption=[result.names[k] for k in lasso[:60]], width=px(72))
+             caption=[breakable_name(result.names[k]) for k in lasso[:60]], width=px(96))
     d1, d2 = st.columns([1, 4])
     buf = io.StringIO()
     table.to_csv(buf, index=False)
@@ -236,7 +237,8 @@ if lasso:
 if selected is not None:
     st.subheader(f"{result.names[selected]}")
     cols = st.columns([1, 3])
-    cols[0].image(result.thumbnails[selected], caption=result.names[selected], width=px(160))
+    cols[0].image(result.thumbnails[selected], caption=breakable_name(result.names[selected]),
+                  width=px(160))
     with cols[1]:
         k = min(5, n - 1)
         for title, rsm in (("classic", result.spatial_rsm), ("semantic", result.semantic_rsm)):
@@ -244,6 +246,7 @@ if selected is not None:
             st.markdown(f"**Closest under the {title} RSM**")
             st.image(
                 [result.thumbnails[t] for t in idx],
-                caption=[f"{result.names[t]} · {v:.3f}" for t, v in zip(idx, sims, strict=True)],
+                caption=[f"{breakable_name(result.names[t])} · {v:.3f}"
+                         for t, v in zip(idx, sims, strict=True)],
                 width=px(96),
             )

@@ -9,10 +9,16 @@ from pages._how_it_works import how_it_works
 from pages._memo import derived
 from pages._projector import px, scaled
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
-from pages._widgets import figure_download, file_stem, image_choices, page_result
+from pages._widgets import figure_download, file_stem, gain_delta, image_choices, page_result
 from semrsm.explorer import explain_pair, summarize
 from semrsm.explorer.summary import pair_explanation
-from semrsm.figures.rsm import difference_heatmap, short_name, similarity_histograms
+from semrsm.figures.rsm import (
+    SPATIAL_TITLE,
+    difference_heatmap,
+    semantic_title,
+    short_name,
+    similarity_histograms,
+)
 from semrsm.figures.schematic import two_rsms_schematic
 
 st.title("Similarity matrices: classic vs semantic")
@@ -72,27 +78,32 @@ if result.labels is not None and summary.get("n_same", 0) > 0:
     c1.metric(
         "same label · classic",
         f"{summary['same_spatial']:.3f}",
-        help="mean similarity of pairs with the same label (off-diagonal)",
+        help="mean similarity of pairs of two different images with the same label "
+        "(self-similarities, the diagonal, left out; so in every mean on this page)",
     )
     c2.metric(
         "same label · semantic",
         f"{summary['same_semantic']:.3f}",
-        delta=f"{summary['same_gap']:+.3f} from matching",
+        **gain_delta(summary["same_gap"]),
     )
     c3.metric("different label · classic", f"{summary['diff_spatial']:.3f}")
     c4.metric(
         "different label · semantic",
         f"{summary['diff_semantic']:.3f}",
-        delta=f"{summary['diff_gap']:+.3f} from matching",
-        delta_color="off",
+        **gain_delta(summary["diff_gap"], color="off"),
     )
 else:
     c1, c2, c3 = st.columns(3)
-    c1.metric("mean · classic", f"{summary['mean_spatial']:.3f}")
+    c1.metric(
+        "mean · classic",
+        f"{summary['mean_spatial']:.3f}",
+        help="mean similarity of pairs of two different images (self-similarities, the "
+        "diagonal, left out; so in every mean on this page)",
+    )
     c2.metric(
         "mean · semantic",
         f"{summary['mean_semantic']:.3f}",
-        delta=f"{summary['mean_gap']:+.3f} from matching",
+        **gain_delta(summary["mean_gap"]),
     )
     c3.metric("pairs improved by matching", f"{summary['frac_improved']:.0%}")
 
@@ -171,7 +182,10 @@ fig_hist = derived(
     "rsm_histograms",
     result,
     (),
-    lambda: similarity_histograms(spatial, semantic, result.labels, kernel=kernel, height=440),
+    lambda: similarity_histograms(
+        spatial, semantic, result.labels, kernel=kernel, height=440,
+        titles=(SPATIAL_TITLE, semantic_title(result.config.matcher, result.params)),
+    ),
 )
 d2.plotly_chart(scaled(fig_hist), key="rsm_histograms", config={"displaylogo": False})
 d2.caption(

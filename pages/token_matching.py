@@ -10,8 +10,14 @@ import streamlit as st
 
 from pages._projector import fig_scale
 from pages._sidebar import SELECTED_PAIR_KEY
-from pages._widgets import csv_download, image_choices, page_result, store_clicked_point
-from semrsm.analysis import explain_pair, token_alternatives
+from pages._widgets import (
+    csv_download,
+    gain_delta,
+    image_choices,
+    page_result,
+    store_clicked_point,
+)
+from semrsm.analysis import MATCHER_NAMES, explain_pair, matcher_text, token_alternatives
 from semrsm.explorer import explain_pair as suggested_pair
 from semrsm.explorer.tables import pair_matching_csv
 from semrsm.figures.matching import (
@@ -77,6 +83,10 @@ st.session_state["tm_seen_pair"] = (int(i), int(j))
 
 perm_cached, _ = result.matching(int(i), int(j))
 tok = result.tokens
+# the matcher as the sidebar names it: in sentences (``batch-optimal``) and in legends,
+# with its window or k (``batch-optimal, window 128``)
+matcher_word = MATCHER_NAMES.get(config.matcher, config.matcher)
+matcher_name = matcher_text(config.matcher, result.params)
 ex = explain_pair(tok[i], tok[j], config.matcher, grid=(h, w), perm=perm_cached, **result.params)
 crange = contribution_range(ex.inner)
 img_a, img_b = result.model_view(int(i)), result.model_view(int(j))
@@ -87,18 +97,18 @@ m1.metric(f"classic ({kern})", f"{result.spatial_rsm[i, j]:.4f}")
 m2.metric(
     f"semantic ({kern})",
     f"{result.semantic_rsm[i, j]:.4f}",
-    delta=f"{result.semantic_rsm[i, j] - result.spatial_rsm[i, j]:+.4f}",
+    **gain_delta(result.semantic_rsm[i, j] - result.spatial_rsm[i, j], 4, suffix=""),
 )
 moved = float(np.mean(ex.perm != np.arange(s_tokens)))
 m3.metric("tokens matched elsewhere", f"{moved:.0%}")
 if config.matcher != "exact":
     ratio = ex.ratio_to_optimal
     st.info(
-        f"The **{config.matcher}** matcher reaches **{ratio:.2%}** of the optimal matched inner "
+        f"The **{matcher_word}** matcher reaches **{ratio:.2%}** of the optimal matched inner "
         f"product for this pair (Σ = {ex.value:.4g} against the optimum {ex.exact_value:.4g}, "
         f"a gap of {ex.gap_to_optimal:.3g})."
         if np.isfinite(ratio)
-        else f"The **{config.matcher}** matcher gives Σ = {ex.value:.4g}; the optimum is "
+        else f"The **{matcher_word}** matcher gives Σ = {ex.value:.4g}; the optimum is "
         f"{ex.exact_value:.4g}."
     )
 if i == j:
@@ -226,7 +236,7 @@ st.plotly_chart(
         img_b,
         ex.maps("identity"),
         ex.maps("matched"),
-        matched_label=f"{config.matcher} matching (semantic)",
+        matched_label=f"{matcher_name} matching (semantic)",
         crange=crange,
         scale=fig_scale(),
     ),
@@ -254,7 +264,7 @@ if s_tokens <= MAX_MATRIX_TOKENS:
             ex.inner,
             ex.exact_perm,
             None if config.matcher == "exact" else ex.perm,
-            matcher=config.matcher,
+            matcher=matcher_name,
             grid_w=w,
             crange=crange,
             scale=fig_scale(),
@@ -272,7 +282,7 @@ else:
 s1, s2 = st.columns(2)
 s1.metric("Σ along the diagonal (identity)", f"{ex.identity_value:.5g}")
 s2.metric(
-    f"Σ along the {'optimal' if config.matcher == 'exact' else config.matcher} assignment",
+    f"Σ along the {'optimal' if config.matcher == 'exact' else matcher_word} assignment",
     f"{ex.value:.5g}",
     delta=f"{ex.value - ex.identity_value:+.5g}",
 )

@@ -604,7 +604,7 @@ def _pretrained(name: str, arch: str) -> torch.nn.Module:
             f"pretrained weights of {full} are not in the local cache ({_hub_cache_dir()}) and this "
             "machine is offline. To use them: run once with network access (they are then cached), "
             "or copy a Hugging Face cache that holds them and point HF_HOME at it, or download the "
-            "weights file elsewhere and pass it as a checkpoint (weights='file'). "
+            "weights file elsewhere and use it as a local checkpoint (weights='file' in Python). "
             "The demo models (demo-resnet, demo-vit) work offline."
         )
     try:

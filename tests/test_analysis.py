@@ -264,7 +264,7 @@ def test_compare_matchers_ratios(relu_tokens):
     assert df.loc[0, "ratio_mean"] == pytest.approx(1.0) and df.loc[0, "frac_optimal"] == 1.0
     assert (df["ratio_mean"] <= 1 + 1e-9).all() and (df["ratio_min"] <= df["ratio_mean"]).all()
     assert df.loc[3, "ratio_mean"] < 0.95  # identity is far from optimal on shuffled content
-    assert df["matcher"][2] == "batch_optimal (window=4)"
+    assert df["matcher"][2] == "batch-optimal (window 4)"  # the words of the app's sidebar
     assert (df["n_pairs"] == 15).all() and (df["seconds"] > 0).all()
 
 

@@ -232,3 +232,31 @@ def test_long_names_are_shortened_with_an_ellipsis_and_full_in_the_hover():
     assert fig.layout.margin.l >= 12 * 10 * 0.5 and fig.layout.margin.b >= 12 * 10 * 0.5 * 0.7
     hover = fig.data[0].customdata
     assert "hubble_deep_field" in {str(v) for v in np.asarray(hover).ravel()}
+
+
+def test_navigation_heatmaps_name_the_classes_of_blocks_at_a_readable_size():
+    """The RSM page's heatmaps showed truncated file names at 8 px (``shape_0012_cr…``:
+    crescent and cross looked alike); now, like the difference map, one class name per
+    contiguous block of a class, at the block's centre, at 10 px."""
+    from semrsm.analysis.ordering import image_order
+    from semrsm.figures.navigation import heatmap_panels
+
+    labels = ["cross", "crescent", "cross", "disc", "crescent", "cross", "disc", "ring"]
+    names = [f"shape_{k:04d}_{lab}" for k, lab in enumerate(labels)]
+    n = len(names)
+    m = np.eye(n) * 0.5 + 0.5
+    by_label = image_order("label", n, labels=labels)
+    fig = heatmap_panels({"classic": m, "semantic": m}, names, labels, order=by_label)
+    diff = difference_heatmap(m, m, names, labels)
+    for axis in (fig.layout.xaxis, fig.layout.yaxis2, diff.layout.xaxis):
+        assert list(axis.ticktext) == ["crescent", "cross", "disc", "ring"]
+        assert list(axis.tickvals) == [0.5, 3.0, 5.5, 7.0]  # centres of the blocks
+        assert axis.tickfont.size >= 10
+    # as loaded, a block may be a single image: every run of a class is named once
+    fig = heatmap_panels({"classic": m, "semantic": m}, names, labels)
+    assert list(fig.layout.xaxis.ticktext) == labels
+    # too many blocks to read: no tick labels (the hover names every cell)
+    many = [f"c{k}" for k in range(60)]
+    big = np.eye(60)
+    fig = heatmap_panels({"a": big}, many, many)
+    assert fig.layout.xaxis.showticklabels is False and fig.layout.margin.b <= 10

@@ -44,13 +44,21 @@ from semrsm.analysis.contributions import (
     PairExplanation,
     contribution_maps,
     explain_pair,
+    kernel_contributions,
     kernel_values,
     matching_contributions,
     rbf_sigma2,
     token_alternatives,
 )
 from semrsm.analysis.layers import LayerCKAResult, RSMPair, layer_cka, layer_rsms
-from semrsm.analysis.matchers import DEFAULT_MATCHERS, compare_matchers, matcher_label
+from semrsm.analysis.matchers import (
+    DEFAULT_MATCHERS,
+    MATCHER_NAMES,
+    compare_matchers,
+    matcher_label,
+    matcher_phrase,
+    matcher_text,
+)
 from semrsm.analysis.retrieval import nearest_neighbours, retrieval_metrics
 from semrsm.analysis.translation import TranslationResult, crop_overlaps, translation_analysis
 
@@ -87,6 +95,10 @@ __all__ = [
     "layer_rsms",
     "linear_cka",
     "matcher_label",
+    "matcher_phrase",
+    "matcher_text",
+    "MATCHER_NAMES",
+    "kernel_contributions",
     "matching_contributions",
     "nearest_neighbours",
     "output_agreement",

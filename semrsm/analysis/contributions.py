@@ -74,6 +74,36 @@ def matching_contributions(
     return np.einsum("sc,sc->s", aa, bb[p])
 
 
+def kernel_contributions(
+    a: np.ndarray, b: np.ndarray, perm: np.ndarray | None, kernel: str
+) -> np.ndarray:
+    """Each matched token pair's part in one kernel's value, indexed by the position in ``a``.
+
+    * ``linear``: ``<a_s, b_perm[s]>``, which add up to the linear value;
+    * ``cosine``: ``<a_s, b_perm[s]> / (‖a‖ ‖b‖)`` (Frobenius norms of all tokens), which
+      add up to the cosine value (0 when a norm is 0);
+    * ``rbf``: the squared distance ``‖a_s − b_perm[s]‖²``; they add up to the squared
+      distance ``d²`` of ``rbf = exp(−d² / (2σ²))``, which is not a sum of parts (a
+      smaller distance is a larger similarity).
+
+    Raises
+    ------
+    AnalysisError (ValueError)
+        As :func:`matching_contributions`, or an unknown kernel.
+    """
+    aa, bb = _pair_arrays(a, b)
+    p = np.arange(aa.shape[0]) if perm is None else _check_perm(perm, aa.shape[0])
+    if kernel == "linear":
+        return np.einsum("sc,sc->s", aa, bb[p])
+    if kernel == "cosine":
+        denom = math.sqrt(float(np.sum(aa * aa)) * float(np.sum(bb * bb)))
+        inner = np.einsum("sc,sc->s", aa, bb[p])
+        return inner / denom if denom > 0 else np.zeros_like(inner)
+    if kernel == "rbf":
+        return np.sum((aa - bb[p]) ** 2, axis=1)
+    raise AnalysisError(f"kernel: {kernel!r} is not one of 'linear', 'cosine', 'rbf'")
+
+
 def contribution_maps(
     contributions: np.ndarray, perm: np.ndarray | None, grid: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:

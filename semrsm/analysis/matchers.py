@@ -15,18 +15,44 @@ from semrsm.analysis._checks import AnalysisError, Progress, _token_array
 DEFAULT_MATCHERS: tuple[str, ...] = ("greedy", "topk_greedy", "batch_optimal")
 
 
+#: the matchers' names as people read them (the app's sidebar uses the same words)
+MATCHER_NAMES: dict[str, str] = {
+    "exact": "exact",
+    "batch_optimal": "batch-optimal",
+    "topk_greedy": "top-k greedy",
+    "greedy": "greedy",
+    "identity": "identity",
+}
+#: parameters named even at their default value (they are what a reader compares, and
+#: the only ones the app lets a user set)
+_ALWAYS_SHOWN = ("window", "k")
+
+
+def matcher_text(name: str, params: Mapping[str, Any] | None = None) -> str:
+    """The matcher as a person reads it, with its window or k: ``batch-optimal, window
+    128``, ``top-k greedy, k 32``, ``exact``. Needs no registry (no torch import)."""
+    shown = [f"{k} {params[k]}" for k in _ALWAYS_SHOWN if params and k in params]
+    return ", ".join([MATCHER_NAMES.get(name, name), *shown])
+
+
+def matcher_phrase(name: str, params: Mapping[str, Any] | None = None) -> str:
+    """The matcher in a sentence: ``batch-optimal matcher (window 128)``, ``exact
+    matcher``. Needs no registry (no torch import)."""
+    shown = [f"{k} {params[k]}" for k in _ALWAYS_SHOWN if params and k in params]
+    return f"{MATCHER_NAMES.get(name, name)} matcher" + (f" ({', '.join(shown)})" if shown else "")
+
+
 def matcher_label(name: str, params: Mapping[str, Any]) -> str:
-    """Display name such as ``batch_optimal (window=16)``; parameters left at their
-    registry default (e.g. ``order="descending"``) are not repeated, except numeric ones
-    (a window or k is part of what the reader compares)."""
+    """Display name such as ``batch-optimal (window 16)``: the name people read
+    (:data:`MATCHER_NAMES`), a window or k always, other parameters only when they
+    differ from the registry's default (``rtol``, the batch-optimal ``order``)."""
     from semrsm.matching import MATCHERS
 
     defaults = MATCHERS.get(name, {}).get("params", {})
-    shown = {k: v for k, v in params.items()
-             if not (isinstance(v, str) and defaults.get(k) == v)}
-    if not shown:
-        return name
-    return f"{name} ({', '.join(f'{k}={v}' for k, v in sorted(shown.items()))})"
+    shown = [f"{k} {v}" for k, v in sorted(params.items())
+             if k in _ALWAYS_SHOWN or defaults.get(k) != v]
+    text = MATCHER_NAMES.get(name, name)
+    return f"{text} ({', '.join(shown)})" if shown else text
 
 
 def compare_matchers(

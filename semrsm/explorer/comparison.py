@@ -37,7 +37,7 @@ from semrsm.analysis.compare import (
 from semrsm.atomic import AtomicOutput
 from semrsm.cache import Cache
 from semrsm.catalog import DEMO_MODELS
-from semrsm.explorer.config import ExplorerConfig, ExplorerError, Progress
+from semrsm.explorer.config import WEIGHTS_TEXT, ExplorerConfig, ExplorerError, Progress
 from semrsm.explorer.pipeline import compute, layer_rsms
 
 __all__ = [
@@ -54,8 +54,9 @@ __all__ = [
 
 
 def config_label(config: ExplorerConfig) -> str:
-    """``"model layer"`` plus the weights when they are not the default ones."""
-    w = "" if config.weights == "default" else f" ({config.weights})"
+    """``"model layer"`` plus the weights when they are not the default ones, in the
+    sidebar's words (``resnet18 (local checkpoint) layer3``)."""
+    w = "" if config.weights == "default" else f" ({WEIGHTS_TEXT[config.weights]})"
     return f"{config.model}{w} {config.layer or ''}".strip()
 
 

@@ -23,6 +23,15 @@ LONG_RUN_SECONDS = 20.0
 PERMS_MAX_BYTES = 128 * 1024**2
 BUILTIN_SETS = ("shapes", "photos", "crops")
 DEVICES = ("auto", "cpu", "cuda")
+#: the weights as people read them (the app's sidebar uses the same words), by the
+#: configuration's ``weights`` and by a result's ``weights`` (where they came from)
+WEIGHTS_TEXT = {
+    "default": "default weights",
+    "demo": "demo weights",
+    "pretrained": "pretrained weights",
+    "none": "random init",
+    "file": "local checkpoint",
+}
 
 Progress = Callable[[str, int, int], None]
 
@@ -134,7 +143,8 @@ class ExplorerConfig:
             )
         if self.weights == "file" and not self.checkpoint:
             raise ExplorerError(
-                "weights='file' needs a checkpoint path; give one or pick other weights"
+                "a local checkpoint (weights='file') needs a checkpoint file: upload one or "
+                "give its path, or pick other weights"
             )
         if self.kernel not in KERNELS:
             raise ExplorerError(f"kernel: {self.kernel!r} is not one of {KERNELS}")

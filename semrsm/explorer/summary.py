@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from semrsm.explorer.result import ExplorerResult
+
+__all__ = ["block_means", "explain_pair", "pair_explanation", "signed", "summarize"]
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """``value`` with its sign, as people read a change: ``+0.012``, ``-0.034``, and a
+    plain ``0.000`` (no sign) for a value that rounds to zero (``-0.0001`` is no drop)."""
+    text = f"{value:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
+
+
+def block_means(
+    spatial: np.ndarray, semantic: np.ndarray, rows: Sequence[int], cols: Sequence[int]
+) -> tuple[float, float, int]:
+    """Mean of both RSMs over a block of rows × columns, self-similarities left out (as
+    in :func:`summarize`: an image's similarity with itself is no pair).
+
+    Returns
+    -------
+    (mean classic, mean semantic, cells) : the means over the block's cells ``(i, j)``
+    with ``i != j`` and their number; NaN means and 0 when the block holds no such cell.
+    """
+    r = np.asarray(rows, dtype=np.int64)[:, None]
+    c = np.asarray(cols, dtype=np.int64)[None, :]
+    keep = np.broadcast_to(r != c, (r.size, c.size))
+    n = int(keep.sum())
+    if n == 0:
+        return math.nan, math.nan, 0
+    a = np.asarray(spatial)[r, c][keep]
+    b = np.asarray(semantic)[r, c][keep]
+    return float(a.mean()), float(b.mean()), n
 
 
 def summarize(result: ExplorerResult, kernel: str | None = None) -> dict[str, Any]:
@@ -234,8 +266,8 @@ def pair_explanation(
     if summary and result.labels is not None and summary.get("n_same", 0) > 0:
         text += (
             f" Over all {summary['n_same']} same-label pairs the matching changes the mean "
-            f"by {summary['same_gap']:+.3f}, over different-label pairs by "
-            f"{summary['diff_gap']:+.3f}."
+            f"by {signed(summary['same_gap'])}, over different-label pairs by "
+            f"{signed(summary['diff_gap'])}."
         )
     text += " In deeper layers, with fewer positions, the two RSMs usually agree more closely."
     return heading, text

@@ -22,17 +22,16 @@ from semrsm.figures.drawing import (
     fix_margins,
     tick_label_room,
 )
-from semrsm.figures.rsm import short_name
+from semrsm.figures.rsm import MAX_TICK_NAMES, TICK_SIZE, X_TICK_ANGLE, axis_ticks
 
 __all__ = ["MAX_SELECTABLE", "heatmap_panels", "selected_cells"]
 
 #: above this many images the per-cell selection layer is left out (too many points)
 MAX_SELECTABLE = 150
-#: up to this many images the axes name them (cut to ``TICK_CHARS`` characters)
-MAX_TICK_NAMES = 40
-TICK_CHARS = 14
-TICK_SIZE = 8
-TICK_ANGLE = -60
+#: ticks as on the RSM page's other heatmaps (semrsm/figures/rsm.py): with labels one
+#: class name per contiguous block of a class, else the image names up to
+#: ``MAX_TICK_NAMES`` images; ``TICK_SIZE`` px, x labels at ``TICK_ANGLE`` degrees
+TICK_ANGLE = X_TICK_ANGLE
 
 
 def _blocks(labels_o: list[str]) -> list[tuple[str, int, int]]:
@@ -62,8 +61,9 @@ def heatmap_panels(
     Parameters
     ----------
     mats : mapping panel title -> ndarray (N, N) float, the same images.
-    names : N image names; ``labels`` : N labels or None (label blocks are outlined
-        where neighbouring images of the order share a label).
+    names : N image names (hover; the axes name them without labels, up to 40 images).
+    labels : N labels or None. With labels the axes name the class of each contiguous
+        block of the order (one tick at its centre) and the blocks are outlined.
     order : permutation of ``range(N)``; ``order[p]`` is shown at position ``p``
         (default: as loaded).
     cols : panels per row.
@@ -99,15 +99,18 @@ def heatmap_panels(
         raise ValueError(f"selected pair {selected} is out of range for {n} images")
     titles = list(arrays)
     rows = (len(titles) + cols - 1) // cols
+    lab = [str(x) for x in labels] if labels is not None else None
+    ticks = axis_ticks([names[t] for t in order],
+                       [lab[t] for t in order] if lab is not None else None, MAX_TICK_NAMES)
+    shown = [] if ticks.get("showticklabels") is False else list(ticks["ticktext"])
     fig = make_subplots(
         rows=rows,
         cols=cols,
         subplot_titles=titles,
         horizontal_spacing=0.08,
-        # room for the rotated tick names (shown up to 40 images) above the next row's titles
-        vertical_spacing=0.16 if n <= MAX_TICK_NAMES else 0.08,
+        # room for the rotated tick labels above the next row's titles
+        vertical_spacing=0.16 if shown else 0.08,
     )
-    lab = [str(x) for x in labels] if labels is not None else None
     hover = [f"#{k} {nm}" + (f" ({lab[k]})" if lab else "") for k, nm in enumerate(names)]
     hover_o = np.array([hover[k] for k in order], dtype=object)
     custom = np.empty((n, n, 2), dtype=object)
@@ -118,8 +121,6 @@ def heatmap_panels(
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     with_select = selectable and n <= MAX_SELECTABLE
-    show_names = n <= MAX_TICK_NAMES
-    tick_names = [short_name(names[t], TICK_CHARS) for t in order]
     px, py = np.meshgrid(np.arange(n), np.arange(n))
     pos = {int(k): p for p, k in enumerate(order)}
     shapes_: list[dict] = []
@@ -195,16 +196,14 @@ def heatmap_panels(
                             "line": {"color": "white", "width": 1},
                         }
                     )
-        ticks = {"showticklabels": show_names, "tickmode": "array", "tickvals": list(range(n)),
-                 "ticktext": tick_names, "tickfont": {"size": TICK_SIZE}}
         fig.update_xaxes(range=[-0.5, n - 0.5], showgrid=False, zeroline=False,
                          scaleanchor=f"y{axis}", constrain="domain", tickangle=TICK_ANGLE,
-                         row=r, col=c, **ticks)
+                         tickfont={"size": TICK_SIZE}, row=r, col=c, **ticks)
         fig.update_yaxes(range=[n - 0.5, -0.5], autorange=False, showgrid=False, zeroline=False,
-                         constrain="domain", row=r, col=c, **ticks)
-    # fixed margins, estimated from the names (plotly would draw the figure twice to grow
-    # them; semrsm/figures/drawing.py)
-    shown = tick_names if show_names else []
+                         constrain="domain", tickfont={"size": TICK_SIZE}, row=r, col=c,
+                         **ticks)
+    # fixed margins, estimated from the tick labels (plotly would draw the figure twice to
+    # grow them; semrsm/figures/drawing.py)
     fix_margins(
         fig,
         left=10 + tick_label_room(shown, TICK_SIZE)[0],

@@ -13,12 +13,14 @@ interfaces whose heatmap traces do not report selections (Streamlit's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from semrsm.analysis.matchers import matcher_text
 from semrsm.figures.drawing import (
     INVISIBLE_MARKER,
     colorbar_room,
@@ -27,6 +29,8 @@ from semrsm.figures.drawing import (
 )
 
 __all__ = [
+    "axis_ticks",
+    "breakable_name",
     "label_order",
     "rsm_heatmaps",
     "short_name",
@@ -36,6 +40,7 @@ __all__ = [
     "DIFFERENCE_COLORSCALE",
     "SPATIAL_TITLE",
     "SEMANTIC_TITLE",
+    "semantic_title",
 ]
 
 SIMILARITY_COLORSCALE = "Viridis"
@@ -47,10 +52,22 @@ SAME_COLOR = "#1b9e77"
 DIFF_COLOR = "#d95f02"
 #: above this many images the per-cell selection layer is left out (too many points)
 MAX_SELECTABLE = 150
-#: without labels, image names label the axes up to this many images
+#: without labels, image names label the axes up to this many images (with labels, up
+#: to this many blocks of a class are named)
 MAX_TICK_NAMES = 40
 TICK_SIZE = 10
 X_TICK_ANGLE = -45
+
+
+def semantic_title(matcher: str = "exact", params: Mapping[str, Any] | None = None) -> str:
+    """The semantic RSM's title naming the matcher that made it: ``semantic (optimal
+    matching)`` for the exact matcher, else e.g. ``semantic (batch-optimal, window 128)``
+    or ``semantic (identity: no matching)``."""
+    if matcher == "exact":
+        return SEMANTIC_TITLE
+    if matcher == "identity":
+        return "semantic (identity: no matching)"
+    return f"semantic ({matcher_text(matcher, params)})"
 
 
 def _check_square(m: np.ndarray, name: str) -> np.ndarray:
@@ -141,19 +158,43 @@ def short_name(name: str, width: int = SHORT_NAME) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def _axis_ticks(names_o: list[str], labels_o: list[str] | None) -> dict:
-    """Label blocks as ticks when there are labels (names are in the hover), else the
-    (shortened) names for small sets."""
+#: characters after which a caption may wrap (a zero-width space is put after them)
+_BREAK_AFTER = "_-./"
+
+
+def breakable_name(name: str) -> str:
+    """``name`` with a zero-width space after each ``_ - . /`` inside it, so a narrow
+    caption wraps there (``shape_0000_`` / ``cross``) instead of mid-word
+    (``shape_000`` / ``0_cross``); it looks the same when it fits on one line."""
+    name = str(name)
+    out = [c + "\u200b" if c in _BREAK_AFTER and k < len(name) - 1 else c
+           for k, c in enumerate(name)]
+    return "".join(out)
+
+
+def axis_ticks(names_o: Sequence[str], labels_o: Sequence[str] | None,
+               max_ticks: int = MAX_TICK_NAMES) -> dict:
+    """Tick settings for a heatmap axis whose images are in display order.
+
+    With labels: one tick per contiguous block of a class, at the block's centre, naming
+    the class (image names are in the hover); without labels: the shortened names
+    (:func:`short_name`). No tick labels when more than ``max_ticks`` would be needed.
+    The font size is :data:`TICK_SIZE` (set by the callers).
+    """
     n = len(names_o)
     if labels_o is not None:
-        blocks = _block_edges(labels_o)
+        blocks = _block_edges([str(x) for x in labels_o])
+        if len(blocks) > max_ticks:
+            return {"showticklabels": False}
         return {
+            "showticklabels": True,
             "tickmode": "array",
             "tickvals": [(s + e - 1) / 2 for _, s, e in blocks],
             "ticktext": [lab for lab, _, _ in blocks],
         }
-    if n <= MAX_TICK_NAMES:
+    if n <= max_ticks:
         return {
+            "showticklabels": True,
             "tickmode": "array",
             "tickvals": list(range(n)),
             "ticktext": [short_name(x) for x in names_o],
@@ -162,7 +203,7 @@ def _axis_ticks(names_o: list[str], labels_o: list[str] | None) -> dict:
 
 
 def _fix_heatmap_margins(fig: go.Figure, ticks: dict, colorbar_title: list[str]) -> None:
-    """Margins for the tick labels of :func:`_axis_ticks` (size ``TICK_SIZE``, x rotated
+    """Margins for the tick labels of :func:`axis_ticks` (size ``TICK_SIZE``, x rotated
     by ``X_TICK_ANGLE``), a title or subplot titles on top and a colour bar on the right."""
     texts = [] if ticks.get("showticklabels") is False else list(ticks.get("ticktext", []))
     fix_margins(
@@ -328,7 +369,7 @@ def rsm_heatmaps(
         )
         if with_select:
             fig.add_trace(_selection_layer(order, hover, m, f"{short} similarity"), row=1, col=col)
-    ticks = _axis_ticks(names_o, labels_o)
+    ticks = axis_ticks(names_o, labels_o)
     for col in (1, 2):
         axis_common = {
             "range": [-0.5, n - 0.5],
@@ -443,7 +484,7 @@ def difference_heatmap(
             ),
         )
     )
-    ticks = _axis_ticks(names_o, labels_o)
+    ticks = axis_ticks(names_o, labels_o)
     common = {"showgrid": False, "zeroline": False, "tickfont": {"size": TICK_SIZE}, **ticks}
     fig.update_xaxes(
         common, range=[-0.5, n - 0.5], tickangle=X_TICK_ANGLE, scaleanchor="y", constrain="domain"
@@ -501,6 +542,7 @@ def similarity_histograms(
     kernel: str = "cosine",
     bins: int = 40,
     height: int = 340,
+    titles: tuple[str, str] = (SPATIAL_TITLE, SEMANTIC_TITLE),
 ) -> go.Figure:
     """Histograms of the off-diagonal similarities, same-label vs different-label pairs.
 
@@ -514,6 +556,7 @@ def similarity_histograms(
     kernel : str, for the axis title
     bins : int, number of bins over the common range
     height : int
+    titles : (str, str), the panel titles (name the matcher: :func:`semantic_title`)
 
     Returns
     -------
@@ -540,7 +583,7 @@ def similarity_histograms(
     size = (hi - lo) / bins
     colors = {"same label": SAME_COLOR, "different label": DIFF_COLOR, "all pairs": "#7570b3"}
     fig = make_subplots(
-        rows=1, cols=2, subplot_titles=[SPATIAL_TITLE, SEMANTIC_TITLE], shared_yaxes=True
+        rows=1, cols=2, subplot_titles=list(titles), shared_yaxes=True
     )
     for col, groups in ((1, ga), (2, gb)):
         for name, vals in groups.items():
