@@ -162,11 +162,15 @@ def heatmap_navigation(result: ExplorerResult) -> go.Figure:
     # The choice is kept under its own key and given to the box as its default: a box
     # missing from one screen (a Compute prompt) is mounted again by the browser at its
     # default, which must then be the order drawn (setting the widget's key did not do it).
+    # A value under the box's key (the box's own, or a link's) wins; one this set cannot
+    # show (e.g. "label" without labels) is dropped.
+    if st.session_state.get("nav_order") in options:
+        st.session_state[ORDER_KEY] = st.session_state["nav_order"]
+    else:
+        st.session_state.pop("nav_order", None)
     wanted = st.session_state.get(ORDER_KEY)
     if wanted not in options:
         wanted = "label" if result.labels is not None else "loaded"
-    if st.session_state.get("nav_order") not in (None, wanted):
-        st.session_state.pop("nav_order")  # a stale widget value (e.g. "label" without labels)
     c1, c2 = st.columns([2, 5])
     how = c1.selectbox(
         "Order the images",

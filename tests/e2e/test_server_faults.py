@@ -164,7 +164,7 @@ def test_overflowing_checkpoint_does_not_stall_others_and_sigterm_stops(
         wait_for_heatmaps(b, 60_000)  # served from the cache
         wait_idle(b, 60)
         t1 = _select(b, "Matcher", "batch-optimal")
-        _body_has(b, r"batch_optimal matcher", normal_s + SLACK_S)
+        _body_has(b, r"batch-optimal matcher", normal_s + SLACK_S)
         b.wait_for_function(HEATMAPS_DRAWN, timeout=int((normal_s + SLACK_S) * 1000))
         b_s = time.monotonic() - t1
         assert b_s <= normal_s + SLACK_S, (b_s, normal_s)
@@ -180,8 +180,13 @@ def test_overflowing_checkpoint_does_not_stall_others_and_sigterm_stops(
         _select(b, "Matcher", "exact")
         wait_idle(b, 60)
         _select(b, "Layer", "act1")
-        with contextlib.suppress(Exception):
-            b.get_by_role("button", name=re.compile("^Compute")).click(timeout=15_000)
+        # the long job starts at once, or behind a Compute prompt when its estimate is
+        # above the app's long-run threshold: click only if the prompt is there
+        _body_has(b, r"Extracting tokens|Matching positions|Compute \(about", 60)
+        compute = b.get_by_role("button", name=re.compile("^Compute"))
+        if compute.count():
+            with contextlib.suppress(Exception):
+                compute.first.click(timeout=15_000)
         _body_has(b, "Extracting tokens|Matching positions", 60)
         b.wait_for_timeout(1000)
         t2 = time.monotonic()
