@@ -391,8 +391,8 @@ def matcher_figure(table: Any, *, height: int = 400) -> go.Figure:
     lo = float(np.nanmin(table["ratio_min"])) if len(table) else 0.0
     fig.update_yaxes(title_text="ratio to optimum (axis from 0)",
                      range=[min(lo, 0.0) - 0.02, 1.08], row=1, col=1)
-    # one tick per power of ten (the minor ticks' labels overlapped)
-    fig.update_yaxes(title_text="seconds (log scale)", type="log", dtick=1, row=1, col=2)
+    # ticks at 1, 2 and 5 of each power of ten (labels at every digit overlapped)
+    fig.update_yaxes(title_text="seconds (log scale)", type="log", dtick="D2", row=1, col=2)
     fig.update_xaxes(tickangle=0, tickfont={"size": 11})
     _panels_layout(fig, height)
     fig.update_layout(margin={"b": 40})
