@@ -218,6 +218,12 @@ def test_user_text_uses_the_sidebars_words_and_the_kernel_shown():
     assert np.allclose(sorted(listed, reverse=True), np.sort(parts)[::-1][:5], rtol=2e-3)
     assert max(listed) < 1  # shares of a cosine, not inner products
     assert f"add up to {result.semantic_rsm[0, 3]:.4f}" in preview
+    # and the drawing's colours are those shares too
+    overlay = next(f for f in (json.loads(el.proto.spec) for el in at.get("plotly_chart"))
+                   if any(t.get("name") == "matches" for t in f["data"]))
+    bars = [t["marker"]["colorbar"]["title"]["text"] for t in overlay["data"]
+            if isinstance(t.get("marker"), dict) and "colorbar" in t["marker"]]
+    assert bars == ["share of the<br>cosine similarity"]
 
     at.switch_page("pages/token_matching.py").run()
     assert_clean(at)
