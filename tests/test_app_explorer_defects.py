@@ -311,6 +311,9 @@ def test_matcher_chart_starts_at_zero_and_keeps_labels_apart():
     assert fig.layout.yaxis.range[0] <= 0 and fig.layout.yaxis.range[1] > 1
     assert list(fig.data[0].x)[2:] == ["top-k greedy<br>k 32", "batch-optimal<br>window 128"]
     assert fig.layout.xaxis.tickangle == 0
+    # the time axis: ticks at 1, 2, 5 per power of ten (labels at every digit overlapped)
+    assert list(fig.layout.yaxis2.tickvals) == [0.001, 0.002, 0.005, 0.01, 0.02, 0.05]
+    assert list(fig.layout.yaxis2.ticktext) == ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05"]
 
 
 def test_matcher_comparison_uses_the_sidebars_parameters():
