@@ -119,23 +119,28 @@ def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
     pairing = "optimal pairing" if matcher == "exact" else f"{matcher_text(matcher)} pairing"
     perm, _ = result.matching(i, j)
     contrib = matching_contributions(result.tokens[i], result.tokens[j], perm)
+    # the values of the kernel shown: cosine shares rank as the inner products do; the
+    # RBF has no shares (its listed distances say so), its lines show inner products
+    parts = kernel_contributions(result.tokens[i], result.tokens[j], perm, kernel)
+    shown, label = ((parts, "share of the<br>cosine similarity") if kernel == "cosine"
+                    else (contrib, "contribution<br>⟨a_s, b_π(s)⟩"))
     top = min(10, contrib.size)
     fig = matching_overlay(
         result.model_view(i),
         result.model_view(j),
         result.grid,
         perm,
-        contrib,
+        shown,
         top_n=top,
         names=(result.names[i], result.names[j]),
         display=200,
         scale=fig_scale(),
+        value_label=label,
     )
     st.plotly_chart(fig, key="nav_pair_overlay", config={"displaylogo": False})
     w = result.grid[1]
     best = np.argsort(-contrib)[:5]
     # the listed values are those of the kernel shown (the ranking is the drawing's)
-    parts = kernel_contributions(result.tokens[i], result.tokens[j], perm, kernel)
     st.caption(
         f"The {top} strongest matches of the {pairing} are drawn (brighter = larger "
         "share of the similarity). Top five: "

@@ -17,7 +17,10 @@ _STAGE_TEXT = {
 
 
 def fmt_seconds(s: float) -> str:
-    """``42 s``, ``12 min``, ``1.5 h``."""
+    """``4.2 s``, ``42 s``, ``12 min``, ``1.5 h`` (a tenth of a second below 10 s: "about
+    1 s" for 0.6 s was twice the time)."""
+    if s < 9.95:
+        return f"{s:.1f} s"
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages._progress import fmt_seconds
 from pages._projector import fig_scale
 from pages._sidebar import get_cache, get_model, show_error, streamlit_progress
 from pages._widgets import MATCHER_COLUMNS, csv_download, page_result, readable_columns
@@ -18,7 +19,7 @@ from semrsm.analysis import (
     output_agreement,
     translation_analysis,
 )
-from semrsm.explorer import estimate_seconds, layer_rsms, load_images, resolve_device
+from semrsm.explorer import estimate_layers, layer_rsms, load_images, resolve_device
 from semrsm.explorer.links import ANALYSES_TABS
 from semrsm.explorer.summary import signed
 from semrsm.explorer.tables import (
@@ -80,13 +81,18 @@ def _pick_layers(key: str) -> list[str]:
     )
 
 
+#: rerunning this page and drawing an analysis' charts, beside the computation (0.8 s
+#: in chromium on 2 cores, bench/bench_app.py step 5)
+SHOW_SECONDS = 0.8
+
+
 def _estimate(n_images: int, layers: list[str]) -> float:
-    return sum(
-        estimate_seconds(
-            n_images, layer_info[name].num_tokens, matcher=config.matcher, device=device
-        )["total"]
-        for name in layers
-    )
+    # one forward pass for all layers, each layer's matching, and loading the model when
+    # this server has not yet (after a restart the cached pages need none)
+    return SHOW_SECONDS + estimate_layers(
+        n_images, [layer_info[name].num_tokens for name in layers],
+        matcher=config.matcher, device=device,
+    )["total"]
 
 
 def _stored(name: str, params: tuple):
@@ -157,8 +163,8 @@ with tab_tr:
     params = (config, tuple(photos), per, tuple(tr_layers))
     if photos and tr_layers:
         st.caption(
-            f"{len(photos) * per} crops · about {_estimate(len(photos) * per, tr_layers):.0f} s "
-            "when nothing is cached yet"
+            f"{len(photos) * per} crops · about "
+            f"{fmt_seconds(_estimate(len(photos) * per, tr_layers))} when nothing is cached yet"
         )
     st.button(
         "Run the translation analysis",
@@ -232,7 +238,9 @@ with tab_layers:
     cka_layers = _pick_layers("an_cka_layers")
     params = (config, tuple(cka_layers))
     if cka_layers:
-        st.caption(f"about {_estimate(result.n, cka_layers):.0f} s when nothing is cached yet")
+        st.caption(
+            f"about {fmt_seconds(_estimate(result.n, cka_layers))} when nothing is cached yet"
+        )
     st.button(
         "Run the layer analysis",
         key="an_cka_run",

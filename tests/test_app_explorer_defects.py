@@ -218,6 +218,12 @@ def test_user_text_uses_the_sidebars_words_and_the_kernel_shown():
     assert np.allclose(sorted(listed, reverse=True), np.sort(parts)[::-1][:5], rtol=2e-3)
     assert max(listed) < 1  # shares of a cosine, not inner products
     assert f"add up to {result.semantic_rsm[0, 3]:.4f}" in preview
+    # and the drawing's colours are those shares too
+    overlay = next(f for f in (json.loads(el.proto.spec) for el in at.get("plotly_chart"))
+                   if any(t.get("name") == "matches" for t in f["data"]))
+    bars = [t["marker"]["colorbar"]["title"]["text"] for t in overlay["data"]
+            if isinstance(t.get("marker"), dict) and "colorbar" in t["marker"]]
+    assert bars == ["share of the<br>cosine similarity"]
 
     at.switch_page("pages/token_matching.py").run()
     assert_clean(at)
@@ -305,6 +311,9 @@ def test_matcher_chart_starts_at_zero_and_keeps_labels_apart():
     assert fig.layout.yaxis.range[0] <= 0 and fig.layout.yaxis.range[1] > 1
     assert list(fig.data[0].x)[2:] == ["top-k greedy<br>k 32", "batch-optimal<br>window 128"]
     assert fig.layout.xaxis.tickangle == 0
+    # the time axis: ticks at 1, 2, 5 per power of ten (labels at every digit overlapped)
+    assert list(fig.layout.yaxis2.tickvals) == [0.001, 0.002, 0.005, 0.01, 0.02, 0.05]
+    assert list(fig.layout.yaxis2.ticktext) == ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05"]
 
 
 def test_matcher_comparison_uses_the_sidebars_parameters():

@@ -51,8 +51,9 @@ def test_probe_warms_up_then_doubles_until_a_run_is_long_enough():
     rate = est_mod.probe_matching(
         tokens, "exact", {}, "cpu", budget_s=0.4, solver=fake, clock=fake.clock
     )
-    # 2 images untimed (compile), 4 twice (6 pairs, 0.06 s < 0.1 s), 8 (28 pairs, 0.28 s)
-    assert fake.sizes == [2, 4, 4, 8]
+    # 4 images untimed (compile, threads), 4 twice (6 pairs, 0.06 s < 0.1 s), 8 twice
+    # (28 pairs, 0.28 s)
+    assert fake.sizes == [4, 4, 4, 8, 8]
     assert rate == pytest.approx(100.0)
 
 
@@ -75,12 +76,44 @@ class _ColdStartSolver(_FakeSolver):
 
 def test_probe_rate_is_not_the_cold_first_batch():
     # each run is long enough to stop at once: the cold first batch alone would give a
-    # rate 2.5x too low (the estimate of a 48 s run was 106 s); the repeat gives the rate
+    # rate 2.5x too low (the estimate of a 48 s run was 106 s); it is not timed
     fake = _ColdStartSolver(rate=10.0, slow=2.5)
     tokens = np.zeros((40, 16, 4), np.float32)
     rate = est_mod.probe_matching(tokens, "exact", {}, "cpu", solver=fake, clock=fake.clock)
-    assert fake.sizes == [2, 4, 4]
+    assert fake.sizes == [4, 4, 4]
     assert rate == pytest.approx(10.0)
+
+
+class _SlowStartSolver(_FakeSolver):
+    """The first ``calls`` calls with several pairs take ``slow`` times longer, as the
+    batch-optimal matcher's at S = 1,024 did in the app (0.17, 0.18, then 0.04 s)."""
+
+    def __init__(self, rate: float, slow: float, calls: int):
+        super().__init__(rate)
+        self.slow, self.left = slow, calls
+
+    def __call__(self, tokens, **kw):
+        m = len(tokens)
+        self.sizes.append(m)
+        pairs = m * (m - 1) // 2
+        factor = self.slow if self.left > 0 and pairs > 1 else 1.0
+        self.left -= pairs > 1
+        self.now += factor * pairs / self.rate
+
+
+def test_probe_does_not_stop_on_slow_first_runs():
+    """Two slow first runs looked "long enough" and ended the probe: the estimate of a
+    15 s batch-optimal run was 68 s. Every size is now run twice after an untimed run."""
+    fake = _SlowStartSolver(rate=250.0, slow=5.0, calls=2)
+    tokens = np.zeros((64, 16, 4), np.float32)
+    rate = est_mod.probe_matching(tokens, "batch_optimal", {}, "cpu", solver=fake,
+                                  clock=fake.clock)
+    assert rate == pytest.approx(250.0)
+
+
+def test_spread_takes_the_whole_set():
+    assert est_mod.spread(list(range(10)), 4) == [0, 3, 6, 9]
+    assert est_mod.spread(list(range(3)), 8) == [0, 1, 2]
 
 
 def test_probe_stops_at_all_images_and_starts_larger_on_cuda():
@@ -88,12 +121,12 @@ def test_probe_stops_at_all_images_and_starts_larger_on_cuda():
     est_mod.probe_matching(
         np.zeros((6, 4, 2)), "greedy", {}, "cpu", solver=fake, clock=fake.clock
     )
-    assert fake.sizes == [2, 4, 4, 6]
+    assert fake.sizes == [4, 4, 4, 6, 6, 6, 6, 6]  # short runs: repeated, the fastest counts
     fake = _FakeSolver(rate=1e9)
     est_mod.probe_matching(
         np.zeros((100, 4, 2)), "exact", {}, "cuda", solver=fake, clock=fake.clock
     )
-    assert fake.sizes[:2] == [2, 32]
+    assert fake.sizes[:2] == [32, 32]
     with pytest.raises(ExplorerError):
         est_mod.probe_matching(np.zeros((1, 4, 2)), "exact", {}, "cpu", solver=fake)
 
@@ -192,3 +225,28 @@ def test_numba_cache_lands_in_the_app_cache(monkeypatch, tmp_path):
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "numba")
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
     assert own_numba_cache() == tmp_path / "mine"  # a user's choice wins
+
+
+def test_layer_estimate_counts_one_forward_pass_and_a_cold_model():
+    """The Analyses page said "about 1 s" for a translation run of 2.7 s after a restart:
+    its estimate left out loading the model (the cached pages need none)."""
+    from semrsm.explorer import estimate_layers
+
+    warm = estimate_layers(18, [256, 64], seconds_per_image=0.01, model_loaded=True)
+    pairs = 18 * 17 // 2
+    want = pairs / est_mod.table_rate("exact", "cpu", 256) + pairs / est_mod.table_rate(
+        "exact", "cpu", 64)
+    assert warm["match"] == pytest.approx(want)
+    assert warm["extract"] == pytest.approx(0.18)  # one forward pass for both layers
+    assert warm["load"] == 0.0
+    cold = estimate_layers(18, [256, 64], seconds_per_image=0.01, model_loaded=False)
+    assert cold["total"] == pytest.approx(warm["total"] + est_mod.MODEL_LOAD_SECONDS)
+    with pytest.raises(ExplorerError):
+        estimate_layers(0, [16])
+
+
+def test_short_times_keep_a_decimal():
+    from pages._progress import fmt_seconds
+
+    assert fmt_seconds(0.6) == "0.6 s" and fmt_seconds(4.24) == "4.2 s"
+    assert fmt_seconds(42) == "42 s" and fmt_seconds(600) == "10 min"

@@ -260,3 +260,19 @@ def test_navigation_heatmaps_name_the_classes_of_blocks_at_a_readable_size():
     big = np.eye(60)
     fig = heatmap_panels({"a": big}, many, many)
     assert fig.layout.xaxis.showticklabels is False and fig.layout.margin.b <= 10
+
+
+def test_single_image_blocks_are_not_named_on_top_of_each_other():
+    """In a clustered order single images of different classes follow each other; their
+    class names overlapped ("disc", "square", "disc" in 11 px rows)."""
+    from semrsm.figures.navigation import TICK_SIZE, heatmap_panels
+
+    labels = [["disc", "square", "cross", "star"][k % 4] for k in range(32)]
+    names = [f"img{k}" for k in range(32)]
+    m = np.eye(32)
+    fig = heatmap_panels({"a": m, "b": m}, names, labels, height=460)
+    vals = list(fig.layout.yaxis.tickvals)
+    cell_px = 0.75 * 460 / 32
+    assert len(vals) < 32 and all(b - a >= 1.4 * TICK_SIZE / cell_px
+                                  for a, b in zip(vals, vals[1:], strict=False))
+    assert list(fig.layout.yaxis.ticktext) == [labels[int(v)] for v in vals]

@@ -18,15 +18,21 @@ from semrsm.explorer.sources import _find_layer, _inputs
 from semrsm.images import ImageSet
 from semrsm.matching import MATCHERS
 
-# Pairs per second of ``semantic_rsm`` on the 2-core development machine (idle, 2026-11-26),
-# measured on the demo CNN's tokens of the shapes set, times 0.7 as a margin: S = 16 ... 1024
-# are its layers (C = 192 ... 32); S = 4096 is extrapolated. Keys: positions S.
+# Pairs per second of ``semantic_rsm`` (all three kernels, as the app runs it) on the
+# 2-core development machine, measured on the demo CNN's tokens of 32 shapes (16 at
+# S = 1,024) at load 0.6 (2026-12-04), times 0.6: a busy machine (load 4-7 from other
+# users) ran 2-3x slower, so the table is within 2x of both. S = 16 ... 1,024 are the
+# demo CNN's layers (C = 192 ... 32); S = 4,096 is extrapolated with the old table's
+# ratios. The old table (2026-11-26) had the exact matcher 4x too slow at S = 256 and
+# the identity 100x too fast at S = 1,024 (its cost there is the kernels, not a
+# matching). Keys: positions S. ``bench/bench_app.py`` prints estimate against
+# measured time for the app's runs.
 _CPU_PAIRS_PER_S: dict[str, dict[int, float]] = {
-    "exact": {16: 32000.0, 64: 4400.0, 256: 350.0, 1024: 19.0, 4096: 0.29},
-    "batch_optimal": {16: 32000.0, 64: 3300.0, 256: 640.0, 1024: 133.0, 4096: 22.0},
-    "topk_greedy": {16: 29000.0, 64: 8800.0, 256: 1400.0, 1024: 63.0, 4096: 6.3},
-    "greedy": {16: 53000.0, 64: 21000.0, 256: 1500.0, 1024: 77.0, 4096: 6.4},
-    "identity": {16: 1e6, 64: 5e5, 256: 1e5, 1024: 2e4, 4096: 2e3},
+    "exact": {16: 22000.0, 64: 6000.0, 256: 900.0, 1024: 38.0, 4096: 0.58},
+    "batch_optimal": {16: 37000.0, 64: 6300.0, 256: 1200.0, 1024: 115.0, 4096: 19.0},
+    "topk_greedy": {16: 41000.0, 64: 12700.0, 256: 1060.0, 1024: 42.0, 4096: 4.2},
+    "greedy": {16: 30000.0, 64: 19000.0, 256: 1130.0, 1024: 60.0, 4096: 5.0},
+    "identity": {16: 108000.0, 64: 49000.0, 256: 4500.0, 1024: 110.0, 4096: 28.0},
 }
 _GPU_SPEEDUP = 20.0  # not measured here (no GPU on the dev machine): a conservative guess
 _CPU_SECONDS_PER_IMAGE = 0.004  # demo models; bigger timm models are measured (seconds_per_image)
@@ -135,6 +141,66 @@ def estimate_seconds(
     }
 
 
+#: the first run of a process that has not loaded a model yet (a restarted app draws
+#: cached results without one): importing timm and loading the demo model 1.5 s, the
+#: matcher's first load from numba's cache 0.4 s (2-core machine, load 0.7, 2026-12-04)
+MODEL_LOAD_SECONDS = 2.0
+
+
+def estimate_layers(
+    n_images: int,
+    num_tokens: Sequence[int],
+    *,
+    matcher: str = "exact",
+    device: str = "cpu",
+    seconds_per_image: float | None = None,
+    model_loaded: bool | None = None,
+) -> dict[str, float]:
+    """Time of an analysis over several layers (:func:`semrsm.explorer.layer_rsms`) when
+    nothing is cached: loading the model if this process has not, one forward pass for
+    all layers, and each layer's matching at the rate of :func:`table_rate` (the
+    development machine's table, or what this process measured on the same matcher,
+    device and S).
+
+    Parameters
+    ----------
+    n_images : int
+    num_tokens : positions S of each layer
+    matcher, device : as :func:`estimate_seconds`
+    seconds_per_image : float, optional; default a small-model guess
+    model_loaded : bool, optional
+        Whether a model is in memory; default: whether timm is imported (after a restart
+        the app draws cached results without a model, and the first analysis then
+        imports timm, loads the model and the matcher: :data:`MODEL_LOAD_SECONDS` more,
+        which the old estimate left out: "about 1 s" for a 2.7 s run, 6 s on a busy
+        machine).
+
+    Returns
+    -------
+    dict with ``load``, ``extract``, ``match`` and ``total`` seconds.
+
+    Raises
+    ------
+    ExplorerError
+        Unknown matcher, or no image.
+    """
+    if matcher not in MATCHERS:
+        raise ExplorerError(f"matcher: {matcher!r} is not one of {tuple(MATCHERS)}")
+    if n_images < 1:
+        raise ExplorerError("estimate needs at least one image")
+    if model_loaded is None:
+        import sys
+
+        model_loaded = "timm" in sys.modules
+    pairs = n_images * (n_images - 1) // 2
+    per_image = _CPU_SECONDS_PER_IMAGE if seconds_per_image is None else seconds_per_image
+    load = 0.0 if model_loaded else MODEL_LOAD_SECONDS
+    extract = n_images * per_image if num_tokens else 0.0
+    match = sum(pairs / table_rate(matcher, device, int(s)) for s in num_tokens)
+    return {"load": load, "extract": extract, "match": match,
+            "total": load + extract + match}
+
+
 def _record_rate(matcher: str, device: str, s: int, pairs: int, seconds: float) -> None:
     if pairs >= 50 and seconds > 0.05:
         _measured[(matcher, device, s)] = pairs / seconds
@@ -144,6 +210,8 @@ def _record_rate(matcher: str, device: str, s: int, pairs: int, seconds: float) 
 _probes: dict[str, float] = {}
 #: a probe stops growing once one run takes this long (seconds)
 PROBE_SECONDS = 0.4
+#: at most this many timed runs of the probe's last size (the fastest counts)
+PROBE_RUNS = 5
 #: estimated matching below this (seconds, from the table) is not worth a probe
 PROBE_ABOVE_SECONDS = 2.0
 
@@ -161,14 +229,16 @@ def probe_matching(
 ) -> float:
     """Pairs per second of the semantic RSM of these tokens, measured on the first few.
 
-    The matcher runs once on two images (so any compile happens outside the timing),
-    then on the first ``n`` images, ``n`` doubling from ``start_images`` until one run
-    takes at least ``budget_s / 4`` or all images are used. The first size is run twice
-    and the faster run counts: the first run of a batch with several pairs also starts
-    the solver's worker threads and touches fresh memory (at S = 1,024 it took 1.3× to
-    2× the steady time, which doubled the estimate of a 48 s run). The solver is called
-    exactly as the real run calls it, with the same threads. Measuring on the data itself
-    matters: the exact auction's speed depends on the features, not only on S.
+    The matcher runs once, untimed, on the first size (so any compile, the solver's
+    worker threads and fresh memory are paid outside the timing), then on the first
+    ``n`` images, ``n`` doubling from ``start_images`` until one run takes at least
+    ``budget_s / 4`` or all images are used. Every size is run twice, the last one up to
+    :data:`PROBE_RUNS` times within ``budget_s``, and the fastest run counts: the first
+    calls of a batch with several pairs took 1.3× to 5× the steady time (at S = 1,024 the batch-optimal matcher's first two 4-image runs took 0.17 s
+    each, the third 0.04 s; stopping there, as a "long enough" run, estimated a 15 s run
+    at 68 s). The solver is called exactly as the real run calls it, with the same
+    threads. Measuring on the data itself matters: the exact auction's speed depends on
+    the features, not only on S.
 
     Parameters
     ----------
@@ -199,19 +269,31 @@ def probe_matching(
     if solver is None:
         from semrsm.rsm import semantic_rsm as solver
     kw = dict(kernel="linear", matcher=matcher, device=device, **dict(params))
-    solver(tokens[:2], **kw)  # compile / load outside the timing
     m = min(n, start_images or (32 if device == "cuda" else 4))
-    first = True
+    solver(tokens[:m], **kw)  # compile / load / start threads outside the timing
     while True:
-        elapsed = math.inf
-        for _ in range(2 if first else 1):
+        elapsed, spent, runs, last = math.inf, 0.0, 0, False
+        # twice at every size; at the last one up to PROBE_RUNS times, until budget_s is
+        # spent there (identical 0.05 s runs took 0.04-0.12 s on a busy 2-core machine)
+        while runs < 2 or (last and runs < PROBE_RUNS and spent < budget_s):
             t0 = clock()
             solver(tokens[:m], **kw)
-            elapsed = min(elapsed, max(clock() - t0, 1e-6))
-        first = False
-        if elapsed >= budget_s / 4 or m >= n:
+            took = max(clock() - t0, 1e-6)
+            elapsed, spent, runs = min(elapsed, took), spent + took, runs + 1
+            last = elapsed >= budget_s / 4 or m >= n
+        if last:
             return (m * (m - 1) // 2) / elapsed
         m = min(n, 2 * m)
+
+
+def spread(items: Sequence[Any], count: int) -> list[Any]:
+    """``count`` items spread evenly over ``items`` (first and last included): a probe on
+    a set ordered by class or by source photo sees all of it, not its first part."""
+    n = len(items)
+    if count >= n:
+        return list(items)
+    idx = np.unique(np.round(np.linspace(0, n - 1, max(count, 1))).astype(int))
+    return [items[int(i)] for i in idx]
 
 
 def probe_forward(
@@ -222,8 +304,9 @@ def probe_forward(
     count: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[float, np.ndarray]:
-    """Forward time per image of ``model`` on the first ``count`` real images of the set
-    (after a one-image warm-up), on the model's device.
+    """Forward time per image of ``model`` on ``count`` real images spread over the set
+    (:func:`spread`; after a one-image warm-up), on the model's device; the faster of two
+    runs counts (on a busy machine a single run of a few milliseconds was 5× too slow).
 
     Returns
     -------
@@ -236,10 +319,14 @@ def probe_forward(
     if count is None:
         count = 32 if str(getattr(model, "device", "cpu")).startswith("cuda") else 8
     count = max(1, min(count, len(images)))
-    extract_tokens(model, list(images[:1]), layer)  # warm-up
-    t0 = clock()
-    out = extract_tokens(model, list(images[:count]), layer)
-    return (clock() - t0) / count, np.asarray(out.tokens, dtype=np.float32)
+    sample = spread(list(images), count)
+    extract_tokens(model, sample[:1], layer)  # warm-up
+    best, out = math.inf, None
+    for _ in range(2):
+        t0 = clock()
+        out = extract_tokens(model, sample, layer)
+        best = min(best, clock() - t0)
+    return best / count, np.asarray(out.tokens, dtype=np.float32)
 
 
 _forward_seconds: dict[tuple[str, str], float] = {}

@@ -15,6 +15,7 @@ figure takes ``scale`` (projector mode, :func:`semrsm.figures.projector.scale_fi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -400,12 +401,30 @@ def matcher_figure(table: Any, *, height: int = 400, scale: float = 1.0) -> go.F
     lo = float(np.nanmin(table["ratio_min"])) if len(table) else 0.0
     fig.update_yaxes(title_text="ratio to optimum (axis from 0)",
                      range=[min(lo, 0.0) - 0.02, 1.08], row=1, col=1)
-    # one tick per power of ten (the minor ticks' labels overlapped)
-    fig.update_yaxes(title_text="seconds (log scale)", type="log", dtick=1, row=1, col=2)
+    # ticks at 1, 2 and 5 of each power of ten, as seconds (plotly's labels at every digit
+    # overlapped)
+    fig.update_yaxes(title_text="seconds (log scale)", type="log", tickmode="array",
+                     tickvals=_log_ticks(secs), ticktext=[f"{v:g}" for v in _log_ticks(secs)],
+                     row=1, col=2)
     fig.update_xaxes(tickangle=0, tickfont={"size": 11})
     _panels_layout(fig, height)
     fig.update_layout(margin={"b": 40})
     return scale_figure(fig, scale)
+
+
+def _log_ticks(values: np.ndarray) -> list[float]:
+    """1, 2 and 5 times the powers of ten from just below the smallest positive value to
+    just above the largest (at least one tick each side)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return [1.0]
+    lo, hi = float(v.min()), float(v.max())
+    cands = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)) - 1,
+                                           math.ceil(math.log10(hi)) + 2) for m in (1, 2, 5)]
+    below = max(c for c in cands if c <= lo)
+    above = min(c for c in cands if c >= hi)
+    return [float(f"{c:.12g}") for c in cands if below <= c <= above]
 
 
 def _two_lines(label: str) -> str:

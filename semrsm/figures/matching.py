@@ -190,6 +190,7 @@ def matching_overlay(
     crange: tuple[str, float, float] | None = None,
     height: int | None = None,
     scale: float = 1.0,
+    value_label: str = "contribution<br>⟨a_s, b_π(s)⟩",
 ) -> go.Figure:
     """Both images with the token grid and lines between matched token centres.
 
@@ -207,6 +208,9 @@ def matching_overlay(
     alternatives : positions of image b to outline as the focus token's next-best partners.
     crange : ``(colorscale, cmin, cmax)`` shared with other figures of the pair
         (default :func:`contribution_range` of ``contributions``).
+    value_label : what ``contributions`` are, for the colour bar and the hover (plotly
+        text; ``<br>`` breaks a line): the inner products by default, or e.g. each pair's
+        share of the cosine similarity.
     height : figure height in pixels (default: fits ``display``); the width fits the
         two images and the colour bar.
 
@@ -289,7 +293,8 @@ def matching_overlay(
                 )
             )
         hover = [
-            f"a {_rc(s, w)} ↔ b {_rc(perm[s], w)}<br>contribution ⟨a_s, b_π(s)⟩ = {c[s]:.4g}"
+            f"a {_rc(s, w)} ↔ b {_rc(perm[s], w)}<br>{value_label.replace('<br>', ' ')}"
+            f" = {c[s]:.4g}"
             for s in order
         ]
         fig.add_trace(
@@ -305,7 +310,7 @@ def matching_overlay(
                     "cmax": cmax,
                     "line": {"color": "black", "width": 0.5},
                     "colorbar": {
-                        "title": {"text": "contribution<br>⟨a_s, b_π(s)⟩"},
+                        "title": {"text": value_label},
                         "thickness": 14,
                     },
                     "showscale": True,

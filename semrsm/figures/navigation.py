@@ -100,8 +100,10 @@ def heatmap_panels(
     titles = list(arrays)
     rows = (len(titles) + cols - 1) // cols
     lab = [str(x) for x in labels] if labels is not None else None
+    # pixels per image, roughly: a square panel in about three quarters of its row's height
     ticks = axis_ticks([names[t] for t in order],
-                       [lab[t] for t in order] if lab is not None else None, MAX_TICK_NAMES)
+                       [lab[t] for t in order] if lab is not None else None, MAX_TICK_NAMES,
+                       cell_px=0.75 * height / max(n, 1))
     shown = [] if ticks.get("showticklabels") is False else list(ticks["ticktext"])
     fig = make_subplots(
         rows=rows,

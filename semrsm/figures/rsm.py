@@ -13,6 +13,7 @@ interfaces whose heatmap traces do not report selections (Streamlit's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -173,11 +174,14 @@ def breakable_name(name: str) -> str:
 
 
 def axis_ticks(names_o: Sequence[str], labels_o: Sequence[str] | None,
-               max_ticks: int = MAX_TICK_NAMES) -> dict:
+               max_ticks: int = MAX_TICK_NAMES, *, cell_px: float | None = None) -> dict:
     """Tick settings for a heatmap axis whose images are in display order.
 
     With labels: one tick per contiguous block of a class, at the block's centre, naming
-    the class (image names are in the hover); without labels: the shortened names
+    the class (image names are in the hover); a block whose centre is closer than
+    1.4 font sizes to the previous named one is left unnamed when ``cell_px`` (pixels per
+    image) is given (in a clustered order single images of different classes follow each
+    other, and their names overlapped). Without labels: the shortened names
     (:func:`short_name`). No tick labels when more than ``max_ticks`` would be needed.
     The font size is :data:`TICK_SIZE` (set by the callers).
     """
@@ -186,11 +190,19 @@ def axis_ticks(names_o: Sequence[str], labels_o: Sequence[str] | None,
         blocks = _block_edges([str(x) for x in labels_o])
         if len(blocks) > max_ticks:
             return {"showticklabels": False}
+        gap = 1.4 * TICK_SIZE / cell_px if cell_px else 0.0
+        vals, texts, last = [], [], -math.inf
+        for lab, start, stop in blocks:
+            centre = (start + stop - 1) / 2
+            if centre - last >= gap:
+                vals.append(centre)
+                texts.append(lab)
+                last = centre
         return {
             "showticklabels": True,
             "tickmode": "array",
-            "tickvals": [(s + e - 1) / 2 for _, s, e in blocks],
-            "ticktext": [lab for lab, _, _ in blocks],
+            "tickvals": vals,
+            "ticktext": texts,
         }
     if n <= max_ticks:
         return {

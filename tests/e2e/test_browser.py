@@ -20,8 +20,27 @@ from browser_helpers import (
     wait_idle,
 )
 
+from semrsm.images.shapes import SHAPE_CLASSES
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
+SHAPES = set(SHAPE_CLASSES)  # the classes of the procedural shapes set
+#: the x tick labels of the first heatmap panel and the font sizes of all tick labels
+TICKS = """gd => ({
+  x: [...gd.querySelectorAll('g.xtick text')].map(t => t.textContent),
+  sizes: [...gd.querySelectorAll('g.xtick text, g.ytick text, g.x2tick text, g.y2tick text')]
+       .map(t => parseFloat(getComputedStyle(t).fontSize)),
+})"""
+#: the option the order box shows, and the order the figure of both RSMs is drawn in
+ORDER_SHOWN = """() => {
+  const box = [...document.querySelectorAll('[data-testid="stSelectbox"]')]
+    .find(b => b.innerText.includes('Order the images'));
+  const gd = [...document.querySelectorAll('.js-plotly-plot')]
+    .find(g => g.querySelector('g.hm'));
+  const input = box && box.querySelector('input');
+  return {shown: box ? (input && input.value) || box.innerText.split('\\n').pop() : null,
+          order: gd && gd.layout.meta ? gd.layout.meta.order : null};
+}"""
 
 
 def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
@@ -35,6 +54,12 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
     assert page.locator(CHART).count() >= 3  # heatmaps, difference, histograms
     titles = heatmaps.inner_text()
     assert "spatio-semantic" in titles and "semantic (optimal matching)" in titles
+    # the axes name the classes, one per block, at a readable size (were file names cut
+    # to 14 characters at 8 px: crescent and cross looked alike)
+    ticks = heatmaps.evaluate(TICKS)
+    assert ticks["x"] and set(ticks["x"]) <= SHAPES, ticks
+    assert len(ticks["x"]) == len(set(ticks["x"]))  # by label: one tick per class
+    assert min(ticks["sizes"]) >= 10, ticks
     # names on the axes, colour bars and legends fit in the figures' fixed margins
     assert_no_clipped_text(page, "the RSM page")
     full_screenshot(page, "rsm_page.png")
@@ -188,6 +213,14 @@ def test_heatmap_cell_selects_a_pair(page, app_url, screenshots):
     page.get_by_text("Selected block:").wait_for(timeout=120_000)
     wait_idle(page)
     assert_no_exception(page, "the selected block")
+    # the block's means leave out the self-similarities, as the page's numbers do, and
+    # say so (a 5×5 block showed 0.471 with the diagonal, 0.339 without)
+    text = page.locator('[data-testid="stMarkdownContainer"]').filter(
+        has_text="Selected block:").last.inner_text()
+    rows, cols, cells = (int(x) for x in re.search(
+        r"(\d+) rows × (\d+) columns .* over its (\d+) cells", text).groups())
+    assert "self-similarities left out" in text
+    assert cells == rows * cols - min(rows, cols), text  # a block on the diagonal
     page.screenshot(path=str(screenshots / "heatmap_box_selection.png"))
     if (ROOT / "pages" / "token_matching.py").is_file():
         page.get_by_text("Open this pair in Token matching").first.click()
@@ -195,3 +228,24 @@ def test_heatmap_cell_selects_a_pair(page, app_url, screenshots):
     wait_idle(page)
     assert_no_exception(page, "the page opened by a heatmap click")
     page.screenshot(path=str(screenshots / "heatmap_click.png"))
+
+
+def test_order_box_shows_the_order_drawn_after_a_screen_without_it(page, app_url):
+    """After a screen without the heatmaps (a *Compute* prompt, or no images yet) the box
+    showed *as loaded* while the heatmaps were drawn by label."""
+    page.goto(app_url, wait_until="domcontentloaded")
+    wait_for_heatmaps(page, 180_000)
+    wait_idle(page)
+    before = page.evaluate(ORDER_SHOWN)
+    assert before["shown"] == "by label", before
+    source = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
+        has_text="Image set")
+    for option in ("Upload images", "Shapes (procedural, labelled)"):
+        source.click()
+        page.get_by_role("option", name=option).click()
+        wait_idle(page)
+    wait_for_heatmaps(page, 180_000)
+    wait_idle(page)
+    assert_no_exception(page, "the RSM page after a screen without heatmaps")
+    after = page.evaluate(ORDER_SHOWN)
+    assert after == before, (before, after)  # the box says by label; drawn by label
