@@ -22,3 +22,18 @@ def cnn_tokens() -> np.ndarray:
     from bench.features import resnet18_tokens
 
     return resnet18_tokens(8, 49, seed=0)
+
+
+@pytest.fixture(scope="module")
+def app_cache_dir(tmp_path_factory):
+    """A fresh cache folder, and no server data root, for one module of app tests."""
+    old = {k: os.environ.get(k) for k in ("SEMRSM_CACHE_DIR", "SEMRSM_DATA_ROOT")}
+    os.environ["SEMRSM_CACHE_DIR"] = str(tmp_path_factory.mktemp("app-cache"))
+    os.environ.pop("SEMRSM_DATA_ROOT", None)
+    torch.set_num_threads(2)
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -22,21 +21,7 @@ APP = str(ROOT / "app.py")
 PAGE = "pages/search.py"
 TIMEOUT = 240
 
-pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache_dir(tmp_path_factory):
-    old = {k: os.environ.get(k) for k in ("SEMRSM_CACHE_DIR", "SEMRSM_DATA_ROOT")}
-    os.environ["SEMRSM_CACHE_DIR"] = str(tmp_path_factory.mktemp("app-cache"))
-    os.environ.pop("SEMRSM_DATA_ROOT", None)
-    torch.set_num_threads(2)
-    yield
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+pytestmark = [pytest.mark.timeout(600), pytest.mark.usefixtures("app_cache_dir")]
 
 
 def open_search() -> AppTest:
