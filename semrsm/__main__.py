@@ -17,12 +17,14 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
 
 import numpy as np
 
+from semrsm.atomic import discard_pending
 from semrsm.memory import format_bytes
 from semrsm.scale import cli as tiles_cli
 
@@ -366,25 +368,69 @@ class _Terminated(BaseException):
     """SIGTERM as an exception, so that cleanup (temporary files) runs on the way out."""
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
+#: After Ctrl-C or SIGTERM the CLI unwinds (removing its temporaries) and exits. Should the
+#: way out block (a worker thread or a native call that does not return), the process is
+#: ended this many seconds after the signal anyway, its temporaries removed.
+EXIT_GRACE_SECONDS = 15.0
+
+_stop_said = threading.Event()  # the one-line stop message has been printed
+_stop_started = threading.Event()  # a grace timer runs
+
+
+def _end_after_grace(code: int, word: str) -> None:
+    """Start (once) a daemon timer that ends the process with ``code`` after
+    :data:`EXIT_GRACE_SECONDS` unless it has ended by then."""
+    if _stop_started.is_set():
+        return
+    _stop_started.set()
+
+    def force() -> None:
+        time.sleep(EXIT_GRACE_SECONDS)
+        discard_pending()
+        if not _stop_said.is_set():
+            _say(word)
+        sys.stderr.flush()
+        os._exit(code)
+
+    threading.Thread(target=force, name="semrsm-exit-grace", daemon=True).start()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    _end_after_grace(TERMINATED_EXIT, "terminated")
     raise _Terminated
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    _end_after_grace(INTERRUPTED_EXIT, "interrupted")
+    raise KeyboardInterrupt
 
 
 def run(argv: list[str] | None = None) -> int:
     """``python -m semrsm``: :func:`main`, with Ctrl-C as ``interrupted`` (exit code 130)
     and SIGTERM as ``terminated`` (143), each one line on stderr and never a traceback;
-    temporary output files are removed either way."""
-    with contextlib.suppress(ValueError, OSError):  # not the main thread: keep the default
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    temporary output files are removed either way, and the process ends within
+    :data:`EXIT_GRACE_SECONDS` of the signal whatever it was doing."""
+    previous = {}
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: keep the defaults
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_sigint)
     try:
         return main(argv)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not print a trace
         _say("interrupted")
+        _stop_said.set()
         return INTERRUPTED_EXIT
     except _Terminated:
         _say("terminated")
+        _stop_said.set()
         return TERMINATED_EXIT
+    finally:
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) in (_on_sigterm, _on_sigint):
+                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

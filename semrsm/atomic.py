@@ -26,10 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["STALE_SECONDS", "AtomicOutput", "remove_stale_temporaries"]
+__all__ = ["STALE_SECONDS", "AtomicOutput", "discard_pending", "remove_stale_temporaries"]
 
 #: a temporary this old is removed whoever wrote it (no output takes an hour to write)
 STALE_SECONDS = 3600.0
+
+#: the temporaries of this process not yet renamed or removed (for :func:`discard_pending`)
+_pending: set[Path] = set()
 
 
 def _host_tag() -> str:
@@ -86,6 +89,15 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def discard_pending() -> None:
+    """Remove every temporary of this process that was neither written nor discarded: for a
+    process about to end without unwinding (``os._exit`` after a stop request)."""
+    for tmp in list(_pending):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        _pending.discard(tmp)
+
+
 class AtomicOutput:
     """One output file: a temporary created now, renamed over ``path`` by :meth:`write`.
 
@@ -119,6 +131,7 @@ class AtomicOutput:
             ) from None
         self._fd: int | None = fd
         self.tmp = Path(tmp)
+        _pending.add(self.tmp)
 
     def write(self, fill: Callable[[IO[bytes]], Any]) -> Path:
         """Fill the temporary with ``fill(binary file)``, fsync it, rename it over the path.
@@ -137,6 +150,7 @@ class AtomicOutput:
         except BaseException:
             self._unlink()
             raise
+        _pending.discard(self.tmp)
         return self.path
 
     def write_text(self, text: str) -> Path:
@@ -154,6 +168,7 @@ class AtomicOutput:
     def _unlink(self) -> None:
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
+        _pending.discard(self.tmp)
 
     def __enter__(self) -> AtomicOutput:
         return self

@@ -9,6 +9,7 @@ instead of taking the machine down.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 
 import semrsm
 from semrsm import rsm as rsm_module
-from semrsm.__main__ import main
+from semrsm.__main__ import EXIT_GRACE_SECONDS, main
 from tests.memory import ROOT, peak_growth
 
 #: peak growth allowed for a refused (or bounded) request, MB
@@ -362,8 +363,8 @@ def test_unexpected_errors_are_one_line_too(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.startswith("error: ran out of memory")
 
 
-def _cli(*args: str, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+def _cli(*args: str, extra_env: dict | None = None, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(extra_env or {})}
     env.pop("SEMRSM_DEBUG", None)
     return subprocess.Popen([sys.executable, "-m", "semrsm", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, text=True, **kwargs)
@@ -378,9 +379,22 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 24
 
 
 def _slow_tokens(tmp_path: Path) -> Path:
-    path = tmp_path / "slow.npy"  # 7,140 exact matchings of 196 positions: many seconds
-    np.save(path, np.random.default_rng(0).random((120, 196, 32)).astype(np.float32))
+    # 79,800 exact matchings of 196 positions: a minute or more on any machine, so that the
+    # signal always lands in the middle of the work (7,140 ended within a second on some)
+    path = tmp_path / "slow.npy"
+    np.save(path, np.random.default_rng(0).random((400, 196, 32)).astype(np.float32))
     return path
+
+
+def _wait_or_dump(proc: subprocess.Popen, err_path: Path, timeout: float) -> int:
+    """``proc``'s exit code; if it hangs, every thread's stack (faulthandler) in the failure."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: all threads' tracebacks
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        pytest.fail(f"still running {timeout:g} s after the signal:\n{err_path.read_text()[-8000:]}")
 
 
 @pytest.mark.timeout(400)
@@ -390,17 +404,56 @@ def test_interrupting_the_cli_is_one_line_and_leaves_nothing(tmp_path, sig, code
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err:
         proc = _cli("rsm", "--tokens", str(_slow_tokens(tmp_path)), "--out",
-                    str(tmp_path / "r.npz"), "--device", "cpu", stderr=err)
+                    str(tmp_path / "r.npz"), "--device", "cpu", stderr=err,
+                    extra_env={"PYTHONFAULTHANDLER": "1"})
         try:
             _wait_for(err_path, "matching [", proc)
+            time.sleep(0.5)  # inside the solves, not at their start
             proc.send_signal(sig)
-            assert proc.wait(timeout=120) == code
+            t0 = time.monotonic()
+            assert _wait_or_dump(proc, err_path, 120) == code
+            assert time.monotonic() - t0 < EXIT_GRACE_SECONDS + 5
         finally:
             proc.kill()
     err = err_path.read_text()
     assert err.rstrip().endswith(word) and "Traceback" not in err, err
     assert not (tmp_path / "r.npz").exists()
     assert not list(tmp_path.glob(".r.npz.*")), list(tmp_path.iterdir())  # no temporary
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"),
+                                           (signal.SIGTERM, 143, "terminated")])
+def test_a_blocked_way_out_still_ends_within_the_grace_time(tmp_path, sig, code, word):
+    # a non-daemon thread that never ends would keep the interpreter from exiting forever
+    script = (
+        "import sys, threading, time\n"
+        "import semrsm.__main__ as cli\n"
+        "from semrsm.atomic import AtomicOutput\n"
+        "cli.EXIT_GRACE_SECONDS = 1.0\n"
+        "def main(argv):\n"
+        f"    out = AtomicOutput({str(tmp_path / 'r.npz')!r})\n"
+        "    threading.Thread(target=lambda: time.sleep(3600)).start()\n"
+        "    print('ready', file=sys.stderr, flush=True)\n"
+        "    time.sleep(3600)\n"
+        "cli.main = main\n"
+        "sys.exit(cli.run([]))\n"
+    )
+    err_path = tmp_path / "stderr.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=err)
+        try:
+            _wait_for(err_path, "ready", proc, timeout=60)
+            proc.send_signal(sig)
+            t0 = time.monotonic()
+            assert _wait_or_dump(proc, err_path, 30) == code
+            assert time.monotonic() - t0 < 10
+        finally:
+            proc.kill()
+    err = err_path.read_text()
+    assert err.rstrip().endswith(word) and err.count(word) == 1 and "Traceback" not in err, err
+    assert not list(tmp_path.glob(".r.npz.*")), list(tmp_path.iterdir())
 
 
 # --------------------------------------------------------------------------- C. output
