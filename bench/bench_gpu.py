@@ -1,4 +1,4 @@
-"""One-shot GPU check of the exact and approximate matchers (issue 9), within a time budget.
+"""One-shot GPU check of the exact and approximate matchers, within a time budget.
 
     python bench/bench_gpu.py --budget 300                    # CUDA machine: the device check
     TRITON_INTERPRET=1 python bench/bench_gpu.py --device cpu --tiny --budget 120
@@ -16,7 +16,8 @@ Prints markdown (device, date, load) with:
 3. greedy and Batch-Optimal at S = 3,136: value / exact optimum (exact by the numba
    solver) and pairs/s, for the implementation ``backend="auto"`` picks and for the CPU;
 4. end-to-end ``semantic_rsm`` at N = 256 and 1,024, S = 196 (``auto`` and ``triton``),
-   and greedy / Batch-Optimal / TopK-Greedy end to end (N = 128) with ``auto`` and the CPU;
+   the CLI on the device against the CLI on the CPU (same tokens, N = 256), and greedy /
+   Batch-Optimal / TopK-Greedy end to end (N = 128) with ``auto`` and the CPU;
 5. tuning of the Triton kernel (row-reduction bids, warps per program) at S = 196, 784;
 6. a suggested ``CUDA_EXACT_TABLE`` (semrsm/matching/registry.py) from the measured rates.
 
@@ -381,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
             cell_r = "" if isinstance(dt, str) else fmt(npairs / dt)
             print(f"| {n} | {npairs:,} | {backend} | {impl} | {cell_s} | {cell_r} |", flush=True)
 
+    # -- 4a. the CLI on the GPU against the CPU, same command ---------------------------------
+    n_cli = 4 if args.tiny else 256
+    guarded("cli", lambda: cli_section(tok(e2e_layer)[:n_cli], device, rates.get((s_e2e, max(ns), "numba")),
+                                       budget))
+
     # -- 4b. end to end, approximate matchers: auto against the CPU ---------------------------
     n_ap = 4 if args.tiny else 128
     print(f"\n## End-to-end approximate matchers, N = {n_ap}, S = {s_e2e}: `auto` against the CPU\n")
@@ -485,6 +491,47 @@ def main(argv: list[str] | None = None) -> int:
             print(e)
         print("```")
     return 0
+
+
+def cli_section(tk: torch.Tensor, device: torch.device, cpu_rate: float | None, budget: Budget) -> None:
+    """``python -m semrsm rsm --tokens T --device D`` for D = the device and the CPU: wall time of
+    the whole process (imports included), the compute seconds the CLI reports, and the largest
+    difference between the two semantic RSMs."""
+    import re
+    import subprocess
+    import tempfile
+
+    n, s = tk.shape[0], tk.shape[1]
+    npairs = n * (n - 1) // 2
+    print(f"\n## The CLI, `python -m semrsm rsm --tokens T --device D` (exact, cosine), N = {n}, S = {s}\n")
+    print("| device | wall s (process) | compute s (reported) | pairs/s (compute) | max abs difference to the GPU RSM |")
+    print("|---|---|---|---|---|")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    with tempfile.TemporaryDirectory() as tmp:
+        tokens = Path(tmp) / "tokens.npy"
+        np.save(tokens, tk.float().cpu().numpy())
+        results = {}
+        for dev in dict.fromkeys([str(device), "cpu"]):
+            need = 30.0 if dev != "cpu" else 30.0 + (1.5 * npairs / cpu_rate if cpu_rate else 120.0)
+            if not budget.allows(need + budget.slack):
+                print(f"| {dev} | skipped (needs ~{need:.0f} s, {budget.left():.0f} s left) | | | |")
+                continue
+            out = Path(tmp) / f"{dev.replace(':', '_')}.npz"
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "semrsm", "rsm", "--tokens", str(tokens), "--out",
+                                   str(out), "--device", dev], cwd=root, env=env, capture_output=True,
+                                  text=True, timeout=max(need * 2, 60))
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                print(f"| {dev} | failed ({proc.returncode}): {proc.stderr.strip()[-200:]} | | | |")
+                continue
+            m = re.search(r"\(([0-9.]+) s\)\s*$", proc.stdout.strip())
+            secs = float(m.group(1)) if m else float("nan")
+            results[dev] = np.load(out)["semantic"]
+            diff = (f"{np.abs(results[dev] - results[str(device)]).max():.1e}"
+                    if str(device) in results and dev != str(device) else "-")
+            print(f"| {dev} | {wall:.1f} | {secs:.2f} | {fmt(npairs / secs)} | {diff} |", flush=True)
 
 
 def scipy_values(costs: torch.Tensor) -> np.ndarray:
