@@ -1,5 +1,5 @@
 """Library analyses: retrieval metrics, CKA, JSD agreement, matching contributions,
-translation, layer CKA and the matcher comparison (issue 5)."""
+translation, layer CKA and the matcher comparison."""
 
 from __future__ import annotations
 
@@ -314,7 +314,7 @@ def demo_crops():
 
 
 def test_translation_effect_on_demo_cnn(demo_crops):
-    """The paper's translation result (issue 5 acceptance), thresholds stated here.
+    """The paper's translation result, thresholds stated here.
 
     Measured with the shipped weights: mean semantic - spatio-semantic gap of same-source
     crops 0.60 in the first layer (act1, 32x32 positions) and 0.12 in the last (2x2);
@@ -337,8 +337,8 @@ def test_translation_effect_on_demo_cnn(demo_crops):
 
 
 def test_layer_cka_rises_with_depth_on_demo_cnn(demo_crops):
-    """CKA(semantic, spatio-semantic) is higher in the deepest layer than in the first
-    (issue 5 acceptance). Measured: 0.70 (act1, 1024 positions) -> 0.97 (layer4, 4)."""
+    """CKA(semantic, spatio-semantic) is higher in the deepest layer than in the first.
+    Measured: 0.70 (act1, 1024 positions) -> 0.97 (layer4, 4)."""
     _, names, rsms = demo_crops
     res = A.layer_cka(rsms)
     assert res.layers == names

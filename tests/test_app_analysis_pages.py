@@ -113,7 +113,7 @@ def test_analyses_page_runs_each_analysis():
     _no_errors(at)
     assert _charts(at) == 2
     ratios = at.dataframe[1].value
-    # headers for people, not snake_case (issue 10)
+    # headers for people, not snake_case
     assert "pairs per second" in ratios.columns and "pairs_per_second" not in ratios.columns
     mean = ratios["mean ratio to optimal"]
     assert mean.iloc[0] == pytest.approx(1.0)  # the exact reference row

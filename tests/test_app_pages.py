@@ -220,7 +220,7 @@ def test_device_choices():
 
 
 # --------------------------------------------------------------------------- first hour
-# (issue 10): every sentence true for the data on screen, and the bugs a new user met
+# every sentence true for the data on screen, and the bugs a new user met
 
 
 def _result(tmp_path_factory, **config):

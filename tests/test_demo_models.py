@@ -1,4 +1,4 @@
-"""The shipped demo weights still classify freshly generated shapes (issue 3 acceptance)."""
+"""The shipped demo weights still classify freshly generated shapes (the demo models' acceptance targets)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from semrsm.images import SHAPE_CLASSES, make_shapes
 from semrsm.layers import predict_proba
 from semrsm.models import ASSETS_DIR, DEMO_MODELS, create_model
 
-# Acceptance targets of issue 3; the test allows 5 points below them on a smaller set.
+# The demo models' acceptance targets; the test allows 5 points below them on a smaller set.
 TARGETS = {"demo-resnet": 0.90, "demo-vit": 0.80}
 TOLERANCE = 0.05
 TEST_SEED = 4242  # neither the training seed (0) nor the script's held-out seed (1000)

@@ -1,4 +1,4 @@
-"""Figure fixes from a new user's first hour (issue 10): match lines visible on any image,
+"""Figure fixes from a new user's first hour: match lines visible on any image,
 the matched partner always in the candidates chart, neighbour frames not by colour alone."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""End to end in a real browser, issue 11: the Compare page shows A vs B with intervals; the
+"""End to end in a real browser: the Compare page shows A vs B with intervals; the
 RSM page's heatmaps are reordered by clustering and a click opens an inline pair preview;
 the embedding is searched; a link copied from the share box restores the view in a new
 session. No page shows an exception. Screenshots: artifacts/screenshots/."""
