@@ -16,28 +16,14 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.app_pages import assert_clean, open_app, plotly_figures
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PAGE = "pages/search.py"
 TIMEOUT = 240
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.usefixtures("app_cache_dir")]
-
-
-def open_search() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page(PAGE).run()
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
 
 def markdown_text(at: AppTest) -> str:
@@ -53,11 +39,11 @@ def _png(color: tuple[int, int, int]) -> bytes:
 
 
 def test_a_query_of_the_set():
-    at = open_search()
+    at = open_app("search.py", timeout=TIMEOUT)
     assert_clean(at)
     assert at.title[0].value == "Search"
     assert len(at.markdown[0].value.split()) > 40
-    results, overlay = figures(at)
+    results, overlay = plotly_figures(at)
     assert [t["name"] for t in results["data"]] == [
         "classic (mean-pooled tokens, cosine)", "semantic (re-ranked)"]
     assert [len(t["customdata"]) for t in results["data"]] == [5, 5]
@@ -70,7 +56,7 @@ def test_a_query_of_the_set():
     at.slider(key="se_k").set_value(3).run()
     at.slider(key="se_rerank").set_value(31).run()
     assert_clean(at)
-    results, _ = figures(at)
+    results, _ = plotly_figures(at)
     assert [len(t["customdata"]) for t in results["data"]] == [3, 3]
     # every candidate re-ranked: the full semantic RSM's top 3, exactly
     assert "ranks the same images on top in **3 of 3** places" in markdown_text(at)
@@ -78,11 +64,11 @@ def test_a_query_of_the_set():
     second = at.selectbox(key="se_pair").options[1]
     at.selectbox(key="se_pair").set_value(second).run()
     assert_clean(at)
-    assert len(figures(at)) == 2
+    assert len(plotly_figures(at)) == 2
 
 
 def test_projector_mode_enlarges_the_search_figures():
-    small = figures(open_search())
+    small = plotly_figures(open_app("search.py", timeout=TIMEOUT))
     # under AppTest only the first run goes through app.py, which draws the toggle: the
     # setting is given as the session's (as tests/test_app_teaching.py does)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -91,19 +77,19 @@ def test_projector_mode_enlarges_the_search_figures():
     at.session_state["projector_mode"] = True
     at.switch_page(PAGE).run()
     assert_clean(at)
-    big = figures(at)
+    big = plotly_figures(at)
     assert [b["layout"]["height"] > s["layout"]["height"] for b, s in zip(big, small, strict=True)] \
         == [True, True]
 
 
 def test_an_uploaded_query():
-    at = open_search()
+    at = open_app("search.py", timeout=TIMEOUT)
     at.radio(key="se_source").set_value("an uploaded image").run()
     assert_clean(at)
     assert any("Upload an image" in i.value for i in at.info)
     at.file_uploader(key="se_upload").set_value([("red.png", _png((220, 30, 30)), "image/png")]).run()
     assert_clean(at)
-    results, overlay = figures(at)
+    results, overlay = plotly_figures(at)
     assert len(results["data"]) == 2
     assert "upload: red.png" in json.dumps(results["layout"]["annotations"])
     assert overlay["layout"]["meta"]["grid"] == [4, 4]

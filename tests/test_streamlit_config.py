@@ -9,18 +9,14 @@ address users open (``browser.serverAddress``), which is all the start-up banner
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.streamlit_server import streamlit_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,17 +40,6 @@ def test_config_turns_off_statistics_and_names_the_address():
     browser = _browser_section()
     assert browser["gatherUsageStats"] == "false"
     assert browser["serverAddress"] == "localhost"
-
-
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/_stcore/health")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 class _Trap:
@@ -90,48 +75,27 @@ class _Trap:
 def test_a_headless_start_makes_no_outside_request_and_prints_no_alarm(tmp_path):
     """``streamlit run app.py --server.headless true``, as a user starts it (no address
     option): the banner names the local URL and nothing tries to reach the internet."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     trap = _Trap()
     proxy = f"http://127.0.0.1:{trap.port}"
     env = {
-        **os.environ,
         "SEMRSM_CACHE_DIR": str(tmp_path / "cache"),
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         # any HTTP(S) request made with requests/urllib goes to the trap, not outside
         "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy, "https_proxy": proxy,
         "NO_PROXY": "", "no_proxy": "",
     }
     log_path = tmp_path / "streamlit.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            deadline = time.monotonic() + 90
-            while not _healthy(port):
-                assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
-                assert time.monotonic() < deadline, "streamlit did not start in 90 s"
-                time.sleep(0.3)
+    try:
+        # no address option: as a user starts it
+        with streamlit_server(log_path, env, options=()) as server:
+            port = server.port
             # the banner is printed once the server is up; give it a moment to be written
             for _ in range(20):
-                if "URL:" in log_path.read_text(errors="replace"):
+                if "URL:" in server.log():
                     break
                 time.sleep(0.25)
             time.sleep(2.5)  # a lookup of the external address would have been made by now
-        finally:
-            # only the process group started above
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-            trap.close()
+    finally:
+        trap.close()
     out = log_path.read_text(errors="replace")
     assert "external IP" not in out, out
     assert "External URL" not in out, out

@@ -9,18 +9,12 @@ installs both and where they fail instead.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
+
+from tests.streamlit_server import streamlit_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -38,83 +32,17 @@ CHROMIUM_ARGS = [
 STARTUP_TIMEOUT_S = 90
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    """Ask the local Streamlit server (loopback only) whether it is up."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
-    try:
-        conn.request("GET", "/_stcore/health")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     """Start ``streamlit run app.py`` on a free loopback port; yield its URL."""
-    port = _free_port()
     cache_dir = tmp_path_factory.mktemp("semrsm-cache")
     log_path = tmp_path_factory.mktemp("streamlit-log") / "streamlit.log"
-    env = {
-        **os.environ,
-        "SEMRSM_CACHE_DIR": str(cache_dir),
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "OMP_NUM_THREADS": "2",
-    }
-    env.pop("SEMRSM_DATA_ROOT", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in the teardown below
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not _healthy(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.close()
-            pytest.fail(f"streamlit did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.5)
-    try:
-        yield url
-    finally:
-        # Only the process group started above.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        log.close()
-        tail = log_path.read_text(errors="replace")[-3000:]
-        if "Traceback" in tail:
-            print("streamlit server log (tail):\n" + tail)
+    env = {"SEMRSM_CACHE_DIR": str(cache_dir), "OMP_NUM_THREADS": "2", "SEMRSM_DATA_ROOT": None}
+    with streamlit_server(log_path, env, startup_timeout=STARTUP_TIMEOUT_S) as server:
+        yield server.url
+    tail = server.log()[-3000:]
+    if "Traceback" in tail:
+        print("streamlit server log (tail):\n" + tail)
 
 
 def _unavailable(reason: str) -> None:

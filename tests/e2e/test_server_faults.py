@@ -1,4 +1,4 @@
-"""Server-level fault test (issue: one stuck solve stalled every user, SIGTERM was ignored).
+"""Server-level fault test (one stuck solve used to stall every user, and SIGTERM was ignored).
 
 A real ``streamlit run`` server on a free loopback port with a data root holding a checkpoint
 whose activations overflow float32 (the demo ResNet with its stem scaled by 1e20). Session A
@@ -10,42 +10,22 @@ the server gets SIGTERM: it must exit within seconds.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from browser_helpers import HEATMAPS_DRAWN, wait_for_heatmaps, wait_idle
 
+from tests.streamlit_server import streamlit_server
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
 SLACK_S = 8.0  # "its normal time plus a few seconds"
 STOP_S = 15.0  # the server must be gone this long after SIGTERM
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    """Ask the local server (loopback only) whether it is up."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=2)
-    try:
-        conn.request("GET", "/_stcore/health")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 def _overflowing_checkpoint(path: Path) -> None:
@@ -58,35 +38,10 @@ def _overflowing_checkpoint(path: Path) -> None:
 
 @contextlib.contextmanager
 def _server(tmp_path: Path, data_root: Path):
-    port = _free_port()
-    log_path = tmp_path / "streamlit.log"
-    env = {
-        **os.environ,
-        "SEMRSM_CACHE_DIR": str(tmp_path / "cache"),
-        "SEMRSM_DATA_ROOT": str(data_root),
-        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "OMP_NUM_THREADS": "2",
-    }
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-           "--server.address", "127.0.0.1", "--server.port", str(port),
-           "--server.headless", "true", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while not _healthy(url):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-                time.sleep(0.5)
-            yield proc, url, log_path
-        finally:
-            if proc.poll() is None:  # only the process group started above
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+    env = {"SEMRSM_CACHE_DIR": str(tmp_path / "cache"), "SEMRSM_DATA_ROOT": str(data_root),
+           "OMP_NUM_THREADS": "2"}
+    with streamlit_server(tmp_path / "streamlit.log", env) as server:
+        yield server.proc, server.url, server.log_path
 
 
 def _select(page, label: str, option: str) -> float:
