@@ -206,6 +206,24 @@ def _wait_warm(server: Server, timeout_s: float = 240) -> None:
         time.sleep(1)
 
 
+def _offline_page(browser, url: str, outside: list, timeout_ms: int):
+    """A fresh browser context and page in which every request not to ``url`` (or a data:
+    URL) is blocked and recorded in ``outside``."""
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
+
+    def route(r):
+        if r.request.url.startswith(url) or r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    ctx.route("**/*", route)
+    page = ctx.new_page()
+    page.set_default_timeout(timeout_ms)
+    return ctx, page
+
+
 def browser_part(rows: list, outside: list) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -216,19 +234,7 @@ def browser_part(rows: list, outside: list) -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
 
         def new_page(server: Server):
-            ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
-
-            def route(r):
-                if r.request.url.startswith(server.url) or r.request.url.startswith("data:"):
-                    r.continue_()
-                else:
-                    outside.append(r.request.url)
-                    r.abort()
-
-            ctx.route("**/*", route)
-            page = ctx.new_page()
-            page.set_default_timeout(300_000)
-            return ctx, page
+            return _offline_page(browser, server.url, outside, 300_000)
 
         @contextlib.contextmanager
         def served(cache_dir: Path, app: Path = ROOT / "app.py"):
@@ -419,18 +425,7 @@ def app_estimate_part(rows: list, outside: list, url: str | None = None) -> None
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
-
-            def route(r):
-                if r.request.url.startswith(server.url) or r.request.url.startswith("data:"):
-                    r.continue_()
-                else:
-                    outside.append(r.request.url)
-                    r.abort()
-
-            ctx.route("**/*", route)
-            page = ctx.new_page()
-            page.set_default_timeout(600_000)
+            ctx, page = _offline_page(browser, server.url, outside, 600_000)
             page.goto(server.url, wait_until="commit")
             page.wait_for_function(HEATMAPS, timeout=600_000, polling=100)
             if url is None:
@@ -501,10 +496,7 @@ def app_estimate_part(rows: list, outside: list, url: str | None = None) -> None
                 # (the "about 1 s" of a 6 s translation run); 10 crops per photo are new
                 server.stop()
                 server.start()
-                ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
-                ctx.route("**/*", route)
-                page = ctx.new_page()
-                page.set_default_timeout(600_000)
+                ctx, page = _offline_page(browser, server.url, outside, 600_000)
                 page.goto(f"{server.url}/analyses", wait_until="commit")
                 page.get_by_role("button", name="Run the translation analysis").wait_for()
                 _settle(page)
