@@ -272,6 +272,7 @@ def _rtol() -> Param:
 # ratios. The old table (2026-11-26) had the exact matcher 4x too slow at S = 256 and
 # the identity 100x too fast at S = 1,024 (its cost there is the kernels, not a
 # matching). ``bench/bench_app.py`` prints estimate against measured time.
+# The entries share their shape (one MatcherSpec each): declarations, not repeated logic.
 _BUILTIN = (
     MatcherSpec(
         "exact", "exact",
