@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.features import photo_crops  # noqa: E402
 from semrsm._platform import machine_description  # noqa: E402
 from semrsm.matching import select_implementation, solve_batch  # noqa: E402
-from semrsm.matching.gpu import exact_solver  # noqa: E402
+from semrsm.matching.torch_batched import exact_solver  # noqa: E402
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
 ERRORS: list[str] = []

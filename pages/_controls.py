@@ -12,10 +12,10 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from pages._navigation import leave_legacy_pages_mode
-from pages._resources import cuda_available, get_cache, get_layers, matcher_view
+from pages._resources import cuda_available, get_cache, get_layers
 from semrsm.cache import Cache
 from semrsm.catalog import DEMO_MODELS, POPULAR_MODELS
-from semrsm.explorer.config import ExplorerConfig
+from semrsm.explorer.config import CONFIG_DEFAULTS, DEFAULT_IMAGES, DEVICES, ExplorerConfig
 from semrsm.explorer.sources import (
     ModelNeedsConfirmation,
     data_root,
@@ -24,10 +24,10 @@ from semrsm.explorer.sources import (
 )
 from semrsm.images import PHOTO_FILES
 from semrsm.kernels import KERNELS
+from semrsm.matching.registry import REGISTRY, Param, app_params, get_matcher
 
 __all__ = [
     "CONFIG_KEY",
-    "MATCHER_LABELS",
     "SIDEBAR_DEFAULTS",
     "SOURCES",
     "WEIGHT_LABELS",
@@ -52,21 +52,10 @@ WEIGHT_LABELS = {
     "none": "none (random init)",
     "file": "local checkpoint",
 }
-MATCHER_LABELS = {
-    "exact": "exact (optimal)",
-    "batch_optimal": "batch-optimal (paper's trade-off)",
-    "topk_greedy": "top-k greedy",
-    "greedy": "greedy",
-    "identity": "identity (no matching)",
-}
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
 
 
 # --------------------------------------------------------------------------- sidebar
-
-#: ``semrsm.matching.MATCHERS`` (names, parameter defaults), read from the cache when it
-#: holds them, so that the sidebar imports no torch before a cached result is drawn
-MATCHERS = matcher_view()
 
 #: widget keys of the sidebar and their initial values; their values are carried from
 #: page to page (each page draws its own copy of the sidebar, see render_sidebar)
@@ -75,18 +64,22 @@ SIDEBAR_DEFAULTS: dict[str, object] = {
     "sb_model_custom": "",
     "sb_ckpt_path": "",
     "sb_source": "shapes",
-    "sb_shapes_n": 32,
+    "sb_shapes_n": int(DEFAULT_IMAGES.split(":")[1]),
     "sb_shapes_k": 1,
-    "sb_seed": 0,
+    "sb_seed": CONFIG_DEFAULTS["seed"],
     "sb_crops_photos": ["astronaut", "coffee"],
     "sb_crops_n": 9,
     "sb_upload_labels": False,
-    "sb_kernel": "cosine",
-    "sb_matcher": "exact",
-    "sb_window": int(MATCHERS["batch_optimal"]["params"]["window"]),
-    "sb_topk": int(MATCHERS["topk_greedy"]["params"]["k"]),
-    "sb_device": "auto",
+    "sb_kernel": CONFIG_DEFAULTS["kernel"],
+    "sb_matcher": CONFIG_DEFAULTS["matcher"],
+    "sb_device": CONFIG_DEFAULTS["device"],
 }
+
+
+def _defaults() -> dict[str, object]:
+    """:data:`SIDEBAR_DEFAULTS` and the matcher parameters' (from the registry, read at
+    each run: a matcher registered later has its widget's default too)."""
+    return {**SIDEBAR_DEFAULTS, **{p.key: p.default for p in app_params().values()}}
 #: keys whose valid values depend on other choices (validated where they are drawn)
 _DEPENDENT_KEYS = ("sb_weights", "sb_layer", "sb_folder")
 _KEPT_UPLOADS = "_sb_kept_uploads"
@@ -208,6 +201,31 @@ def _image_section(cache: Cache) -> tuple[str, tuple[tuple[str, str], ...], int,
     return spec, uploads, seed, labels_from_names
 
 
+def _choice(widget, label: str, options: tuple[str, ...], key: str, **kwargs) -> str:
+    """A choice widget whose state, when not one of ``options`` (an old session, a
+    matcher no longer registered), falls back to the configuration's default."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = CONFIG_DEFAULTS[key.removeprefix("sb_")]
+    return widget(label, list(options), key=key, **kwargs)
+
+
+def param_widget(container, param: Param, key: str, label: str | None = None,
+                 value: object = None, **kwargs) -> int | float | str:
+    """The widget of a matcher parameter (``Param.in_app``) in its declared range and step;
+    ``value`` the start value of a widget whose state is not yet set (None: the state's).
+
+    Returns the value as the parameter's type.
+    """
+    label = label or param.widget_label
+    if param.kind is str:
+        return container.selectbox(label, list(param.choices), key=key, **kwargs)
+    start = {} if value is None else {"value": param.kind(value)}
+    step = {} if param.ui_step is None else {"step": param.kind(param.ui_step)}
+    return param.kind(container.number_input(label, param.kind(param.ui_low),
+                                             param.kind(param.ui_high), key=key,
+                                             **start, **step, **kwargs))
+
+
 def render_sidebar() -> ExplorerConfig:
     """Draw the sidebar (once per run) and return its configuration.
 
@@ -229,7 +247,7 @@ def render_sidebar() -> ExplorerConfig:
         # Re-assigning a widget's key turns its value into plain session state, which the
         # same widget on another page picks up (Streamlit's documented way to keep widget
         # values across pages). It raises if the widget already exists in this run.
-        for key, default in SIDEBAR_DEFAULTS.items():
+        for key, default in _defaults().items():
             st.session_state[key] = st.session_state.get(key, default)
         for key in _DEPENDENT_KEYS:
             if key in st.session_state:
@@ -253,9 +271,9 @@ def render_sidebar() -> ExplorerConfig:
     name, weights, checkpoint = _model_section(cache, choice)
 
     cuda = cuda_available()
-    devices = ["auto", "cpu", "cuda"] if cuda else ["auto", "cpu"]
+    devices = [d for d in DEVICES if cuda or d != "cuda"]
     if st.session_state.get("sb_device") not in devices:
-        st.session_state["sb_device"] = "auto"
+        st.session_state["sb_device"] = CONFIG_DEFAULTS["device"]
     device = st.session_state["sb_device"]
 
     # The layer list needs the model: load it here (held by st.cache_resource).
@@ -287,32 +305,16 @@ def render_sidebar() -> ExplorerConfig:
 
     spec, uploads, seed, labels_from_names = _image_section(cache)
 
-    if st.session_state.get("sb_kernel") not in KERNELS:
-        st.session_state["sb_kernel"] = "cosine"
-    kernel = sb.radio(
-        "Kernel",
-        list(KERNELS),
-        key="sb_kernel",
-        horizontal=True,
-        help="All three are computed at once; this picks the one shown.",
-    )
-    if st.session_state.get("sb_matcher") not in MATCHERS:
-        st.session_state["sb_matcher"] = "exact"
-    matcher = sb.selectbox(
-        "Matcher",
-        list(MATCHERS),
-        key="sb_matcher",
-        format_func=MATCHER_LABELS.get,
+    kernel = _choice(sb.radio, "Kernel", KERNELS, "sb_kernel", horizontal=True,
+                     help="All three are computed at once; this picks the one shown.")
+    matcher = _choice(
+        sb.selectbox, "Matcher", tuple(REGISTRY), "sb_matcher",
+        format_func=lambda m: get_matcher(m).choice_label,
         help="How the positions of two images are paired. 'exact' is optimal; the others "
         "are faster approximations (the paper recommends batch-optimal for large layers).",
     )
-    params: tuple = ()
-    if matcher == "batch_optimal":
-        w = sb.number_input("Window", 2, 4096, key="sb_window")
-        params = (("window", int(w)),)
-    elif matcher == "topk_greedy":
-        k = sb.number_input("k (exact among the k largest tokens)", 1, 4096, key="sb_topk")
-        params = (("k", int(k)),)
+    params = tuple((p.name, param_widget(sb, p, p.key)) for p in REGISTRY[matcher].params
+                   if p.in_app)
     sb.radio(
         "Device",
         devices,

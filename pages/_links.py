@@ -45,10 +45,6 @@ _RESTORED = "_links_restored"
 _PROBLEMS = "_links_problems"
 #: what the link asked for that can only be checked later: {"model", "layer", "pair"}
 _PENDING = "_links_pending"
-#: keys of the sidebar that links carry
-_KEYS = ("sb_model_choice", "sb_model_custom", "sb_weights", "sb_layer", "sb_source",
-         "sb_shapes_n", "sb_shapes_k", "sb_seed", "sb_crops_photos", "sb_crops_n",
-         "sb_kernel", "sb_matcher", "sb_window", "sb_topk")
 
 
 def _page_paths(pages: Sequence) -> list[str] | None:
@@ -158,7 +154,7 @@ def _settle() -> None:
 
 
 def _current_params(page_path: str) -> tuple[dict[str, str], list[str]]:
-    state = {k: st.session_state.get(k) for k in _KEYS}
+    state = {k: st.session_state.get(k) for k in page_links.sidebar_keys()}
     state[PAGE] = page_path
     pair = st.session_state.get(SELECTED_PAIR_KEY)
     if pair is not None:

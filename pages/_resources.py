@@ -3,8 +3,8 @@ their layer lists, built-in image sets (``st.cache_resource``), and the backgrou
 warm-up of the compiled code.
 
 Nothing here imports torch, timm or numba until a model is really needed: layer lists
-and the matcher list come from the cache when it holds them
-(``semrsm.explorer.cached``), so a server restart draws a cached result without them.
+come from the cache when it holds them (``semrsm.explorer.cached``) and the matcher list
+from the registry (pure metadata), so a server restart draws a cached result without them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import streamlit as st
 
 from semrsm._platform import cuda_available as _cuda_available
 from semrsm.cache import Cache, default_cache_dir
-from semrsm.explorer.cached import cached_layers, cached_matchers, remember_matchers, remember_model
+from semrsm.explorer.cached import cached_layers, remember_model
 from semrsm.explorer.config import ExplorerConfig
 from semrsm.explorer.sources import load_images, load_model, needs_confirmation
 
@@ -29,7 +29,6 @@ __all__ = [
     "get_images",
     "get_layers",
     "get_model",
-    "matcher_view",
     "start_background_warm_up",
 ]
 
@@ -48,15 +47,6 @@ def cuda_available() -> bool:
     """Whether a CUDA GPU is usable (asked once per process; imports torch only where a
     GPU driver is installed, see ``semrsm._platform.cuda_available``)."""
     return _cuda_available()
-
-
-def matcher_view() -> dict:
-    """``semrsm.matching.MATCHERS`` as ``{name: {"params": {...}, "description": str}}``:
-    from the cache when stored there, else from the registry (imports torch once and
-    stores it)."""
-    cache = get_cache()
-    view = cached_matchers(cache)
-    return view if view is not None else remember_matchers(cache)
 
 
 @st.cache_resource(show_spinner=False)

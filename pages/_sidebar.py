@@ -38,7 +38,6 @@ own_numba_cache()  # a run that starts on a page script imports numba from here
 
 from pages._controls import (  # noqa: E402
     CONFIG_KEY,
-    MATCHER_LABELS,
     OTHER_MODEL,
     SIDEBAR_DEFAULTS,
     SOURCES,
@@ -54,7 +53,6 @@ from pages._run import current_result, status_line  # noqa: E402
 
 __all__ = [
     "CONFIG_KEY",
-    "MATCHER_LABELS",
     "OTHER_MODEL",
     "SELECTED_PAIR_KEY",
     "SIDEBAR_DEFAULTS",

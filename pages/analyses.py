@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages._controls import param_widget
 from pages._progress import fmt_seconds
 from pages._projector import fig_scale
 from pages._sidebar import get_cache, get_model, show_error, streamlit_progress
@@ -19,6 +20,7 @@ from semrsm.analysis import (
     output_agreement,
     translation_analysis,
 )
+from semrsm.analysis.matchers import comparable_matchers
 from semrsm.explorer import estimate_layers, layer_rsms, load_images, resolve_device
 from semrsm.explorer.links import ANALYSES_TABS
 from semrsm.explorer.summary import signed
@@ -40,6 +42,7 @@ from semrsm.figures.analyses import (
 )
 from semrsm.figures.rsm import SPATIAL_TITLE, semantic_title
 from semrsm.images import PHOTO_FILES
+from semrsm.matching.registry import REGISTRY, get_matcher
 
 #: layers with more positions than this are not selected by default (matching grows as S³)
 DEFAULT_MAX_TOKENS = 256
@@ -120,19 +123,23 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _params_note(specs: list, side_window: int, side_k: int, s_tok: int) -> str:
-    """Which window and k the comparison used, against the sidebar's."""
+def _solves_exactly(matcher: str, name: str, value, s_tok: int) -> bool:
+    """Whether ``matcher`` with this parameter value solves S = s_tok exactly (its exact
+    sub-problem is the whole problem), as a window or a k of at least S does."""
+    spec = get_matcher(matcher)
+    return spec.exact_size(s_tok, {**spec.defaults, name: value}) >= s_tok
+
+
+def _params_note(specs: list, side: dict, s_tok: int) -> str:
+    """Which parameters the comparison used, against the sidebar's (``side``: name → value)."""
     notes = []
     for m, p in specs:
-        if m == "batch_optimal":
-            same = "as in the sidebar" if p["window"] == side_window else (
-                f"the sidebar's batch-optimal uses window {side_window}")
-            exact = " (≥ the positions: exact)" if p["window"] >= s_tok else ""
-            notes.append(f"batch-optimal with window {p['window']}{exact}, {same}")
-        elif m == "topk_greedy":
-            same = "as in the sidebar" if p["k"] == side_k else (
-                f"the sidebar's top-k greedy uses k {side_k}")
-            notes.append(f"top-k greedy with k {p['k']}, {same}")
+        spec = get_matcher(m)
+        for name, value in p.items():
+            same = "as in the sidebar" if value == side[name] else (
+                f"the sidebar's {spec.label} uses {name} {side[name]}")
+            exact = " (≥ the positions: exact)" if _solves_exactly(m, name, value, s_tok) else ""
+            notes.append(f"{spec.label} with {name} {value}{exact}, {same}")
     return ("Parameters: " + "; ".join(notes) + ".") if notes else ""
 
 
@@ -360,31 +367,28 @@ with tab_match:
         "the optimal one (ratio 1 = optimal) and the time of the assignments alone."
     )
     # the multiselect gets a full row: in a quarter column its chips were hidden
+    offered = comparable_matchers()
     chosen = st.multiselect(
         "matchers",
-        [*DEFAULT_MATCHERS, "identity"],
+        list(offered),
         default=list(DEFAULT_MATCHERS),
         key="an_m_matchers",
     )
-    c2, c3, c4 = st.columns(3)
+    # one box per parameter the app shows, of the matchers offered here (registry order)
+    shown = {p.name: (m, p) for m in REGISTRY if m in offered
+             for p in get_matcher(m).params if p.in_app}
+    *boxes, c4 = st.columns(len(shown) + 1)
     s_tok = result.tokens.shape[1]
     # The sidebar's parameters unless changed here (a box per sidebar value, so a change
     # in the sidebar is followed): the same matcher must mean the same thing on both pages.
-    side_window = int(st.session_state.get("sb_window", 128))
-    side_k = int(st.session_state.get("sb_topk", 32))
-    window = int(
-        c2.number_input(
-            "batch-optimal window", 2, 4096, side_window, key=f"an_m_window_{side_window}",
-            help=f"Starts at the sidebar's window ({side_window}). A window of at least the "
-            f"number of positions ({s_tok}) solves each pair exactly.",
-        )
-    )
-    topk = int(
-        c3.number_input(
-            "top-k greedy k", 1, 4096, side_k, key=f"an_m_k_{side_k}",
-            help=f"Starts at the sidebar's k ({side_k}).",
-        )
-    )
+    side = {name: p.kind(st.session_state.get(p.key, p.default)) for name, (_, p) in shown.items()}
+    chosen_value = {}
+    for box, (name, (owner, p)) in zip(boxes, shown.items(), strict=True):
+        exact = (f" A {name} of at least the number of positions ({s_tok}) solves each pair "
+                 "exactly." if _solves_exactly(owner, name, s_tok, s_tok) else "")
+        chosen_value[name] = param_widget(
+            box, p, f"an_m_{name}_{side[name]}", label=f"{get_matcher(owner).label} {name}",
+            value=side[name], help=f"Starts at the sidebar's {name} ({side[name]}).{exact}")
     total_pairs = result.n * (result.n - 1) // 2
     max_pairs = c4.slider(
         "pairs (random subset)",
@@ -393,14 +397,8 @@ with tab_match:
         min(500, max(1, total_pairs)),
         key="an_m_pairs",
     )
-    specs = []
-    for m in chosen:
-        if m == "batch_optimal":
-            specs.append((m, {"window": window}))
-        elif m == "topk_greedy":
-            specs.append((m, {"k": topk}))
-        else:
-            specs.append((m, {}))
+    specs = [(m, {p.name: chosen_value[p.name] for p in get_matcher(m).params if p.in_app})
+             for m in chosen]
     params = (result.key, tuple((m, tuple(p.items())) for m, p in specs), max_pairs, kernel)
     st.button(
         "Compare the matchers",
@@ -442,7 +440,7 @@ with tab_match:
         st.caption(
             f"{int(table['n_pairs'].iloc[0])} pairs of layer {result.layer.name} "
             f"({s_tok} positions), on the CPU; ratios over pairs whose optimum is positive. "
-            + _params_note(specs, side_window, side_k, s_tok)
+            + _params_note(specs, side, s_tok)
         )
         csv_download(st, "Matcher comparison (.csv)", lambda t=table: matchers_csv(t), result,
                      "matchers", "dl_an_matchers", "The table above, every column.")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from semrsm.atomic import discard_pending
+from semrsm.cli_args import add_config_arguments, add_model_arguments, fill_defaults, matcher_params
 from semrsm.memory import format_bytes
 from semrsm.scale import cli as tiles_cli
 
@@ -63,19 +64,6 @@ def _say(message: str) -> None:
     global _line_open
     print(("\n" if _line_open else "") + message, file=sys.stderr)
     _line_open = False
-
-
-def _matcher_params(args: argparse.Namespace) -> dict:
-    """``--window`` / ``--k`` for the matcher that takes them, validated now (a bad value
-    is a message before any computation); given to another matcher, a warning on stderr."""
-    from semrsm.matching import check_matcher, split_matcher_options
-
-    params, ignored = split_matcher_options(args.matcher, {"window": args.window, "k": args.k})
-    for name, owners in ignored:
-        print(f"warning: --{name} is a parameter of --matcher {' / '.join(owners)}; "
-              f"ignored with --matcher {args.matcher}", file=sys.stderr)
-    check_matcher(args.matcher, params)
-    return params
 
 
 def _output_path(out: str) -> Path:
@@ -206,7 +194,7 @@ def _cmd_rsm(args: argparse.Namespace) -> int:
     from semrsm.atomic import AtomicOutput
     from semrsm.rsm import resolve_device
 
-    params = _matcher_params(args)
+    params = matcher_params(args, validate=True)
     resolve_device(args.device)  # "meta", "tpu", cuda without a GPU: a message now
     meta: dict = {
         "semrsm_version": semrsm.__version__,
@@ -277,35 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m semrsm", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", help="demo-resnet, demo-vit or any timm model name")
-        p.add_argument("--weights", default="default",
-                       help="default | pretrained | none | file (with --checkpoint)")
-        p.add_argument("--checkpoint", help="a .safetensors or .pt/.pth file")
-
     rsm = sub.add_parser("rsm", help="compute the spatio-semantic and semantic RSMs")
     src = rsm.add_mutually_exclusive_group(required=True)
     src.add_argument("--tokens", help="a .npy of shape (N,S,C) or (N,C,H,W)")
-    src.add_argument("--model", help="demo-resnet, demo-vit or any timm model name")
-    rsm.add_argument("--weights", default="default",
-                     help="default | pretrained | none | file (with --checkpoint)")
-    rsm.add_argument("--checkpoint", help="a .safetensors or .pt/.pth file")
+    add_model_arguments(rsm, model_to=src)
     rsm.add_argument("--layer", help="layer name (see: python -m semrsm layers --model M)")
-    rsm.add_argument("--images", default="shapes:64",
-                     help="shapes:N, shapes:N:K, photos, crops:astronaut[,coffee], or a folder")
-    rsm.add_argument("--seed", type=int, default=0, help="seed of generated image sets")
-    rsm.add_argument("--kernel", default="cosine", choices=["linear", "cosine", "rbf"])
-    rsm.add_argument("--matcher", default="exact",
-                     choices=["exact", "batch_optimal", "topk_greedy", "greedy", "identity"])
-    rsm.add_argument("--window", type=int, help="window size of batch_optimal")
-    rsm.add_argument("--k", type=int, help="k of topk_greedy")
-    rsm.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    add_config_arguments(rsm)
     rsm.add_argument("--out", required=True, help="output .npz (spatial, semantic, meta)")
     tiles_cli.add_tile_arguments(rsm)
     rsm.set_defaults(func=_cmd_rsm)
 
     layers = sub.add_parser("layers", help="list a model's layers with their shapes")
-    model_args(layers)
+    add_model_arguments(layers)
     layers.set_defaults(func=_cmd_layers)
 
     matchers = sub.add_parser("matchers", help="list the matchers and their parameters")
@@ -343,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     global _line_open
     _line_open = False
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = fill_defaults(parser.parse_args(argv))
     if args.command == "rsm" and args.model and not args.layer:
         parser.error("--model needs --layer (list them with: python -m semrsm layers --model M)")
     if args.command == "layers" and not args.model:

@@ -31,18 +31,18 @@ from semrsm.costs import (
 )
 from semrsm.kernels import check_kernels, check_sigma2, kernel_from_block
 from semrsm.matching import check_backend, check_matcher, solve_batch
+from semrsm.matching.registry import get_matcher
 from semrsm.matching.scheduling import CancelLike, cancel_scope, check_cancel
 from semrsm.memory import MemoryEstimate, check_memory
 from semrsm.tokens import ArrayLike, squared_norms, token_layout, validate_tokens
 
 Progress = Callable[[int, int], None]
-#: matchers that sort tokens by their norms (they need the norms of both sides)
-NORM_MATCHERS = ("batch_optimal", "topk_greedy")
 
 
 def token_norms(t: torch.Tensor, matcher: str) -> torch.Tensor | None:
-    """Per-token norms (N, S) in the tokens' dtype when ``matcher`` needs them, else None."""
-    return t.norm(dim=2) if matcher in NORM_MATCHERS else None
+    """Per-token norms (N, S) in the tokens' dtype when ``matcher`` sorts tokens by norm
+    (the registry's ``needs_norms``), else None."""
+    return t.norm(dim=2) if get_matcher(matcher).needs_norms else None
 
 
 def all_pairs(na: int, nb: int) -> np.ndarray:

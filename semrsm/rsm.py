@@ -37,6 +37,7 @@ from semrsm.kernels import (
     squared_distances,
 )
 from semrsm.matching import check_backend, check_matcher
+from semrsm.matching.registry import REGISTRY
 from semrsm.matching.scheduling import CancelLike
 from semrsm.memory import (
     MemoryEstimate,
@@ -158,7 +159,12 @@ _CHUNKS_ALIVE = 5
 _SOLVER_BYTES = 64
 #: scratch per value of the input checks, in blocks of images (float64 norms, |x|, masks)
 _CHECK_BYTES = 8 + 8 + 2
-_NORM_MATCHERS = ("batch_optimal", "topk_greedy")
+
+
+def _needs_norms(matcher: str) -> bool:
+    """Whether ``matcher`` sorts tokens by norm (an unknown name: no, validation says why)."""
+    spec = REGISTRY.get(matcher)
+    return spec is not None and spec.needs_norms
 
 
 def _kernels_bytes(n: int, kernels: int) -> int:
@@ -213,7 +219,7 @@ def semantic_memory(
         "(N, N) inner products": 8 * n * n,
         "pair indices": 16 * pairs,
         "matchings (return_matchings)": 4 * pairs * s if return_matchings else 0,
-        "token norms": n * s * itemsize if cpu and matcher in _NORM_MATCHERS else 0,
+        "token norms": n * s * itemsize if cpu and _needs_norms(matcher) else 0,
         "input checks": _check_scratch(s, c) if cpu else 0,
     }
     phases = {
@@ -245,7 +251,7 @@ def semantic_device_memory(
     return MemoryEstimate({
         "tokens on the GPU": copy_bytes,
         "pair indices": 16 * pairs,
-        "token norms": n * s * itemsize if matcher in _NORM_MATCHERS else 0,
+        "token norms": n * s * itemsize if _needs_norms(matcher) else 0,
         "cost matrices of a chunk": chunk,
     })
 

@@ -14,7 +14,6 @@ from streamlit.testing.v1 import AppTest
 
 from semrsm.cache import Cache
 from semrsm.explorer import ExplorerConfig, compute
-from semrsm.explorer.cached import remember_matchers
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -43,7 +42,6 @@ def filled_cache(tmp_path, monkeypatch):
     cache = Cache(tmp_path / "cache")
     # what an earlier server run left: the default view, computed
     result = compute(ExplorerConfig(), cache)
-    remember_matchers(cache)
     st.cache_resource.clear()
     yield result
     st.cache_resource.clear()

@@ -5,7 +5,6 @@ way the facts can be stale or missing giving a miss (never a wrong result).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -25,11 +24,8 @@ from semrsm.explorer import ExplorerConfig, compute, load_images
 from semrsm.explorer.cached import (
     RSM_ARRAYS,
     cached_layers,
-    cached_matchers,
-    cached_params,
     cached_result,
     model_facts,
-    remember_matchers,
 )
 from semrsm.explorer.keys import rsm_key
 
@@ -143,24 +139,11 @@ def test_changed_weights_file_is_a_miss(cache, tmp_path):
 def test_facts_follow_the_code(cache, monkeypatch):
     compute(CFG, cache)
     images = load_images(CFG, cache)
-    assert cached_params(cache, CFG) == CFG.params
     import semrsm.explorer.cached as cached_mod
 
     monkeypatch.setattr(cached_mod, "environment", lambda: ("another version",))
-    assert cached_params(cache, CFG) is None
     assert model_facts(cache, CFG) is None
     assert cached_result(CFG, cache, images) is None
-
-
-def test_matcher_list_round_trips(cache):
-    from semrsm.matching import MATCHERS
-
-    assert cached_matchers(cache) is None
-    view = remember_matchers(cache)
-    assert list(view) == list(MATCHERS)
-    assert cached_matchers(cache) == json.loads(json.dumps(view))
-    for name, spec in MATCHERS.items():
-        assert view[name]["params"] == dict(spec["params"])
 
 
 def test_rsm_key_of_a_hit_is_the_compute_key(cache):

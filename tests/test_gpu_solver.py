@@ -1,4 +1,4 @@
-"""CPU tests of the batched torch solvers (semrsm.matching.gpu) against scipy and CPU greedy.
+"""CPU tests of the batched torch solvers (semrsm.matching.torch_batched) against scipy and CPU greedy.
 
 The same torch code runs on CUDA; here it runs on the CPU so CI checks it without a GPU.
 """
@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from semrsm.matching.gpu import (
+from semrsm.matching.torch_batched import (
     GPUMatcherError,
     batch_optimal_torch,
     greedy_torch,

@@ -136,7 +136,6 @@ def _every_key() -> dict[str, str]:
         "rsm": rsm_key(tk, "exact", {}),
         "proba": proba_key(model, digest),
         "model facts": cached._model_key(config),
-        "params": cached._params_key(config),
         "matchers": cached._fact_key("matchers"),
         "upload": cache_module.upload_digest(b"file"),
     }

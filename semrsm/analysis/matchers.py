@@ -10,35 +10,60 @@ from typing import Any
 import numpy as np
 
 from semrsm.analysis._checks import AnalysisError, Progress, _token_array
+from semrsm.matching.registry import REGISTRY, app_params
+
+
+def default_matchers() -> tuple[str, ...]:
+    """The matchers the Analyses page compares by default, in its order (the registry's
+    ``analyses_order``)."""
+    ranked = [(s.analyses_order, n) for n, s in REGISTRY.items() if s.analyses_order is not None]
+    return tuple(n for _, n in sorted(ranked))
+
+
+def comparable_matchers() -> tuple[str, ...]:
+    """The approximate matchers (compared with the exact one): the defaults first."""
+    first = default_matchers()
+    return (*first, *(n for n, s in REGISTRY.items() if s.approximate and n not in first))
+
 
 #: the approximate matchers of the paper with the core library's default parameters
-DEFAULT_MATCHERS: tuple[str, ...] = ("greedy", "topk_greedy", "batch_optimal")
+DEFAULT_MATCHERS: tuple[str, ...] = default_matchers()
+
+
+class _Names(Mapping):
+    """name → the matcher's name as people read it (the registry's ``label``), live."""
+
+    def __getitem__(self, name: str) -> str:
+        return REGISTRY[name].label
+
+    def __iter__(self):
+        return iter(list(REGISTRY))
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
 
 
 #: the matchers' names as people read them (the app's sidebar uses the same words)
-MATCHER_NAMES: dict[str, str] = {
-    "exact": "exact",
-    "batch_optimal": "batch-optimal",
-    "topk_greedy": "top-k greedy",
-    "greedy": "greedy",
-    "identity": "identity",
-}
-#: parameters named even at their default value (they are what a reader compares, and
-#: the only ones the app lets a user set)
-_ALWAYS_SHOWN = ("window", "k")
+MATCHER_NAMES: Mapping[str, str] = _Names()
+
+
+def _always_shown() -> tuple[str, ...]:
+    """Parameters named even at their default value: those the app lets a user set
+    (they are what a reader compares)."""
+    return tuple(app_params())
 
 
 def matcher_text(name: str, params: Mapping[str, Any] | None = None) -> str:
     """The matcher as a person reads it, with its window or k: ``batch-optimal, window
-    128``, ``top-k greedy, k 32``, ``exact``. Needs no registry (no torch import)."""
-    shown = [f"{k} {params[k]}" for k in _ALWAYS_SHOWN if params and k in params]
+    128``, ``top-k greedy, k 32``, ``exact``. Needs no torch (the registry is metadata)."""
+    shown = [f"{k} {params[k]}" for k in _always_shown() if params and k in params]
     return ", ".join([MATCHER_NAMES.get(name, name), *shown])
 
 
 def matcher_phrase(name: str, params: Mapping[str, Any] | None = None) -> str:
     """The matcher in a sentence: ``batch-optimal matcher (window 128)``, ``exact
-    matcher``. Needs no registry (no torch import)."""
-    shown = [f"{k} {params[k]}" for k in _ALWAYS_SHOWN if params and k in params]
+    matcher``. Needs no torch (the registry is metadata)."""
+    shown = [f"{k} {params[k]}" for k in _always_shown() if params and k in params]
     return f"{MATCHER_NAMES.get(name, name)} matcher" + (f" ({', '.join(shown)})" if shown else "")
 
 
@@ -46,11 +71,10 @@ def matcher_label(name: str, params: Mapping[str, Any]) -> str:
     """Display name such as ``batch-optimal (window 16)``: the name people read
     (:data:`MATCHER_NAMES`), a window or k always, other parameters only when they
     differ from the registry's default (``rtol``, the batch-optimal ``order``)."""
-    from semrsm.matching import MATCHERS
-
-    defaults = MATCHERS.get(name, {}).get("params", {})
+    defaults = REGISTRY[name].defaults if name in REGISTRY else {}
+    always = _always_shown()
     shown = [f"{k} {v}" for k, v in sorted(params.items())
-             if k in _ALWAYS_SHOWN or defaults.get(k) != v]
+             if k in always or defaults.get(k) != v]
     text = MATCHER_NAMES.get(name, name)
     return f"{text} ({', '.join(shown)})" if shown else text
 

@@ -10,11 +10,10 @@ defaults; loading the model imports torch and timm (several seconds). Each run o
   keyed by the configuration's model, weights and checkpoint *and* the identity of the
   weights' source (the demo or checkpoint file's path, size and modification time) and of
   the code that derives them (:func:`environment`: semrsm, timm and torch versions and a
-  digest of the source files of the models, layers and matchers);
-* **matcher parameters** (:func:`cached_params`): ``ExplorerConfig.params`` (defaults
-  filled in by the matcher registry), keyed by the matcher, the given parameters and the
-  same environment;
-* **the matcher list** (:func:`cached_matchers`): ``semrsm.matching.MATCHERS``.
+  digest of the source files of the models, layers and matchers).
+
+The matcher's parameters with their defaults come from the matcher registry, which
+imports neither torch nor numba (``ExplorerConfig.params``).
 
 :func:`cached_result` then rebuilds the cache keys exactly as ``compute`` does
 (:mod:`semrsm.explorer.keys`), loads the tokens, RSMs and probabilities with the same
@@ -52,14 +51,10 @@ __all__ = [
     "ModelFacts",
     "build_result",
     "cached_layers",
-    "cached_matchers",
-    "cached_params",
     "cached_result",
     "environment",
     "model_facts",
-    "remember_matchers",
     "remember_model",
-    "remember_params",
 ]
 
 #: arrays of a tokens entry and of an RSM entry (all kernels of both RSMs)
@@ -296,44 +291,6 @@ def cached_layers(cache: Cache, config: ExplorerConfig) -> list[LayerInfo] | Non
     return None if facts is None else list(facts.layers)
 
 
-def _params_key(config: ExplorerConfig) -> str:
-    return _fact_key("params", config.matcher, _plain(dict(config.matcher_params)))
-
-
-def remember_params(cache: Cache, config: ExplorerConfig) -> None:
-    """Store ``config.params`` (imports the matcher registry) for :func:`cached_params`."""
-    key = _params_key(config)
-    if key not in cache:
-        _save_fact(cache, key, {"params": config.params})
-
-
-def cached_params(cache: Cache, config: ExplorerConfig) -> dict[str, Any] | None:
-    """``config.params`` from the cache, or None when not stored."""
-    facts = _load_fact(cache, _params_key(config))
-    try:
-        return None if facts is None else dict(facts["params"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def remember_matchers(cache: Cache) -> dict[str, Any]:
-    """Store and return ``semrsm.matching.MATCHERS`` (imports the matcher registry)."""
-    from semrsm.matching import MATCHERS
-
-    view = {name: {"params": dict(spec["params"]), "description": spec.get("description", "")}
-            for name, spec in MATCHERS.items()}
-    _save_fact(cache, _fact_key("matchers"), {"matchers": view})
-    return view
-
-
-def cached_matchers(cache: Cache) -> dict[str, Any] | None:
-    """``{name: {"params": {...}, "description": str}}`` of ``semrsm.matching.MATCHERS``
-    from the cache, in the registry's order, or None when not stored."""
-    facts = _load_fact(cache, _fact_key("matchers"))
-    matchers = None if facts is None else facts.get("matchers")
-    return matchers if isinstance(matchers, dict) else None
-
-
 # ----------------------------------------------------------------------- results
 def _find(layers: Sequence[LayerInfo], name: str | None) -> LayerInfo | None:
     from semrsm.explorer.sources import default_layer
@@ -440,8 +397,11 @@ def cached_result(
     if config.device == "cuda" and not cuda_available():
         return None  # compute says that there is no GPU
     facts = model_facts(cache, config)
-    params = cached_params(cache, config)
-    if facts is None or params is None:
+    try:
+        params = config.params
+    except ValueError:
+        return None  # compute says what is wrong
+    if facts is None:
         return None
     layer = _find(facts.layers, config.layer)
     if layer is None:

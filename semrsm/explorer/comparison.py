@@ -37,7 +37,13 @@ from semrsm.analysis.compare import (
 from semrsm.atomic import AtomicOutput
 from semrsm.cache import Cache
 from semrsm.catalog import DEMO_MODELS
-from semrsm.explorer.config import WEIGHTS_TEXT, ExplorerConfig, ExplorerError, Progress
+from semrsm.explorer.config import (
+    DEFAULT_MODEL,
+    WEIGHTS_TEXT,
+    ExplorerConfig,
+    ExplorerError,
+    Progress,
+)
 from semrsm.explorer.pipeline import compute, layer_rsms
 
 __all__ = [
@@ -230,23 +236,13 @@ def compare_with_reference(
 
 def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``python -m semrsm compare``."""
-    p.add_argument("--model-a", default="demo-resnet", help="model of A (default demo-resnet)")
-    p.add_argument("--weights-a", default="default", help="default | pretrained | none | file")
-    p.add_argument("--checkpoint-a", help="checkpoint file of A (with --weights-a file)")
-    p.add_argument("--layer-a", help="layer of A (default: the model's default layer)")
-    p.add_argument("--model-b", default="demo-vit", help="model of B (default demo-vit)")
-    p.add_argument("--weights-b", default="default", help="default | pretrained | none | file")
-    p.add_argument("--checkpoint-b", help="checkpoint file of B (with --weights-b file)")
-    p.add_argument("--layer-b", help="layer of B (default: the model's default layer)")
-    p.add_argument("--images", default="shapes:32",
-                   help="shared image set: shapes:N, photos, crops:astronaut[,coffee][:K]")
-    p.add_argument("--seed", type=int, default=0, help="seed of generated image sets")
-    p.add_argument("--kernel", default="cosine", choices=["linear", "cosine", "rbf"])
-    p.add_argument("--matcher", default="exact",
-                   choices=["exact", "batch_optimal", "topk_greedy", "greedy", "identity"])
-    p.add_argument("--window", type=int, help="window size of batch_optimal")
-    p.add_argument("--k", type=int, help="k of topk_greedy")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    from semrsm.cli_args import add_config_arguments, add_model_arguments
+
+    for side, model in (("a", DEFAULT_MODEL), ("b", "demo-vit")):
+        add_model_arguments(p, f"-{side}", model_default=model, what=side.upper())
+        p.add_argument(f"--layer-{side}",
+                       help=f"layer of {side.upper()} (default: the model's default layer)")
+    add_config_arguments(p)
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws over images (0: none)")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level of the intervals")
     p.add_argument("--boot-seed", type=int, default=0, help="seed of the bootstrap draws")
@@ -283,15 +279,11 @@ def _layer_list(spec: str | None, model: Any) -> list[str]:
 
 
 def _cli_params(args: argparse.Namespace) -> tuple:
-    """``--window`` / ``--k`` for the matcher that takes them; a warning on stderr for one
-    given to another matcher (it would change nothing)."""
-    from semrsm.matching import split_matcher_options
+    """The matcher parameters given for ``--matcher``; a warning on stderr for one given
+    to another matcher (it would change nothing)."""
+    from semrsm.cli_args import matcher_params
 
-    params, ignored = split_matcher_options(args.matcher, {"window": args.window, "k": args.k})
-    for name, owners in ignored:
-        print(f"warning: --{name} is a parameter of --matcher {' / '.join(owners)}; "
-              f"ignored with --matcher {args.matcher}", file=sys.stderr)
-    return tuple(params.items())
+    return tuple(matcher_params(args).items())
 
 
 def _cli_outputs(args: argparse.Namespace) -> dict[str, AtomicOutput]:

@@ -1,7 +1,10 @@
 """The explorer's configuration, its errors and the constants the pages share.
 
-Imports neither torch nor numba: the matcher registry and the device check are imported
-when first needed, so a cached result can be drawn before them.
+The one source of defaults and choice lists: the app's sidebar, links and the command
+line (:mod:`semrsm.cli_args`) read :data:`CONFIG_DEFAULTS`, :data:`DEVICES`,
+:data:`WEIGHTS` and :data:`BUILTIN_SETS` from here. Imports neither torch nor numba (the
+matcher registry is pure metadata; the device check is imported when first needed), so a
+cached result can be drawn before them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ LONG_RUN_SECONDS = 20.0
 PERMS_MAX_BYTES = 128 * 1024**2
 BUILTIN_SETS = ("shapes", "photos", "crops")
 DEVICES = ("auto", "cpu", "cuda")
+#: the ``weights`` of a configuration (see :class:`ExplorerConfig`)
+WEIGHTS = ("default", "pretrained", "none", "file")
 #: the weights as people read them (the app's sidebar uses the same words), by the
 #: configuration's ``weights`` and by a result's ``weights`` (where they came from)
 WEIGHTS_TEXT = {
@@ -101,9 +106,8 @@ class ExplorerConfig:
 
     @property
     def params(self) -> dict[str, Any]:
-        """The matcher's parameters with defaults filled in (imports the matcher registry,
-        and so torch; :func:`semrsm.explorer.cached.cached_params` reads them from the
-        cache without it).
+        """The matcher's parameters with defaults filled in (from the matcher registry,
+        which imports neither torch nor numba).
 
         Raises
         ------
@@ -137,9 +141,9 @@ class ExplorerConfig:
         """
         if not isinstance(self.model, str) or not self.model.strip():
             raise ExplorerError("model: type a model name, e.g. 'demo-resnet' or 'resnet18'")
-        if self.weights not in ("default", "pretrained", "none", "file"):
+        if self.weights not in WEIGHTS:
             raise ExplorerError(
-                f"weights: {self.weights!r} is not one of 'default', 'pretrained', 'none', 'file'"
+                f"weights: {self.weights!r} is not one of {', '.join(map(repr, WEIGHTS))}"
             )
         if self.weights == "file" and not self.checkpoint:
             raise ExplorerError(
@@ -157,6 +161,13 @@ class ExplorerConfig:
         if self.images == "uploads" and not self.uploads:
             raise ExplorerError("no uploaded files yet: upload a few images or pick a built-in set")
         return self
+
+
+#: field → default of :class:`ExplorerConfig`: the defaults of the app and the command line
+CONFIG_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(ExplorerConfig)
+    if f.default is not dataclasses.MISSING
+}
 
 
 def resolve_device(device: str) -> str:

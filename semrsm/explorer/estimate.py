@@ -16,24 +16,12 @@ from semrsm.explorer.config import LONG_RUN_SECONDS, ExplorerConfig, ExplorerErr
 from semrsm.explorer.keys import images_digest, proba_key, rsm_key, tokens_key
 from semrsm.explorer.sources import _find_layer, _inputs
 from semrsm.images import ImageSet
-from semrsm.matching import MATCHERS
+from semrsm.matching.registry import REGISTRY
 
-# Pairs per second of ``semantic_rsm`` (all three kernels, as the app runs it) on the
-# 2-core development machine, measured on the demo CNN's tokens of 32 shapes (16 at
-# S = 1,024) at load 0.6 (2026-12-04), times 0.6: a busy machine (load 4-7 from other
-# users) ran 2-3x slower, so the table is within 2x of both. S = 16 ... 1,024 are the
-# demo CNN's layers (C = 192 ... 32); S = 4,096 is extrapolated with the old table's
-# ratios. The old table (2026-11-26) had the exact matcher 4x too slow at S = 256 and
-# the identity 100x too fast at S = 1,024 (its cost there is the kernels, not a
-# matching). Keys: positions S. ``bench/bench_app.py`` prints estimate against
-# measured time for the app's runs.
-_CPU_PAIRS_PER_S: dict[str, dict[int, float]] = {
-    "exact": {16: 22000.0, 64: 6000.0, 256: 900.0, 1024: 38.0, 4096: 0.58},
-    "batch_optimal": {16: 37000.0, 64: 6300.0, 256: 1200.0, 1024: 115.0, 4096: 19.0},
-    "topk_greedy": {16: 41000.0, 64: 12700.0, 256: 1060.0, 1024: 42.0, 4096: 4.2},
-    "greedy": {16: 30000.0, 64: 19000.0, 256: 1130.0, 1024: 60.0, 4096: 5.0},
-    "identity": {16: 108000.0, 64: 49000.0, 256: 4500.0, 1024: 110.0, 4096: 28.0},
-}
+# Pairs per second of ``semantic_rsm`` on the CPU: each matcher's ``cpu_rates`` in the
+# registry (semrsm/matching/registry.py), positions S -> pairs/s on the 2-core development
+# machine (how they were measured is written there); ``bench/bench_app.py`` prints
+# estimate against measured time for the app's runs.
 _GPU_SPEEDUP = 20.0  # not measured here (no GPU on the dev machine): a conservative guess
 _CPU_SECONDS_PER_IMAGE = 0.004  # demo models; bigger timm models are measured (seconds_per_image)
 _measured: dict[tuple[str, str, int], float] = {}  # (matcher, device, S) -> pairs/s seen here
@@ -52,6 +40,19 @@ def _interp_rate(table: Mapping[int, float], s: int) -> float:
     return table[keys[-1]]
 
 
+def _check_matcher(matcher: str) -> None:
+    if matcher not in REGISTRY:
+        raise ExplorerError(f"matcher: {matcher!r} is not one of {tuple(REGISTRY)}")
+
+
+def cpu_rates(matcher: str) -> Mapping[int, float]:
+    """The development machine's CPU rates of ``matcher`` (positions S → pairs per
+    second), from the registry; a matcher that declares none gets the exact matcher's
+    (an upper bound of the time)."""
+    rates = REGISTRY[matcher].cpu_rates
+    return rates if rates is not None else REGISTRY["exact"].cpu_rates
+
+
 def table_rate(matcher: str, device: str, num_tokens: int) -> float:
     """Pairs per second from the development machine's table (CPU), or a rate measured by
     a run of this process on the same matcher, device and S.
@@ -61,11 +62,10 @@ def table_rate(matcher: str, device: str, num_tokens: int) -> float:
     ExplorerError
         Unknown matcher.
     """
-    if matcher not in MATCHERS:
-        raise ExplorerError(f"matcher: {matcher!r} is not one of {tuple(MATCHERS)}")
+    _check_matcher(matcher)
     rate = _measured.get((matcher, device, num_tokens))
     if rate is None:
-        rate = _interp_rate(_CPU_PAIRS_PER_S[matcher], num_tokens)
+        rate = _interp_rate(cpu_rates(matcher), num_tokens)
         if device == "cuda":
             rate *= _GPU_SPEEDUP
     return rate
@@ -115,8 +115,7 @@ def estimate_seconds(
     ExplorerError
         Unknown matcher or non-positive sizes or rates.
     """
-    if matcher not in MATCHERS:
-        raise ExplorerError(f"matcher: {matcher!r} is not one of {tuple(MATCHERS)}")
+    _check_matcher(matcher)
     if n_images < 1 or num_tokens < 1:
         raise ExplorerError("estimate needs at least one image and one token")
     if (pairs_per_second is not None and not pairs_per_second > 0) or (
@@ -184,8 +183,7 @@ def estimate_layers(
     ExplorerError
         Unknown matcher, or no image.
     """
-    if matcher not in MATCHERS:
-        raise ExplorerError(f"matcher: {matcher!r} is not one of {tuple(MATCHERS)}")
+    _check_matcher(matcher)
     if n_images < 1:
         raise ExplorerError("estimate needs at least one image")
     if model_loaded is None:
@@ -477,6 +475,7 @@ def plan(
             except Exception:  # noqa: BLE001 - fall back to the table
                 rate = None
         sources["match"] = "probe" if rate is not None else "table"
+    # this call and RunPlan(...) below look alike (keyword lists): different things
     est = estimate_seconds(
         n,
         layer.num_tokens,

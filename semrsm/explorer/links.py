@@ -13,8 +13,10 @@ layer      layer name                                          sb_layer
 images     ``shapes:N[:K]``, ``photos``, ``crops:a,b:K``       sb_source, sb_shapes_n, …
 seed       seed of the shapes set                              sb_seed
 kernel     linear | cosine | rbf                               sb_kernel
-matcher    exact | batch_optimal | topk_greedy | greedy | …    sb_matcher
-window, k  batch-optimal window, top-k greedy k                sb_window, sb_topk
+matcher    a name of the matcher registry                      sb_matcher
+window, k  the matcher's parameters the app shows (the         sb_window, sb_topk
+           registry's ``Param.in_app``: batch-optimal window,
+           top-k greedy k), in the widget's range
 pair       ``i,j``, the selected pair of images                (pair)
 =========  ==================================================  ==========================
 
@@ -31,10 +33,15 @@ the number of images, once those are known. Names are checked against strict pat
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
+
+from semrsm.explorer.config import WEIGHTS as _CONFIG_WEIGHTS
+from semrsm.kernels import KERNELS
+from semrsm.matching.registry import REGISTRY, Param, app_params
 
 __all__ = [
     "LINK_PARAMS",
@@ -44,6 +51,7 @@ __all__ = [
     "layer_problem",
     "pair_problem",
     "params_to_state",
+    "sidebar_keys",
     "state_to_params",
     "view_url",
 ]
@@ -51,12 +59,22 @@ __all__ = [
 #: state key of the page and of the selected pair (the sidebar keys are the widgets')
 PAGE = "page"
 PAIR = "pair"
-#: query parameters, in the order links write them
-LINK_PARAMS = ("page", "model", "weights", "layer", "images", "seed", "kernel", "matcher",
-               "window", "k", "pair")
-KERNELS = ("linear", "cosine", "rbf")
-MATCHERS = ("exact", "batch_optimal", "topk_greedy", "greedy", "identity")
-WEIGHTS = ("default", "pretrained", "none")
+
+
+def _link_params() -> tuple[str, ...]:
+    """Query parameters in the order links write them, the matchers' from the registry."""
+    return ("page", "model", "weights", "layer", "images", "seed", "kernel", "matcher",
+            *app_params(), "pair")
+
+
+#: query parameters, in the order links write them (matchers registered later add theirs)
+LINK_PARAMS = _link_params()
+#: weights a link carries (not a checkpoint file)
+WEIGHTS = tuple(w for w in _CONFIG_WEIGHTS if w != "file")
+#: sidebar keys links carry besides the matcher parameters' (see :func:`sidebar_keys`)
+_SIDEBAR_KEYS = ("sb_model_choice", "sb_model_custom", "sb_weights", "sb_layer", "sb_source",
+                 "sb_shapes_n", "sb_shapes_k", "sb_seed", "sb_crops_photos", "sb_crops_n",
+                 "sb_kernel", "sb_matcher")
 OTHER_MODEL = "Other timm model…"
 #: more images than any set holds: a pair beyond it is refused before any set is loaded
 MAX_IMAGES = 100_000
@@ -119,16 +137,25 @@ def state_to_params(state: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
     if state.get("sb_kernel") in KERNELS:
         p["kernel"] = str(state["sb_kernel"])
     matcher = state.get("sb_matcher")
-    if matcher in MATCHERS:
+    if matcher in REGISTRY:
         p["matcher"] = str(matcher)
-        if matcher == "batch_optimal" and state.get("sb_window") is not None:
-            p["window"] = str(int(state["sb_window"]))
-        if matcher == "topk_greedy" and state.get("sb_topk") is not None:
-            p["k"] = str(int(state["sb_topk"]))
+        for param in REGISTRY[matcher].params:
+            if param.in_app and state.get(param.key) is not None:
+                p[param.name] = _param_text(param, state[param.key])
     pair = state.get(PAIR)
     if isinstance(pair, (tuple, list)) and len(pair) == 2:
         p["pair"] = f"{int(pair[0])},{int(pair[1])}"
-    return {k: p[k] for k in LINK_PARAMS if k in p}, notes
+    return {k: p[k] for k in _link_params() if k in p}, notes
+
+
+def sidebar_keys() -> tuple[str, ...]:
+    """The sidebar's session-state keys links carry (the matcher parameters' from the
+    registry)."""
+    return (*_SIDEBAR_KEYS, *(param.key for param in app_params().values()))
+
+
+def _param_text(param: Param, value: Any) -> str:
+    return str(int(value)) if param.kind is int else str(value)
 
 
 def _last(value: str | Sequence[str]) -> str:
@@ -277,6 +304,21 @@ def _read_number(name: str, value: str, lo: int, hi: int, state_key: str) -> _Re
     return {state_key: number}, None
 
 
+def _read_param(param: Param, value: str) -> _Read:
+    """A matcher parameter in the range of the app's widget (what the sidebar can show)."""
+    if param.kind is int:
+        return _read_number(param.name, value, int(param.ui_low), int(param.ui_high), param.key)
+    if param.kind is str:
+        return _read_choice(param.name, value, param.choices, param.key)
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = math.nan
+    if param.ui_low <= number <= param.ui_high:  # False for NaN
+        return {param.key: number}, None
+    return {}, f"{param.name}={_show(value)}: a number in {param.ui_low:g}..{param.ui_high:g}"
+
+
 def _read_pair(value: str) -> _Read:
     pair = _parse_pair(value)
     if pair is None:
@@ -315,13 +357,12 @@ def params_to_state(
         "images": lambda v: _read_images(v, photos),
         "seed": lambda v: _read_number("seed", v, 0, 10_000, "sb_seed"),
         "kernel": lambda v: _read_choice("kernel", v, KERNELS, "sb_kernel"),
-        "matcher": lambda v: _read_choice("matcher", v, MATCHERS, "sb_matcher"),
-        "window": lambda v: _read_number("window", v, 1, 4096, "sb_window"),
-        "k": lambda v: _read_number("k", v, 1, 4096, "sb_topk"),
+        "matcher": lambda v: _read_choice("matcher", v, tuple(REGISTRY), "sb_matcher"),
+        **{name: (lambda v, p=param: _read_param(p, v)) for name, param in app_params().items()},
         "pair": _read_pair,
     }
     state: dict[str, Any] = {}
-    problems = [f"{_show(k)}: not a parameter of links ({', '.join(LINK_PARAMS)})"
+    problems = [f"{_show(k)}: not a parameter of links ({', '.join(_link_params())})"
                 for k in get if k not in readers and k not in _STREAMLIT_PARAMS]
     for name, read in readers.items():
         # an empty page, model, layer or image set means "not given"; other values count
@@ -509,6 +550,7 @@ def page_params_to_state(
     return state, problems
 
 
+# same keywords as params_to_state, which gets them: one signature, not repeated logic
 def link_to_state(
     params: Mapping[str, str | Sequence[str]],
     *,

@@ -18,7 +18,6 @@ from semrsm.explorer.cached import (
     TOKEN_ARRAYS,
     build_result,
     remember_model,
-    remember_params,
 )
 from semrsm.explorer.cached import rsm_valid as _rsm_valid
 from semrsm.explorer.cached import tokens_valid as _tokens_valid
@@ -222,7 +221,6 @@ def compute(
     timings["total"] = time.perf_counter() - t_start
     # what cached_result needs to serve this run again without loading the model
     remember_model(cache, config, model, layers, has_classifier=(proba is not None) if with_proba else None)
-    remember_params(cache, config)
     return build_result(
         config, images, tok, rs, proba, model, layer, layers,
         timings=timings, hits=hits, key=rk, transform=getattr(model, "transform", None),

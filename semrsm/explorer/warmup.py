@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semrsm.matching.registry import REGISTRY, get_matcher
+
 #: the steps of :func:`warm_up`, in the order they run
 STEPS = ("exact", "approximate", "umap")
 
@@ -82,9 +84,7 @@ def _warm_matchers(names: Sequence[str], device: str) -> None:
 
     tokens = _tokens()
     for matcher in names:
-        params = {"window": 4} if matcher == "batch_optimal" else {}
-        if matcher == "topk_greedy":
-            params = {"k": 4}
+        params = dict(get_matcher(matcher).warmup or {})  # sized for S = 16
         # the same call the explorer's pipeline makes, so the same signatures compile
         semrsm.semantic_rsm(
             tokens,
@@ -101,23 +101,16 @@ def compile_exact_without_torch() -> float:
     """Compile the exact matcher's kernel into numba's on-disk cache without importing
     torch; returns the seconds it took.
 
-    ``semrsm.matching`` imports torch for its GPU paths (1.5–2 s), but the kernel lives in
-    two modules that need only numpy and numba (``exact.py``, ``row_scan.py``). In a
-    process of its own (the precompile of a fresh install, :func:`start_precompile`) the
-    package is registered without running its ``__init__``, so only those two load,
-    under their usual names: numba's cache entries are then the ones the app's process
-    looks up. The batch is float64 and C-ordered, as ``exact_batch`` passes every batch
-    the pipeline gives it, so the signature is the pipeline's too
-    (``tests/test_explorer_cached.py`` checks that the app's first matching loads it).
-    Never call this in a process that uses ``semrsm.matching`` otherwise.
+    The kernel lives in two modules that need only numpy and numba (``exact.py``,
+    ``row_scan.py``), and ``semrsm.matching`` imports torch only with its solvers (on
+    first use), so this process (the precompile of a fresh install,
+    :func:`start_precompile`) loads just those, under their usual names: numba's cache
+    entries are then the ones the app's process looks up. The batch is float64 and
+    C-ordered, as ``exact_batch`` passes every batch the pipeline gives it, so the
+    signature is the pipeline's too (``tests/test_explorer_cached.py`` checks that the
+    app's first matching loads it).
     """
-    import types
-
     t0 = time.perf_counter()
-    if "semrsm.matching" not in sys.modules:
-        package = types.ModuleType("semrsm.matching")
-        package.__path__ = [str(Path(__file__).resolve().parents[1] / "matching")]
-        sys.modules["semrsm.matching"] = package
     from semrsm.matching.exact import exact_batch
 
     tokens = _tokens().astype(np.float64)
@@ -175,9 +168,8 @@ def warm_up(
             if step == "exact":
                 _warm_matchers(["exact"], device)
             elif step == "approximate":
-                from semrsm.matching import MATCHERS
-
-                _warm_matchers([m for m in MATCHERS if m not in ("exact", "identity")], device)
+                _warm_matchers([m for m, spec in REGISTRY.items()
+                                if spec.approximate and spec.warmup is not None], device)
             else:
                 _warm_umap()
             out[step] = time.perf_counter() - t0

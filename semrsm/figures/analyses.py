@@ -25,6 +25,7 @@ from plotly.subplots import make_subplots
 
 from semrsm.figures.projector import scale_figure
 from semrsm.figures.rsm import SEMANTIC_TITLE, SIMILARITY_COLORSCALE, SPATIAL_TITLE
+from semrsm.matching.registry import DEFAULT_COLOR, REGISTRY
 
 __all__ = [
     "SPATIAL_COLOR",
@@ -39,13 +40,6 @@ __all__ = [
 
 SPATIAL_COLOR = "#7570b3"
 SEMANTIC_COLOR = "#e7298a"
-_MATCHER_COLORS = {
-    "exact": "#1b9e77",
-    "greedy": "#d95f02",
-    "topk_greedy": "#7570b3",
-    "batch_optimal": "#e7298a",
-    "identity": "#999999",
-}
 
 
 def _chart_layout(fig: go.Figure, title: str, height: int, **layout: Any) -> None:
@@ -350,7 +344,7 @@ def matcher_figure(table: Any, *, height: int = 400, scale: float = 1.0) -> go.F
     # the name on one line and its parameters below it, horizontal: rotated labels of
     # "batch-optimal (window 128)" overlapped their neighbours
     labels = [_two_lines(str(m)) for m in table["matcher"]]
-    colors = [_MATCHER_COLORS.get(str(n), "#66a61e") for n in table["name"]]
+    colors = [REGISTRY[n].color if n in REGISTRY else DEFAULT_COLOR for n in map(str, table["name"])]
     mean = table["ratio_mean"].to_numpy(dtype=float)
     low = mean - table["ratio_min"].to_numpy(dtype=float)
     fig = make_subplots(

@@ -4,35 +4,46 @@ A matcher takes cost matrices ``M[b] = A_b B_bᵀ`` (B, S, S) and returns permut
 ``perms[b, s] = t`` (position ``t`` of the second image matched to position ``s`` of the
 first) and their values. Every matcher is declared once in
 :mod:`semrsm.matching.registry` (parameters with defaults and validation, description,
-CPU and GPU implementations, the rule that picks one); :data:`MATCHERS` is its public view.
+CPU and GPU implementations, the rule that picks one); :data:`MATCHERS` is its public view
+and :func:`register_matcher` adds one.
+
+Importing this package imports neither torch nor numba: the solvers
+(:func:`solve_batch`, :func:`match_pair`, in :mod:`semrsm.matching.solve`) are imported
+on first use (PEP 562), the names here need only the registry.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-import torch
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from semrsm.matching.registry import (
     IMPLEMENTATIONS,
-    REGISTRY,
-    MatcherSpec,
+    MatchersView,
     get_matcher,
+    owners,
+    register_matcher,
     select_implementation,
+    unregister_matcher,
 )
-from semrsm.matching.scheduling import CPU_SOLVER
 
-# numba's default (workqueue) threading layer must not be entered from two threads at once,
-# and a Streamlit server runs each browser session in its own thread: serialise the parallel
-# CPU solves (each one already uses every core) in fair, cancellable slices (scheduling.py).
-_CPU_SOLVER_LOCK = CPU_SOLVER
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from semrsm.matching.solve import match_pair, solve_batch
 
-#: name → {"params": {name: default}, "description": str}, built from the registry.
-MATCHERS: dict[str, dict[str, Any]] = {
-    name: {"params": spec.defaults, "description": spec.description}
-    for name, spec in REGISTRY.items()
-}
+#: public names imported on first use -> their module
+_LAZY = {"solve_batch": "semrsm.matching.solve", "match_pair": "semrsm.matching.solve"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: name → {"params": {name: default}, "description": str}, read live from the registry.
+MATCHERS: MatchersView = MatchersView()
 
 #: "auto" (the registry's rule), "numba" (CPU, float64), "torch" (batched torch ops on the
 #: costs' device, the ε-scaling auction for exact problems: how CI runs the GPU code path),
@@ -89,153 +100,8 @@ def split_matcher_options(
         if name in takes:
             params[name] = value
         else:
-            ignored.append((name, [m for m, spec in REGISTRY.items() if name in spec.defaults]))
+            ignored.append((name, owners(name)))
     return params, ignored
-
-
-def solve_batch(
-    costs: np.ndarray | torch.Tensor,
-    matcher: str = "exact",
-    *,
-    row_norms: np.ndarray | torch.Tensor | None = None,
-    col_norms: np.ndarray | torch.Tensor | None = None,
-    backend: str = "auto",
-    **params: Any,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Solve a batch of assignment problems.
-
-    Parameters
-    ----------
-    costs : (B, S, S) array or tensor; ``costs[b, s, t] = <a_s, b_t>``.
-    matcher : a name of :data:`MATCHERS`.
-    row_norms, col_norms : (B, S) token norms of the two sides; needed by ``topk_greedy`` and
-        ``batch_optimal`` (they sort tokens by norm).
-    backend : one of :data:`BACKENDS`. "auto": numba for everything not on CUDA; on CUDA
-        the registry's rule (:func:`semrsm.matching.registry.select_implementation`:
-        torch-linear-assignment for exact problems, windows and top-k blocks until a faster
-        solver is measured; torch ops for greedy and identity).
-    **params : the matcher's parameters (see :data:`MATCHERS`).
-
-    Returns
-    -------
-    perms : (B, S) int64 ndarray, values : (B,) float64 ndarray with
-        ``values[b] = Σ_s costs[b, s, perms[b, s]]`` (gathered from ``costs``, summed in
-        float64).
-
-    Raises
-    ------
-    ValueError
-        Unknown matcher, backend or parameter, a bad parameter value, or costs that are not
-        a batch of square matrices.
-    """
-    spec = get_matcher(matcher)
-    params = spec.check(params)
-    if costs.ndim != 3 or costs.shape[1] != costs.shape[2]:
-        raise ValueError(f"costs: expected shape (B, S, S), got {tuple(costs.shape)}")
-    check_backend(backend)
-    device = costs.device if isinstance(costs, torch.Tensor) else torch.device("cpu")
-    impl = select_implementation(matcher, device, costs.shape[1], params, backend)
-    if impl != "numba":
-        from semrsm.matching.gpu import solve_batch_torch
-
-        costs = torch.as_tensor(costs)
-
-        def _t(x):
-            return None if x is None else torch.as_tensor(x, device=costs.device)
-
-        perms_t, values_t = solve_batch_torch(
-            costs, matcher, row_norms=_t(row_norms), col_norms=_t(col_norms),
-            exact_solver_name=impl, **params,
-        )
-        return perms_t.cpu().numpy(), values_t.cpu().numpy().astype(np.float64)
-    if isinstance(costs, torch.Tensor):
-        costs = costs.detach().cpu().numpy()
-    if isinstance(row_norms, torch.Tensor):
-        row_norms = row_norms.detach().cpu().numpy()
-    if isinstance(col_norms, torch.Tensor):
-        col_norms = col_norms.detach().cpu().numpy()
-    costs = np.ascontiguousarray(costs, dtype=np.float64)
-    return _CPU_SOLVER_LOCK.run_sliced(
-        lambda sl: _solve_cpu(spec, costs[sl], _part(row_norms, sl), _part(col_norms, sl), params),
-        costs.shape[0], (matcher, costs.shape[1], tuple(sorted(params.items()))),
-    )
-
-
-def _part(norms: np.ndarray | None, sl: slice) -> np.ndarray | None:
-    return None if norms is None else norms[sl]
-
-
-def _solve_cpu(spec: MatcherSpec, costs: np.ndarray, row_norms: np.ndarray | None,
-               col_norms: np.ndarray | None, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """One slice of CPU solves (run inside a fair turn of the CPU solver, see scheduling.py)."""
-    perms = spec.cpu(costs, row_norms, col_norms, params)
-    values = np.take_along_axis(costs, perms[:, :, None], axis=2)[:, :, 0].sum(axis=1)
-    return perms, values
-
-
-
-def _check_pair_memory(a: Any, max_memory: int | float | str | None) -> None:
-    """Refuse a pair whose (S, S) float64 cost matrix would not fit the memory budget."""
-    from semrsm.memory import MemoryEstimate, check_memory
-    from semrsm.tokens import token_layout
-
-    layout = token_layout([a])
-    if layout is None:  # validation says what is wrong
-        return
-    (_, s, c), _, _ = layout
-    estimate = MemoryEstimate({
-        "(S, S) float64 costs and the solver's copy": 16 * s * s,
-        "float64 copies of a and b": 16 * s * c,
-    })
-    check_memory(f"match_pair of S = {s:,} positions × C = {c:,} channels", estimate,
-                 ["use fewer positions (pool the feature maps or pick a later layer)"], max_memory)
-
-
-def match_pair(
-    a: Any, b: Any, matcher: str = "exact", *, max_memory: int | float | str | None = None,
-    **params: Any,
-) -> tuple[np.ndarray, float]:
-    """Optimally (or approximately) match the positions of two representations.
-
-    Parameters
-    ----------
-    a, b : (S, C) arrays or tensors (numpy or torch, any device), the tokens of two images;
-        a (C, H, W) feature map is accepted too and flattened to (H*W, C).
-    matcher : a name of :data:`MATCHERS`; ``**params`` its parameters.
-    max_memory : the memory budget (see :mod:`semrsm.memory`); the (S, S) costs take
-        ``16 S²`` bytes.
-
-    Returns
-    -------
-    perm : (S,) int64 ndarray; ``b[perm[s]]`` is matched to ``a[s]``.
-    value : float, ``<a, b[perm]>_F`` (the matched inner product).
-
-    Raises
-    ------
-    ValueError
-        Wrong rank, different shapes, NaN/inf, unknown matcher.
-    semrsm.memory.MemoryLimitError (a ValueError)
-        The pair's cost matrix would not fit the memory budget; nothing was allocated.
-    """
-    from semrsm.tokens import validate_tokens
-
-    check_matcher(matcher, params)
-    _check_pair_memory(a, max_memory)
-
-    ta = validate_tokens([a])
-    tb = validate_tokens([b])
-    if ta.shape != tb.shape:
-        raise ValueError(
-            f"match_pair: a and b must have the same shape (S, C); got {tuple(ta.shape[1:])} and "
-            f"{tuple(tb.shape[1:])}"
-        )
-    dtype = torch.float64 if not ta.is_cuda else ta.dtype
-    ta, tb = ta.to(dtype), tb.to(device=ta.device, dtype=dtype)
-    costs = torch.bmm(ta, tb.transpose(1, 2))
-    perms, values = solve_batch(
-        costs, matcher, row_norms=ta.norm(dim=2), col_norms=tb.norm(dim=2), **params
-    )
-    return perms[0], float(values[0])
 
 
 __all__ = [
@@ -244,7 +110,9 @@ __all__ = [
     "check_backend",
     "check_matcher",
     "match_pair",
+    "register_matcher",
     "select_implementation",
     "solve_batch",
     "split_matcher_options",
+    "unregister_matcher",
 ]

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from semrsm.matching.exact import DEFAULT_RTOL, auction_solve
+from semrsm.matching.exact import auction_solve
+from semrsm.matching.registry import DEFAULT_RTOL, ORDERS
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -127,9 +128,6 @@ def _topk_greedy_batch(costs, row_order, col_order, k, rtol, perms):
             greedy_solve(costs[b], row_order[b, k:].copy(), col_order[b, k:].copy(), perms[b])
 
 
-ORDERS = ("descending", "ascending")
-
-
 def _norm_order(norms: np.ndarray | None, costs: np.ndarray, axis: int,
                 order: str = "descending") -> np.ndarray:
     """Positions sorted by token norm, descending (default) or ascending (stable); (B, S) int64."""
@@ -145,8 +143,10 @@ def _norm_order(norms: np.ndarray | None, costs: np.ndarray, axis: int,
     return np.ascontiguousarray(np.argsort(key, axis=1, kind="stable").astype(np.int64))
 
 
-def greedy_batch(costs: np.ndarray) -> np.ndarray:
-    """Greedy permutations for a (B, S, S) float64 batch; returns (B, S) int64."""
+def greedy_batch(costs: np.ndarray, row_norms: np.ndarray | None = None,
+                 col_norms: np.ndarray | None = None) -> np.ndarray:
+    """Greedy permutations for a (B, S, S) float64 batch; returns (B, S) int64 (token
+    norms unused: the registry's CPU calling convention)."""
     perms = np.empty(costs.shape[:2], dtype=np.int64)
     if costs.shape[0]:
         _greedy_batch(costs, perms)
@@ -185,3 +185,10 @@ def topk_greedy_batch(costs: np.ndarray, row_norms: np.ndarray | None, col_norms
     if costs.shape[0]:
         _topk_greedy_batch(costs, rows, cols, min(int(k), costs.shape[1]), float(rtol), perms)
     return perms
+
+
+def identity_batch(costs: np.ndarray, row_norms: np.ndarray | None = None,
+                   col_norms: np.ndarray | None = None) -> np.ndarray:
+    """No matching: position s matched to position s; (B, S) int64."""
+    b, s, _ = costs.shape
+    return np.broadcast_to(np.arange(s, dtype=np.int64), (b, s)).copy()

@@ -1,16 +1,30 @@
-"""The matcher registry: one entry per matcher with its parameters, implementations and rule.
+"""The matcher registry: everything about a matcher except its code, in one place.
 
-Each :class:`MatcherSpec` declares
+Pure metadata: importing this module imports neither torch nor numba nor the
+implementations, so the app's first paint, the command line's ``--help`` and the
+estimates read it for free. Each :class:`MatcherSpec` declares
 
-* its parameters (:class:`Param`: default, type, range; a bad value raises ``ValueError``
-  saying what to use) and a one-line description;
+* its name, the words people read (``label``, ``hint``) and a one-line description;
+* its parameters (:class:`Param`: default, type and the range the library accepts (a bad
+  value raises ``ValueError`` saying what to use), and where it differs the range, step
+  and label of the app's widgets, the link parameter and the command-line option);
+* ``needs_norms``: whether it sorts tokens by norm (the callers then pass both sides' norms);
 * ``cpu``: the numba implementation, ``(costs (B,S,S) float64 ndarray, row_norms,
-  col_norms, params) → perms (B,S) int64 ndarray``;
-* ``gpu``: the batched torch implementation, ``(costs tensor, row_norms, col_norms,
-  params, exact, stats) → perms (B,S) int64 tensor`` on the costs' device, where ``exact``
-  is the batched exact solver it hands its exact sub-problems to (whole problems for
-  ``exact``, norm-sorted windows for ``batch_optimal``, the top-k block for ``topk_greedy``);
-* ``exact_size(S, params)``: the size of those exact sub-problems (0: none).
+  col_norms, **params) → perms (B,S) int64 ndarray``;
+* ``gpu``: the batched torch implementation (None: none, the CPU one runs everywhere),
+  ``(costs tensor, row_norms, col_norms, exact, stats, **params) → perms (B,S) int64
+  tensor`` on the costs' device, where ``exact`` is the batched exact solver it hands
+  its exact sub-problems to (whole problems for ``exact``, norm-sorted windows for
+  ``batch_optimal``, the top-k block for ``topk_greedy``);
+* ``exact_size(S, params)``: the size of those exact sub-problems (0: none);
+* the CPU rates of time estimates, the colour of charts, the parameters of the warm-up
+  and its place in the Analyses page's comparison.
+
+Implementations are named by dotted path (``"semrsm.matching.approximate:greedy_batch"``)
+and imported on first use (:meth:`MatcherSpec.cpu_impl`, :meth:`MatcherSpec.gpu_impl`);
+a callable is accepted too. A new matcher is one :func:`register_matcher` call (or one
+entry of :data:`REGISTRY` below): the command line, the sidebar, links, estimates,
+warm-up and charts read it from here.
 
 Which implementation runs (:func:`select_implementation`): on the CPU the numba one; on
 CUDA, for a matcher with exact sub-problems of size m, the first row of
@@ -22,23 +36,21 @@ the torch implementation on CUDA.
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
-from semrsm.matching import gpu
-from semrsm.matching.approximate import (
-    ORDERS,
-    batch_optimal_batch,
-    greedy_batch,
-    topk_greedy_batch,
-)
-from semrsm.matching.exact import DEFAULT_RTOL, exact_batch
+#: certified relative duality gap of the exact solvers (CPU and torch); float64 rounding
+#: dominates below 1e-13
+DEFAULT_RTOL = 1e-10
+
+#: norm orders of batch_optimal's windows
+ORDERS = ("descending", "ascending")
 
 #: Implementation names: "numba" (CPU), "torch" (batched torch ops, the ε-scaling auction
 #: for exact problems), "tla" (torch-linear-assignment's Triton kernel), "triton" (this
@@ -61,6 +73,9 @@ CUDA_PLAIN = "torch"
 #: largest integer parameter (window, k): far above any S, far below int64 overflow
 INT_PARAM_MAX = 2**31 - 1
 
+#: chart colour of a matcher that declares none
+DEFAULT_COLOR = "#66a61e"
+
 
 def _short(value: int | float) -> str:
     """A number in a message; a huge integer as its first digits and its size."""
@@ -70,8 +85,26 @@ def _short(value: int | float) -> str:
 
 @dataclass(frozen=True)
 class Param:
-    """One matcher parameter: default, type (int, float or str) and closed range [low, high]
-    for numbers, or the allowed ``choices`` for strings."""
+    """One matcher parameter.
+
+    Attributes
+    ----------
+    name : the keyword of :func:`semrsm.matching.solve_batch` and ``semantic_rsm``.
+    default : its value when not given.
+    kind : int, float or str.
+    low, high : the closed range the library accepts (numbers).
+    doc : what it means, for messages and ``--help``.
+    choices : the allowed values of a str parameter.
+    label : the widget's label in the app ("" : the name).
+    ui_low, ui_high, ui_step : the range and step of the app's widget; links accept
+        exactly this range. ``ui_low`` None: the app shows no widget and links do not
+        carry it (the library default is used there).
+    state_key : the sidebar's session-state key ("" : ``sb_<name>``).
+    option : the command-line option ("" : ``--<name>``); ``aliases`` more spellings,
+        one of which takes over where a command already uses ``option`` for something
+        else (search's ``--k`` is its number of results).
+    cli : whether the command line offers it.
+    """
 
     name: str
     default: int | float | str
@@ -80,6 +113,33 @@ class Param:
     high: float = math.inf
     doc: str = ""
     choices: tuple[str, ...] = ()
+    label: str = ""
+    ui_low: int | float | None = None
+    ui_high: int | float | None = None
+    ui_step: int | float | None = None
+    state_key: str = ""
+    option: str = ""
+    aliases: tuple[str, ...] = ()
+    cli: bool = True
+
+    @property
+    def in_app(self) -> bool:
+        """Whether the app shows a widget for it (and links carry it)."""
+        return self.ui_low is not None
+
+    @property
+    def key(self) -> str:
+        """The sidebar's session-state key."""
+        return self.state_key or f"sb_{self.name}"
+
+    @property
+    def widget_label(self) -> str:
+        return self.label or self.name
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Command-line options, the main one first."""
+        return (self.option or f"--{self.name.replace('_', '-')}", *self.aliases)
 
     def check(self, matcher: str, value: Any) -> int | float | str:
         """The validated value; ``ValueError`` saying what to use otherwise."""
@@ -109,25 +169,71 @@ class Param:
         return value
 
 
-ExactFn = Callable[[torch.Tensor, dict], tuple[torch.Tensor, torch.Tensor]]
+def _no_exact(s: int, params: Mapping[str, Any]) -> int:
+    return 0
+
+
+def _resolve(impl: str | Callable[..., Any]) -> Callable[..., Any]:
+    """``"package.module:function"`` imported, or a callable as it is."""
+    if callable(impl):
+        return impl
+    module, _, name = impl.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
 class MatcherSpec:
-    """A matcher: description, parameters and its implementations (see the module doc)."""
+    """A matcher: its words, parameters, implementations and facts (see the module doc).
+
+    Attributes
+    ----------
+    name : the registry name (``matcher=`` of the library, ``--matcher``, links).
+    label : the name people read (``"top-k greedy"``); ``hint`` a few words the sidebar
+        adds in brackets (``"paper's trade-off"``).
+    description : one line, for ``python -m semrsm matchers``.
+    params : its parameters.
+    cpu, gpu : implementations, a dotted path ``"module:function"`` or a callable (the
+        calling conventions are in the module doc); ``gpu`` None: the CPU one everywhere.
+    exact_size : ``(S, params) → size`` of its exact sub-problems (0: none).
+    needs_norms : whether it sorts tokens by norm (needs both sides' token norms).
+    cpu_rates : pairs per second of ``semantic_rsm`` on the development machine's CPU by
+        positions S (see :mod:`semrsm.explorer.estimate`); None: the exact matcher's, an
+        upper bound of the time.
+    color : its colour in charts.
+    warmup : parameters of the warm-up run (4 images, S = 16); None: not warmed up.
+    approximate : whether it approximates the optimum (the Analyses page compares those
+        with the exact matcher).
+    analyses_order : its place in the Analyses page's default comparison (None: offered,
+        not preselected).
+    """
 
     name: str
+    label: str
     description: str
-    params: tuple[Param, ...]
-    cpu: Callable[..., np.ndarray]
-    gpu: Callable[..., torch.Tensor]
-    exact_size: Callable[[int, dict], int]
+    params: tuple[Param, ...] = ()
+    cpu: str | Callable[..., Any] = ""
+    gpu: str | Callable[..., Any] | None = None
+    exact_size: Callable[[int, Mapping[str, Any]], int] = _no_exact
+    needs_norms: bool = False
+    hint: str = ""
+    cpu_rates: Mapping[int, float] | None = None
+    color: str = DEFAULT_COLOR
+    warmup: Mapping[str, Any] | None = None
+    approximate: bool = True
+    analyses_order: int | None = None
+    _impls: dict[str, Callable[..., Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
 
-    def check(self, params: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def choice_label(self) -> str:
+        """The sidebar's option text: ``batch-optimal (paper's trade-off)``."""
+        return f"{self.label} ({self.hint})" if self.hint else self.label
+
+    def check(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validated parameters with defaults filled in."""
         known = {p.name: p for p in self.params}
         unknown = sorted(set(params) - set(known))
@@ -138,10 +244,19 @@ class MatcherSpec:
             )
         return {n: p.check(self.name, params.get(n, p.default)) for n, p in known.items()}
 
+    def cpu_impl(self) -> Callable[..., Any]:
+        """The CPU implementation, imported on first use."""
+        if "cpu" not in self._impls:
+            self._impls["cpu"] = _resolve(self.cpu)
+        return self._impls["cpu"]
 
-def _identity_np(costs: np.ndarray) -> np.ndarray:
-    b, s, _ = costs.shape
-    return np.broadcast_to(np.arange(s, dtype=np.int64), (b, s)).copy()
+    def gpu_impl(self) -> Callable[..., Any] | None:
+        """The torch implementation, imported on first use (None: the matcher has none)."""
+        if self.gpu is None:
+            return None
+        if "gpu" not in self._impls:
+            self._impls["gpu"] = _resolve(self.gpu)
+        return self._impls["gpu"]
 
 
 def _rtol() -> Param:
@@ -149,58 +264,127 @@ def _rtol() -> Param:
                  "certified relative duality gap; below 1e-13 float64 rounding dominates")
 
 
-REGISTRY: dict[str, MatcherSpec] = {
-    spec.name: spec
-    for spec in (
-        MatcherSpec(
-            "exact",
-            "optimal permutation (maximum over all S! matchings; certified to rtol where the solver certifies)",
-            (_rtol(),),
-            cpu=lambda c, rn, cn, p: exact_batch(c, rtol=p["rtol"])[0],
-            gpu=lambda c, rn, cn, p, exact, st: exact(c, st)[0],
-            exact_size=lambda s, p: s,
-        ),
-        MatcherSpec(
-            "batch_optimal",
-            "tokens sorted by norm, exact within consecutive windows (paper's trade-off)",
-            (Param("window", 128, int, 1, doc="tokens per exactly solved window"),
-             Param("order", "descending", str, choices=ORDERS,
-                   doc="norm order of the windows; 'ascending' is the paper authors' code")),
-            cpu=lambda c, rn, cn, p: batch_optimal_batch(
-                c, rn, cn, window=p["window"], order=p["order"]),
-            gpu=lambda c, rn, cn, p, exact, st: gpu.batch_optimal_torch(
-                c, window=p["window"], order=p["order"], row_norms=rn, col_norms=cn, stats=st,
-                exact=exact),
-            exact_size=lambda s, p: min(p["window"], s),
-        ),
-        MatcherSpec(
-            "topk_greedy",
-            "exact among the k highest-norm tokens of each side, greedy for the rest",
-            (Param("k", 32, int, 0, doc="tokens matched exactly; 0 is plain greedy"),),
-            cpu=lambda c, rn, cn, p: topk_greedy_batch(c, rn, cn, k=p["k"]),
-            gpu=lambda c, rn, cn, p, exact, st: gpu.topk_greedy_torch(
-                c, k=p["k"], row_norms=rn, col_norms=cn, stats=st, exact=exact),
-            exact_size=lambda s, p: min(p["k"], s),
-        ),
-        MatcherSpec(
-            "greedy",
-            "repeatedly take the highest remaining inner product",
-            (),
-            cpu=lambda c, rn, cn, p: greedy_batch(c),
-            gpu=lambda c, rn, cn, p, exact, st: gpu.greedy_torch(c),
-            exact_size=lambda s, p: 0,
-        ),
-        MatcherSpec(
-            "identity",
-            "no matching: reproduces the spatio-semantic RSM",
-            (),
-            cpu=lambda c, rn, cn, p: _identity_np(c),
-            gpu=lambda c, rn, cn, p, exact, st: torch.arange(
-                c.shape[1], device=c.device).expand(c.shape[0], c.shape[1]).contiguous(),
-            exact_size=lambda s, p: 0,
-        ),
-    )
-}
+# cpu_rates: pairs per second of ``semantic_rsm`` (all three kernels, as the app runs it)
+# on the 2-core development machine, measured on the demo CNN's tokens of 32 shapes (16 at
+# S = 1,024) at load 0.6 (2026-12-04), times 0.6: a busy machine (load 4-7 from other
+# users) ran 2-3x slower, so the table is within 2x of both. S = 16 ... 1,024 are the
+# demo CNN's layers (C = 192 ... 32); S = 4,096 is extrapolated with the old table's
+# ratios. The old table (2026-11-26) had the exact matcher 4x too slow at S = 256 and
+# the identity 100x too fast at S = 1,024 (its cost there is the kernels, not a
+# matching). ``bench/bench_app.py`` prints estimate against measured time.
+# The entries share their shape (one MatcherSpec each): declarations, not repeated logic.
+_BUILTIN = (
+    MatcherSpec(
+        "exact", "exact",
+        "optimal permutation (maximum over all S! matchings; certified to rtol where the solver certifies)",
+        (_rtol(),),
+        cpu="semrsm.matching.exact:exact_perms",
+        gpu="semrsm.matching.torch_batched:exact_matcher_torch",
+        exact_size=lambda s, p: s,
+        hint="optimal",
+        cpu_rates={16: 22000.0, 64: 6000.0, 256: 900.0, 1024: 38.0, 4096: 0.58},
+        color="#1b9e77",
+        warmup={},
+        approximate=False,
+    ),
+    MatcherSpec(
+        "batch_optimal", "batch-optimal",
+        "tokens sorted by norm, exact within consecutive windows (paper's trade-off)",
+        (Param("window", 128, int, 1, doc="tokens per exactly solved window",
+               label="Window", ui_low=2, ui_high=4096),
+         Param("order", "descending", str, choices=ORDERS,
+               doc="norm order of the windows; 'ascending' is the paper authors' code")),
+        cpu="semrsm.matching.approximate:batch_optimal_batch",
+        gpu="semrsm.matching.torch_batched:batch_optimal_matcher_torch",
+        exact_size=lambda s, p: min(p["window"], s),
+        needs_norms=True,
+        hint="paper's trade-off",
+        cpu_rates={16: 37000.0, 64: 6300.0, 256: 1200.0, 1024: 115.0, 4096: 19.0},
+        color="#e7298a",
+        warmup={"window": 4},
+        analyses_order=2,
+    ),
+    MatcherSpec(
+        "topk_greedy", "top-k greedy",
+        "exact among the k highest-norm tokens of each side, greedy for the rest",
+        (Param("k", 32, int, 0, doc="tokens matched exactly; 0 is plain greedy",
+               label="k (exact among the k largest tokens)", ui_low=1, ui_high=4096,
+               state_key="sb_topk", aliases=("--topk",)),),
+        cpu="semrsm.matching.approximate:topk_greedy_batch",
+        gpu="semrsm.matching.torch_batched:topk_greedy_matcher_torch",
+        exact_size=lambda s, p: min(p["k"], s),
+        needs_norms=True,
+        cpu_rates={16: 41000.0, 64: 12700.0, 256: 1060.0, 1024: 42.0, 4096: 4.2},
+        color="#7570b3",
+        warmup={"k": 4},
+        analyses_order=1,
+    ),
+    MatcherSpec(
+        "greedy", "greedy",
+        "repeatedly take the highest remaining inner product",
+        cpu="semrsm.matching.approximate:greedy_batch",
+        gpu="semrsm.matching.torch_batched:greedy_matcher_torch",
+        cpu_rates={16: 30000.0, 64: 19000.0, 256: 1130.0, 1024: 60.0, 4096: 5.0},
+        color="#d95f02",
+        warmup={},
+        analyses_order=0,
+    ),
+    MatcherSpec(
+        "identity", "identity",
+        "no matching: reproduces the spatio-semantic RSM",
+        cpu="semrsm.matching.approximate:identity_batch",
+        gpu="semrsm.matching.torch_batched:identity_torch",
+        hint="no matching",
+        cpu_rates={16: 108000.0, 64: 49000.0, 256: 4500.0, 1024: 110.0, 4096: 28.0},
+        color="#999999",
+    ),
+)
+
+#: name → :class:`MatcherSpec`, in the order the app and ``--help`` list them
+REGISTRY: dict[str, MatcherSpec] = {spec.name: spec for spec in _BUILTIN}
+
+
+def register_matcher(spec: MatcherSpec, *, replace: bool = False) -> MatcherSpec:
+    """Add a matcher; the library, the command line, the app, links and estimates offer it.
+
+    How to add a matcher:
+
+    1. write its implementation(s): a CPU function ``(costs (B,S,S) float64 ndarray,
+       row_norms, col_norms, **params) → perms (B,S) int64 ndarray`` (e.g. in
+       ``semrsm/matching/approximate.py``) and optionally a torch one (in
+       ``semrsm/matching/torch_batched.py``, conventions in the module doc);
+    2. declare it: a :class:`MatcherSpec` with its label, description, parameters
+       (:class:`Param`, with ``ui_low``/``ui_high`` for a widget in the app) and the
+       implementations' dotted paths, as an entry of ``_BUILTIN`` in this module for a
+       built-in matcher, or with this function from your own code.
+
+    Parameters
+    ----------
+    spec : the matcher.
+    replace : allow replacing a matcher of the same name.
+
+    Returns
+    -------
+    The spec (so it can serve as a decorator-free one-liner).
+
+    Raises
+    ------
+    ValueError
+        A matcher of that name exists (and not ``replace``), a name that is not a Python
+        identifier, or a parameter whose default fails its own check.
+    """
+    if not spec.name.isidentifier():
+        raise ValueError(f"matcher name {spec.name!r}: use letters, digits and _")
+    if spec.name in REGISTRY and not replace:
+        raise ValueError(f"matcher {spec.name!r} is registered already; pass replace=True")
+    spec.check({})  # the defaults must pass their own checks
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister_matcher(name: str) -> None:
+    """Remove a matcher added with :func:`register_matcher` (KeyError when unknown)."""
+    del REGISTRY[name]
 
 
 def get_matcher(name: str) -> MatcherSpec:
@@ -213,8 +397,59 @@ def get_matcher(name: str) -> MatcherSpec:
         ) from None
 
 
-def gpu_usable(impl: str, device: torch.device) -> bool:
-    """Whether implementation ``impl`` runs natively on ``device`` (no silent CPU fallback)."""
+def matcher_names() -> tuple[str, ...]:
+    """The registered names, in the registry's order."""
+    return tuple(REGISTRY)
+
+
+def _params_by_name(keep: Callable[[Param], bool]) -> dict[str, Param]:
+    """The parameters ``keep`` accepts, by name, in the registry's order; a name several
+    matchers share appears once (the first matcher's)."""
+    out: dict[str, Param] = {}
+    for spec in REGISTRY.values():
+        for p in spec.params:
+            if keep(p):
+                out.setdefault(p.name, p)
+    return out
+
+
+def app_params() -> dict[str, Param]:
+    """Parameters the app shows (and links carry), by name; matchers sharing a name share
+    its widget."""
+    return _params_by_name(lambda p: p.in_app)
+
+
+def cli_params() -> dict[str, Param]:
+    """Parameters the command line offers, by name (one option per name)."""
+    return _params_by_name(lambda p: p.cli)
+
+
+def owners(param: str) -> list[str]:
+    """Names of the matchers that take parameter ``param``."""
+    return [m for m, spec in REGISTRY.items() if param in spec.defaults]
+
+
+class MatchersView(Mapping):
+    """``name → {"params": {name: default}, "description": str}``, read live from
+    :data:`REGISTRY` (a matcher registered later appears too)."""
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        spec = REGISTRY[name]
+        return {"params": spec.defaults, "description": spec.description}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(REGISTRY))
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
+
+    def __repr__(self) -> str:
+        return f"MatchersView({dict(self)!r})"
+
+
+def gpu_usable(impl: str, device: Any) -> bool:
+    """Whether implementation ``impl`` runs natively on ``device`` (a torch.device; no
+    silent CPU fallback)."""
     if impl == "torch":
         return True
     if impl == "tla":
@@ -238,7 +473,7 @@ def cuda_exact_choice(size: int) -> str:
 
 def select_implementation(
     matcher: str,
-    device: str | torch.device,
+    device: Any,
     s: int,
     params: dict[str, Any] | None = None,
     backend: str = "auto",
@@ -248,7 +483,8 @@ def select_implementation(
     Parameters
     ----------
     matcher : a registry name; ``params`` its parameters (defaults filled in).
-    device : "cpu", "cuda", "cuda:1", a torch.device, or "auto" (CUDA when present).
+    device : "cpu", "cuda", "cuda:1", a torch.device, or "auto" (CUDA when present);
+        anything but "cpu" imports torch.
     s : tokens per image (problem size).
     backend : "auto" applies the rule of the module doc; an explicit implementation
         name (see :data:`IMPLEMENTATIONS`) is returned as is.
@@ -256,7 +492,7 @@ def select_implementation(
     Returns
     -------
     One of :data:`IMPLEMENTATIONS`. Rates for time estimates can be keyed by it (with the
-    device kind and S).
+    device kind and S). A matcher without a torch implementation is "numba" everywhere.
 
     Raises
     ------
@@ -271,10 +507,14 @@ def select_implementation(
                 f"backend: unknown backend {backend!r}; use one of {('auto', *IMPLEMENTATIONS)}"
             )
         return backend
+    if isinstance(device, str) and device == "cpu":
+        return "numba"
+    import torch
+
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    if device.type != "cuda":
+    if device.type != "cuda" or spec.gpu is None:
         return "numba"
     size = spec.exact_size(int(s), params)
     if size == 0:
@@ -288,12 +528,21 @@ def select_implementation(
 __all__ = [
     "CUDA_EXACT_TABLE",
     "CUDA_PLAIN",
+    "DEFAULT_RTOL",
     "IMPLEMENTATIONS",
+    "ORDERS",
     "REGISTRY",
     "MatcherSpec",
+    "MatchersView",
     "Param",
+    "app_params",
+    "cli_params",
     "cuda_exact_choice",
     "get_matcher",
     "gpu_usable",
+    "matcher_names",
+    "owners",
+    "register_matcher",
     "select_implementation",
+    "unregister_matcher",
 ]

@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from semrsm.matching.registry import DEFAULT_RTOL
+
 try:  # triton ships with the Linux torch wheels; elsewhere this solver is simply absent
     import triton
     import triton.language as tl
@@ -253,6 +255,9 @@ if triton is not None:
         take1 = (x1 > x2) | ((x1 == x2) & (k1 < k2))
         return tl.where(take1, x1, x2), tl.where(take1, k1, k2)
 
+    # Same launch arguments and per-problem set-up (program id, lanes, constants) as
+    # _lap_kernel, on purpose: each kernel is launched on its own, and the set-up is
+    # register declarations a shared @triton.jit helper could not return more cheaply.
     @triton.jit
     def _auction_kernel(
         cost,
@@ -414,7 +419,7 @@ def launch(
 def solve_exact_triton(
     costs: torch.Tensor,
     *,
-    rtol: float = 1e-10,
+    rtol: float = DEFAULT_RTOL,
     arr_iters: int = DEFAULT_ARR_ITERS,
     max_paths: int | None = None,
     num_warps: int | None = None,

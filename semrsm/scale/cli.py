@@ -142,19 +142,13 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", type=int, default=200,
                    help="candidates per query from the pooled ranking that are re-ranked "
                         "semantically (default 200)")
-    p.add_argument("--model", default="demo-resnet",
-                   help="demo-resnet, demo-vit or any timm model name (default demo-resnet)")
-    p.add_argument("--weights", default="default",
-                   help="default | pretrained | none | file (with --checkpoint)")
-    p.add_argument("--checkpoint", help="a .safetensors or .pt/.pth file")
+    from semrsm.cli_args import add_config_arguments, add_model_arguments
+    from semrsm.explorer.config import DEFAULT_MODEL
+
+    add_model_arguments(p, model_default=DEFAULT_MODEL)
     p.add_argument("--layer", help="layer name (default: the app's default layer)")
-    p.add_argument("--seed", type=int, default=0, help="seed of generated image sets")
-    p.add_argument("--kernel", default="cosine", choices=["linear", "cosine", "rbf"])
-    p.add_argument("--matcher", default="exact",
-                   choices=["exact", "batch_optimal", "topk_greedy", "greedy", "identity"])
-    p.add_argument("--window", type=int, help="window size of batch_optimal")
-    p.add_argument("--topk", type=int, dest="k_greedy", help="k of topk_greedy")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    # --k is the number of results here: top-k greedy's k is --topk
+    add_config_arguments(p, images=False, taken=("--k",))
     p.add_argument("--ray", nargs="?", const=True, metavar="ADDRESS",
                    help="re-rank on Ray (one task per batch of queries); see rsm --ray")
     p.add_argument("--out", help="write every ranking to this .csv")
@@ -162,12 +156,9 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _search_params(args: argparse.Namespace) -> dict:
-    params: dict = {}
-    if args.matcher == "batch_optimal" and args.window is not None:
-        params["window"] = args.window
-    if args.matcher == "topk_greedy" and args.k_greedy is not None:
-        params["k"] = args.k_greedy
-    return params
+    from semrsm.cli_args import matcher_params
+
+    return matcher_params(args)
 
 
 def _load_set(spec: str, model: Any, layer: str, seed: int, label: str) -> tuple[np.ndarray, list[str]]:

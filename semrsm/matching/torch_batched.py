@@ -36,7 +36,8 @@ as one batch by an exact solver of :data:`EXACT_SOLVERS`: this auction,
 torch-linear-assignment or the project's Triton kernel), ``identity``.
 
 Which matcher runs with which exact solver is decided by the registry
-(:mod:`semrsm.matching.registry`); :func:`solve_batch_torch` is its torch-side entry.
+(:mod:`semrsm.matching.registry`); :func:`solve_batch_torch` is its torch-side entry, and
+the ``*_matcher_torch`` functions at the end are the implementations it names.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from typing import Any
 
 import torch
 
-DEFAULT_RTOL = 1e-10
+from semrsm.matching.registry import DEFAULT_RTOL, ORDERS, get_matcher
+
 EXACT_SOLVERS = ("torch", "tla", "triton")
 _NEG_INF = float("-inf")
 
@@ -592,6 +594,19 @@ def _exact_blocks(
     stats["fallback"] = stats.get("fallback", 0) + st.get("fallback", 0)
 
 
+def _start_blocks(
+    costs: Any, exact: Any, exact_params: dict[str, Any]
+) -> tuple[torch.Tensor, Any, torch.Tensor, dict]:
+    """What both norm-sorted matchers start with: the checked costs, the exact solver of
+    their blocks (default the auction with ``exact_params``), a zero (B, S) int64
+    permutation to fill and their stats."""
+    costs = _check_costs(costs)
+    if exact is None:
+        exact = exact_solver("torch", **exact_params)
+    perm = torch.zeros(costs.shape[:2], dtype=torch.int64, device=costs.device)
+    return costs, exact, perm, {"fallback": 0}
+
+
 def batch_optimal_torch(
     costs: torch.Tensor,
     *,
@@ -623,16 +638,12 @@ def batch_optimal_torch(
     -------
     perms : (B, S) int64 on ``costs.device``.
     """
-    costs = _check_costs(costs)
-    if exact is None:
-        exact = exact_solver("torch", **exact_params)
     if int(window) < 1:
         raise GPUMatcherError(f"batch_optimal: window must be a positive integer, got {window}")
-    if order not in ("descending", "ascending"):
+    if order not in ORDERS:
         raise GPUMatcherError(f"batch_optimal: order must be 'descending' or 'ascending', got {order!r}")
+    costs, exact, perm, st = _start_blocks(costs, exact, exact_params)
     b, s, _ = costs.shape
-    perm = torch.zeros((b, s), dtype=torch.int64, device=costs.device)
-    st: dict = {"fallback": 0}
     if b and s:
         ro, co = _orders(costs, row_norms, col_norms)
         if order == "ascending":
@@ -673,14 +684,10 @@ def topk_greedy_torch(
     -------
     perms : (B, S) int64 on ``costs.device``.
     """
-    costs = _check_costs(costs)
-    if exact is None:
-        exact = exact_solver("torch", **exact_params)
     if int(k) < 0:
         raise GPUMatcherError(f"topk_greedy: k must be a non-negative integer, got {k}")
+    costs, exact, perm, st = _start_blocks(costs, exact, exact_params)
     b, s, _ = costs.shape
-    perm = torch.zeros((b, s), dtype=torch.int64, device=costs.device)
-    st: dict = {"fallback": 0}
     if b and s:
         k = min(int(k), s)
         ro, co = _orders(costs, row_norms, col_norms)
@@ -742,8 +749,6 @@ def solve_batch_torch(
     Memory: the cost tensor, O(B·S) solver state and a bounded budget of temporaries
     (``work_bytes``, default a quarter of the free CUDA memory, at most 8 GiB).
     """
-    from semrsm.matching.registry import get_matcher
-
     if "tol" in params:
         params["rtol"] = params.pop("tol")
     try:
@@ -768,13 +773,57 @@ def solve_batch_torch(
         if matcher == "exact":  # keep the solver's own values and diagnostics
             perms, values = exact(costs, st)
         else:
-            perms = spec.gpu(costs, row_norms, col_norms, checked, exact, st)
+            impl = spec.gpu_impl()
+            if impl is None:
+                raise GPUMatcherError(f"matcher {matcher!r} has no torch implementation; "
+                                      "use backend='numba'")
+            perms = impl(costs, row_norms, col_norms, exact, st, **checked)
             values = _gather_values(costs, perms)
     except TypeError as e:  # unknown tuning keyword
         raise GPUMatcherError(f"matcher {matcher!r}: {e}") from None
     if stats is not None:
         stats.update(st)
     return perms, values
+
+
+# --------------------------------------------------------------------------------------
+# the registry's torch implementations: (costs, row_norms, col_norms, exact, stats,
+# **params) -> perms (B, S) int64 on the costs' device
+# --------------------------------------------------------------------------------------
+
+
+def exact_matcher_torch(costs: torch.Tensor, row_norms: Any, col_norms: Any, exact: Any,
+                        stats: dict, *, rtol: float = DEFAULT_RTOL) -> torch.Tensor:
+    """``exact``: the whole problems, by the exact solver (which already holds ``rtol``)."""
+    return exact(costs, stats)[0]
+
+
+def batch_optimal_matcher_torch(costs: torch.Tensor, row_norms: Any, col_norms: Any,
+                                exact: Any, stats: dict, *, window: int,
+                                order: str) -> torch.Tensor:
+    """``batch_optimal``: :func:`batch_optimal_torch`."""
+    return batch_optimal_torch(costs, window=window, order=order, row_norms=row_norms,
+                               col_norms=col_norms, stats=stats, exact=exact)
+
+
+def topk_greedy_matcher_torch(costs: torch.Tensor, row_norms: Any, col_norms: Any,
+                              exact: Any, stats: dict, *, k: int) -> torch.Tensor:
+    """``topk_greedy``: :func:`topk_greedy_torch`."""
+    return topk_greedy_torch(costs, k=k, row_norms=row_norms, col_norms=col_norms,
+                             stats=stats, exact=exact)
+
+
+def greedy_matcher_torch(costs: torch.Tensor, row_norms: Any, col_norms: Any, exact: Any,
+                         stats: dict) -> torch.Tensor:
+    """``greedy``: :func:`greedy_torch` (norms and the exact solver unused)."""
+    return greedy_torch(costs)
+
+
+def identity_torch(costs: torch.Tensor, row_norms: Any, col_norms: Any, exact: Any,
+                   stats: dict) -> torch.Tensor:
+    """``identity``: position s matched to position s."""
+    b, s = costs.shape[0], costs.shape[1]
+    return torch.arange(s, device=costs.device).expand(b, s).contiguous()
 
 
 __all__ = [
