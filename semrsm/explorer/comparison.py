@@ -22,18 +22,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from semrsm.analysis.bootstrap import _check_boot
 from semrsm.analysis.compare import (
-    COMPARE_METHODS,
-    METHOD_LABELS,
     Comparison,
     LayerComparison,
     ReferenceComparison,
-    _check_boot,
     compare,
     compare_layers,
     compare_reference,
-    load_reference,
 )
+from semrsm.analysis.reference import load_reference
+from semrsm.analysis.statistics import COMPARE_METHODS, METHOD_LABELS
 from semrsm.atomic import AtomicOutput
 from semrsm.cache import Cache
 from semrsm.catalog import DEMO_MODELS

@@ -8,12 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from semrsm.analysis.compare import (
-    METHOD_LABELS,
-    Comparison,
-    LayerComparison,
-    ReferenceComparison,
-)
+from semrsm.analysis.compare import Comparison, LayerComparison, ReferenceComparison
+from semrsm.analysis.statistics import METHOD_LABELS
 from semrsm.figures.projector import scale_figure
 
 __all__ = ["KIND_COLORS", "comparison_figure", "layer_grid_figure", "reference_figure"]
