@@ -224,6 +224,8 @@ class LayerComparison:
         return rows_to_csv(self.rows())
 
 
+# Keywords as in compare (and compare_reference): each public signature states its own
+# defaults (the layer table has no bootstrap and defaults to CKA only).
 def compare_layers(
     layers_a: Mapping[str, Any],
     layers_b: Mapping[str, Any],

@@ -106,6 +106,8 @@ class LayerCKAResult:
     rsms: dict[str, RSMPair] = field(repr=False, default_factory=dict)
 
 
+# Same parameters as layer_rsms (and translation.translation_analysis), which it passes
+# on: a public signature, spelled out so that help() and the docs show them.
 def layer_cka(
     layers: Mapping[str, Any],
     kernel: str = "cosine",

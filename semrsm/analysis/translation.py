@@ -101,6 +101,8 @@ class TranslationResult:
     matcher: str
 
 
+# The layer parameters mirror layers.layer_rsms / layer_cka, which it passes them to:
+# a public signature, spelled out so that help() and the docs show them.
 def translation_analysis(
     image_set: Any,
     layers: Mapping[str, Any],

@@ -100,6 +100,8 @@ def layer_grid_figure(
     return scale_figure(fig, scale)
 
 
+# Same signature shape as layer_grid_figure: every figure of the page takes
+# (result, method, height, *, scale); the drawing itself differs.
 def reference_figure(
     res: ReferenceComparison,
     method: str = "spearman",
