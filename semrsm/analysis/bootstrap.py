@@ -203,6 +203,9 @@ def _estimates(
     seed: int,
     with_difference: bool,
 ) -> dict[str, dict[str, Estimate]]:
+    """Point estimate and interval of each statistic for each named pair of (N, N) RSMs,
+    all from the same draws; ``with_difference`` adds :data:`DIFF_KIND`, the paired
+    difference of the pairs named ``"semantic"`` and ``"classic"``."""
     n = next(iter(pairs.values()))[0].shape[0]
     boot = _boot_values(pairs, methods, _draws(n, int(n_boot), seed))
     point = {(k, m): _stat(m, *pairs[k]) for k in pairs for m in methods}

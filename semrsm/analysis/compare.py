@@ -47,6 +47,9 @@ __all__ = [
 COMPARE_KINDS = ("classic", "semantic")
 
 
+# --------------------------------------------------------------------------- A vs B
+
+
 @dataclass
 class Comparison:
     """Result of :func:`compare`: A vs B, classic and semantic, with intervals.
@@ -273,6 +276,9 @@ def compare_layers(
                     out[i, j] = _stat(m, *_pair_of_rsms(getattr(x, attr), getattr(y, attr)))
             mats[m][kind] = out
     return LayerComparison(list(pa), list(pb), mats, (str(names[0]), str(names[1])))
+
+
+# --------------------------------------------------------------------------- reference
 
 
 @dataclass

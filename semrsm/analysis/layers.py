@@ -12,7 +12,7 @@ from semrsm.analysis._checks import AnalysisError, Progress, _check_rsm
 from semrsm.analysis.cka import cka_matrix
 from semrsm.analysis.rsms import RSMPair
 
-__all__ = ["LayerCKAResult", "RSMPair", "layer_cka", "layer_rsms"]
+__all__ = ["LayerCKAResult", "layer_cka", "layer_rsms"]
 
 
 def _scaled_progress(progress: Progress | None, step: int, steps: int, scale: int = 1000):

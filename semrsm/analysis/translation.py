@@ -11,7 +11,8 @@ import numpy as np
 
 from semrsm.analysis._checks import AnalysisError, Progress
 from semrsm.analysis.agreement import _correlations
-from semrsm.analysis.layers import RSMPair, layer_rsms
+from semrsm.analysis.layers import layer_rsms
+from semrsm.analysis.rsms import RSMPair
 
 
 def crop_overlaps(meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
