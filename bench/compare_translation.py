@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from semrsm.analysis.compare import COMPARE_METHODS, compare  # noqa: E402
+from semrsm.analysis.compare import compare  # noqa: E402
+from semrsm.analysis.statistics import COMPARE_METHODS  # noqa: E402
 from semrsm.cache import Cache  # noqa: E402
 from semrsm.explorer import ExplorerConfig, layer_rsms  # noqa: E402
 

@@ -17,13 +17,14 @@ from pages._sidebar import (
 )
 from pages._widgets import file_stem, page_result
 from semrsm.analysis import AnalysisError
-from semrsm.analysis.compare import COMPARE_METHODS, METHOD_LABELS, load_reference
 from semrsm.analysis.ordering import image_order
+from semrsm.analysis.reference import load_reference
 from semrsm.analysis.reference_files import (
     MAX_REFERENCE_TEXT_BYTES,
     REFERENCE_SUFFIXES,
     max_reference_images,
 )
+from semrsm.analysis.statistics import COMPARE_METHODS, METHOD_LABELS
 from semrsm.explorer import compute, default_layer
 from semrsm.explorer.comparison import (
     compare_layer_grid,

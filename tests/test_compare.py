@@ -16,18 +16,11 @@ from scipy import stats
 
 import semrsm
 from semrsm.analysis import AnalysisError, linear_cka
-from semrsm.analysis.compare import (
-    bootstrap_similarity,
-    compare,
-    compare_layers,
-    compare_reference,
-    kendall_tau_a,
-    load_reference,
-    rsm_similarity,
-    spearman,
-    upper_triangle,
-)
+from semrsm.analysis.bootstrap import bootstrap_similarity
+from semrsm.analysis.compare import compare, compare_layers, compare_reference
 from semrsm.analysis.ordering import cluster_order, image_order
+from semrsm.analysis.reference import load_reference
+from semrsm.analysis.statistics import kendall_tau_a, rsm_similarity, spearman, upper_triangle
 
 N_BOOT = 200
 

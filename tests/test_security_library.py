@@ -172,7 +172,7 @@ def test_a_huge_bootstrap_is_refused_before_drawing():
 
 
 def test_bootstrap_draws_come_in_blocks_with_the_same_values():
-    from semrsm.analysis.compare import MAX_BOOT, _check_boot, _draws
+    from semrsm.analysis.bootstrap import MAX_BOOT, _check_boot, _draws
 
     for n, n_boot in [(3, 7), (40, 5000), (3000, 400)]:  # blocks of one row and of many
         want = np.random.default_rng(5).integers(0, n, size=(n_boot, n))
@@ -180,7 +180,7 @@ def test_bootstrap_draws_come_in_blocks_with_the_same_values():
     # the largest bootstrap allowed never holds its (n_boot, N) draws: 1.6 GB at N = 2000
     grown, error = _measure(
         "for i, row in enumerate(_draws(2000, MAX_BOOT, 0)):\n    if i == 3000: break",
-        "from semrsm.analysis.compare import MAX_BOOT, _draws\n",
+        "from semrsm.analysis.bootstrap import MAX_BOOT, _draws\n",
     )
     assert error is None and grown < 50, (grown, error)
     for bad in (-1, 1.5, "a", None, True, MAX_BOOT + 1, float("nan")):

@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 
 from semrsm.analysis import AnalysisError, load_reference
-from semrsm.analysis.compare import upper_triangle
 from semrsm.analysis.reference_files import (
     MAX_REFERENCE_IMAGES,
     MAX_REFERENCE_IMAGES_ENV,
     MAX_REFERENCE_TEXT_BYTES,
     max_reference_images,
 )
+from semrsm.analysis.statistics import upper_triangle
 from tests.memory import peak_growth
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

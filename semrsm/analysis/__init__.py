@@ -11,7 +11,11 @@ One job per module:
 ========================  ====================================================================
 ``retrieval``             nearest neighbours, precision@k / F1@1 / mAP against labels
 ``cka``                   linear CKA of two RSMs, CKA table of two collections
-``compare``               A vs B, layer x layer, vs a reference: CKA, RSA (Spearman, τ_a), bootstrap
+``rsms``                  :class:`RSMPair`: both RSMs of a configuration with their descriptors
+``statistics``            RSA statistics of two RSMs: kernel CKA, Spearman ρ, Kendall τ_a
+``bootstrap``             bootstrap intervals over images for those statistics
+``compare``               A vs B, layer x layer, vs a reference (classic and semantic)
+``reference``             a reference RSM/RDM (:class:`Reference`), :func:`load_reference`
 ``reference_files``       reading reference RSM/RDM files: no pickles, size bounded before reading
 ``agreement``             Jensen-Shannon divergence of predictions, agreement with an RSM
 ``contributions``         per-token contributions of one matching, kernel values, explain a pair
@@ -24,21 +28,15 @@ One job per module:
 
 from semrsm.analysis._checks import AnalysisError, Progress, _check_rsm
 from semrsm.analysis.agreement import jensen_shannon, output_agreement
+from semrsm.analysis.bootstrap import Estimate, bootstrap_similarity
 from semrsm.analysis.cka import cka_matrix, linear_cka
 from semrsm.analysis.compare import (
-    COMPARE_METHODS,
     Comparison,
-    Estimate,
     LayerComparison,
-    Reference,
     ReferenceComparison,
-    bootstrap_similarity,
     compare,
     compare_layers,
     compare_reference,
-    kendall_tau_a,
-    load_reference,
-    rsm_similarity,
 )
 from semrsm.analysis.contributions import (
     PairExplanation,
@@ -50,7 +48,7 @@ from semrsm.analysis.contributions import (
     rbf_sigma2,
     token_alternatives,
 )
-from semrsm.analysis.layers import LayerCKAResult, RSMPair, layer_cka, layer_rsms
+from semrsm.analysis.layers import LayerCKAResult, layer_cka, layer_rsms
 from semrsm.analysis.matchers import (
     DEFAULT_MATCHERS,
     MATCHER_NAMES,
@@ -59,7 +57,10 @@ from semrsm.analysis.matchers import (
     matcher_phrase,
     matcher_text,
 )
+from semrsm.analysis.reference import Reference, load_reference
 from semrsm.analysis.retrieval import nearest_neighbours, retrieval_metrics
+from semrsm.analysis.rsms import RSMPair
+from semrsm.analysis.statistics import COMPARE_METHODS, kendall_tau_a, rsm_similarity
 from semrsm.analysis.translation import TranslationResult, crop_overlaps, translation_analysis
 
 __all__ = [

@@ -8,33 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from semrsm.analysis._checks import AnalysisError, Progress, _check_rsm, _token_array
+from semrsm.analysis._checks import AnalysisError, Progress, _check_rsm
 from semrsm.analysis.cka import cka_matrix
+from semrsm.analysis.rsms import RSMPair
 
-
-@dataclass
-class RSMPair:
-    """The two RSMs of one layer over the same images: spatio-semantic and semantic."""
-
-    spatial: np.ndarray
-    semantic: np.ndarray
-
-
-def _as_rsm_pair(x: Any, kernel: str) -> RSMPair | None:
-    if isinstance(x, RSMPair):
-        return x
-    if isinstance(x, Mapping) and {"spatial", "semantic"} <= set(x):
-        # semrsm.explorer.layer_rsms gives {"spatial": {kernel: rsm}, "semantic": {...}}
-        sp, se = x["spatial"], x["semantic"]
-        if isinstance(sp, Mapping) or isinstance(se, Mapping):
-            try:
-                sp, se = sp[kernel], se[kernel]
-            except KeyError as exc:
-                raise AnalysisError(f"precomputed RSMs lack the kernel {kernel!r}") from exc
-        return RSMPair(np.asarray(sp, float), np.asarray(se, float))
-    if isinstance(x, tuple) and len(x) == 2 and all(np.ndim(m) == 2 for m in x):
-        return RSMPair(np.asarray(x[0], float), np.asarray(x[1], float))
-    return None
+__all__ = ["LayerCKAResult", "layer_cka", "layer_rsms"]
 
 
 def _scaled_progress(progress: Progress | None, step: int, steps: int, scale: int = 1000):
@@ -63,10 +41,11 @@ def layer_rsms(
     Parameters
     ----------
     layers : mapping layer name -> tokens (ndarray/Tensor (N, S, C) or a
-        ``semrsm.layers.Tokens``) or already computed RSMs (an :class:`RSMPair`, a tuple
-        ``(spatial, semantic)``, a dict with those keys, or an entry of
-        :func:`semrsm.explorer.layer_rsms` whose values map kernel -> RSM). Precomputed entries are used as
-        they are, so a caller with a cache passes its RSMs and nothing is recomputed.
+        ``semrsm.layers.Tokens``) or already computed RSMs (anything
+        :meth:`RSMPair.from_any` takes: an :class:`RSMPair`, a tuple ``(spatial, semantic)``,
+        a dict with those keys, an entry of :func:`semrsm.explorer.layer_rsms` whose values
+        map kernel -> RSM, an ExplorerResult). Precomputed entries are used as they are, so
+        a caller with a cache passes its RSMs and nothing is recomputed.
     kernel : "linear", "cosine" or "rbf".
     matcher : matcher for the semantic RSM.
     progress : ``progress(done, total)`` over all layers (total = 1000 per layer).
@@ -81,26 +60,20 @@ def layer_rsms(
     AnalysisError (ValueError)
         No layers, or RSMs of different sizes across layers.
     """
-    import semrsm
-
     if not layers:
         raise AnalysisError("layers: give at least one layer")
     out: dict[str, RSMPair] = {}
     names = list(layers)
     for step, name in enumerate(names):
-        pair = _as_rsm_pair(layers[name], kernel)
-        if pair is None:
-            tok = _token_array(layers[name])
-            spatial = semrsm.spatial_rsm(tok, kernel=kernel)
-            semantic = semrsm.semantic_rsm(
-                tok,
-                kernel=kernel,
-                matcher=matcher,
-                device=device,
-                progress=_scaled_progress(progress, step, len(names)),
-                **matcher_params,
-            )
-            pair = RSMPair(np.asarray(spatial, np.float64), np.asarray(semantic, np.float64))
+        pair = RSMPair.from_any(
+            layers[name],
+            kernel,
+            matcher,
+            device=device,
+            progress=_scaled_progress(progress, step, len(names)),
+            layer=name,
+            **matcher_params,
+        )
         _check_rsm(pair.spatial, f"{name}: spatial RSM")
         _check_rsm(pair.semantic, f"{name}: semantic RSM")
         out[name] = pair
@@ -133,6 +106,8 @@ class LayerCKAResult:
     rsms: dict[str, RSMPair] = field(repr=False, default_factory=dict)
 
 
+# Same parameters as layer_rsms (and translation.translation_analysis), which it passes
+# on: a public signature, spelled out so that help() and the docs show them.
 def layer_cka(
     layers: Mapping[str, Any],
     kernel: str = "cosine",

@@ -11,7 +11,8 @@ import numpy as np
 
 from semrsm.analysis._checks import AnalysisError, Progress
 from semrsm.analysis.agreement import _correlations
-from semrsm.analysis.layers import RSMPair, layer_rsms
+from semrsm.analysis.layers import layer_rsms
+from semrsm.analysis.rsms import RSMPair
 
 
 def crop_overlaps(meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +102,8 @@ class TranslationResult:
     matcher: str
 
 
+# The layer parameters mirror layers.layer_rsms / layer_cka, which it passes them to:
+# a public signature, spelled out so that help() and the docs show them.
 def translation_analysis(
     image_set: Any,
     layers: Mapping[str, Any],

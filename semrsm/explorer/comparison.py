@@ -22,18 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from semrsm.analysis.compare import (
-    COMPARE_METHODS,
-    METHOD_LABELS,
-    Comparison,
-    LayerComparison,
-    ReferenceComparison,
-    _check_boot,
-    compare,
-    compare_layers,
-    compare_reference,
-    load_reference,
-)
+from semrsm.analysis import compare, compare_layers, compare_reference, load_reference
+from semrsm.analysis.bootstrap import _check_boot
+from semrsm.analysis.compare import Comparison, LayerComparison, ReferenceComparison
+from semrsm.analysis.statistics import COMPARE_METHODS, METHOD_LABELS
 from semrsm.atomic import AtomicOutput
 from semrsm.cache import Cache
 from semrsm.catalog import DEMO_MODELS
@@ -87,6 +79,9 @@ def same_representation(a: ExplorerConfig, b: ExplorerConfig) -> bool:
     )
 
 
+# The bootstrap keywords (n_boot, ci, seed, methods) repeat in compare_results and
+# compare_with_reference, and the signature has the shape of semrsm.rsm.semantic_memory's:
+# public signatures that each document their own defaults, nothing shared to factor.
 def compare_configs(
     a: ExplorerConfig,
     b: ExplorerConfig,

@@ -8,12 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from semrsm.analysis.compare import (
-    METHOD_LABELS,
-    Comparison,
-    LayerComparison,
-    ReferenceComparison,
-)
+from semrsm.analysis.compare import Comparison, LayerComparison, ReferenceComparison
+from semrsm.analysis.statistics import METHOD_LABELS
 from semrsm.figures.projector import scale_figure
 
 __all__ = ["KIND_COLORS", "comparison_figure", "layer_grid_figure", "reference_figure"]
@@ -104,6 +100,8 @@ def layer_grid_figure(
     return scale_figure(fig, scale)
 
 
+# Same signature shape as layer_grid_figure: every figure of the page takes
+# (result, method, height, *, scale); the drawing itself differs.
 def reference_figure(
     res: ReferenceComparison,
     method: str = "spearman",
