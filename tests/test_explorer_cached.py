@@ -20,10 +20,10 @@ import torch
 import semrsm._platform as platform_mod
 import semrsm.explorer.warmup as warmup
 from semrsm.cache import Cache
+from semrsm.cache_schema import RSM_ARRAYS, rsm_key
 from semrsm.catalog import ASSETS_DIR, DEMO_MODELS
 from semrsm.explorer import ExplorerConfig, compute, load_images
 from semrsm.explorer.cached import (
-    RSM_ARRAYS,
     cached_layers,
     cached_matchers,
     cached_params,
@@ -31,7 +31,6 @@ from semrsm.explorer.cached import (
     model_facts,
     remember_matchers,
 )
-from semrsm.explorer.keys import rsm_key
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,9 +143,9 @@ def test_facts_follow_the_code(cache, monkeypatch):
     compute(CFG, cache)
     images = load_images(CFG, cache)
     assert cached_params(cache, CFG) == CFG.params
-    import semrsm.explorer.cached as cached_mod
+    import semrsm.cache_schema as schema_mod
 
-    monkeypatch.setattr(cached_mod, "environment", lambda: ("another version",))
+    monkeypatch.setattr(schema_mod, "environment", lambda: ("another version",))
     assert cached_params(cache, CFG) is None
     assert model_facts(cache, CFG) is None
     assert cached_result(CFG, cache, images) is None
@@ -164,7 +163,7 @@ def test_matcher_list_round_trips(cache):
 
 
 def test_rsm_key_of_a_hit_is_the_compute_key(cache):
-    from semrsm.explorer.keys import images_digest, tokens_key
+    from semrsm.cache_schema import images_digest, tokens_key
     from semrsm.models import create_model
 
     result = compute(CFG, cache)
