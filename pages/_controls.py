@@ -96,7 +96,7 @@ def _keep_uploads(cache: Cache) -> None:
     another page starts empty, so the uploaded set lives in session_state)."""
     files = st.session_state.get("sb_uploads") or []
     st.session_state[_KEPT_UPLOADS] = tuple(
-        (f.name, cache.store_upload(f.name, f.getvalue())) for f in files
+        (f.name, cache.uploads.store(f.name, f.getvalue())) for f in files
     )
 
 
@@ -105,8 +105,8 @@ def _keep_checkpoint(cache: Cache) -> None:
     if up is None:
         st.session_state[_KEPT_CHECKPOINT] = None
     else:
-        digest = cache.store_upload(up.name, up.getvalue())
-        st.session_state[_KEPT_CHECKPOINT] = (up.name, str(cache.upload_path(digest)))
+        digest = cache.uploads.store(up.name, up.getvalue())
+        st.session_state[_KEPT_CHECKPOINT] = (up.name, str(cache.uploads.path(digest)))
 
 
 def _model_section(cache: Cache, choice: str) -> tuple[str, str, str | None]:

@@ -1,8 +1,11 @@
-"""On-disk, content-addressed cache for tokens, RSMs and uploaded files.
+"""On-disk, content-addressed store of named numpy arrays (the cache's entries).
 
 An entry is a set of named numpy arrays stored as one ``.npz`` file (never
 pickled), found by a key that is a hash of *everything* that determines its
-content (see :func:`content_key`). Guarantees:
+content (see :func:`content_key`). What the entries mean (tokens, RSMs, probabilities,
+facts, tiles: their keys, arrays and checks) is :mod:`semrsm.cache_schema`'s; uploaded
+files are kept in the same folder by :mod:`semrsm.uploads` (:attr:`Cache.uploads`).
+Guarantees:
 
 * **atomic writes**: an entry is written to a temporary file in the same folder
   and moved into place with :func:`os.replace`, so a crash or a concurrent
@@ -13,7 +16,8 @@ content (see :func:`content_key`). Guarantees:
   reported as missing, so the caller recomputes it; only regular files are opened, so
   nothing in an entry's place can block a read;
 * **versioned keys**: :data:`CACHE_FORMAT` is hashed into every key (:func:`content_key`,
-  and so every key of :mod:`semrsm.explorer`, and :func:`upload_digest`) and written into
+  and so every key of :mod:`semrsm.cache_schema`, and :func:`semrsm.uploads.upload_digest`)
+  and written into
   every entry's manifest, so a change of what an entry means, even with the same shapes,
   is never served from entries of another format;
 * **compute once**: :meth:`Cache.get_or_compute` holds an exclusive
@@ -38,7 +42,7 @@ Location: ``$SEMRSM_CACHE_DIR`` or ``~/.cache/semrsm``; size cap:
 ``$SEMRSM_CACHE_MAX_BYTES`` (bytes, or with a suffix: ``500M``, ``2G``) or 2 GiB; a value
 that is not a size (or is beyond :data:`MAX_SIZE`) gives a warning that says so, and the
 default is used. Uploaded files are stored, content addressed, under ``<root>/uploads``
-and nowhere else.
+and nowhere else (:mod:`semrsm.uploads`).
 """
 
 from __future__ import annotations
@@ -70,8 +74,6 @@ __all__ = [
     "content_key",
     "default_cache_dir",
     "parse_size",
-    "upload_digest",
-    "upload_name",
 ]
 
 #: Version of what entries mean. Part of every key and of every entry's manifest: raise it
@@ -235,17 +237,6 @@ def content_key(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def upload_digest(data: bytes) -> str:
-    """The id of an uploaded file: a SHA-256 of its bytes and of :data:`CACHE_FORMAT`.
-
-    Returns
-    -------
-    str
-        64 lowercase hex digits; identical content (in one cache format) has one id.
-    """
-    return content_key("upload", bytes(data))
-
-
 class _NotRegularFile(OSError):
     """Something other than a regular file (a FIFO, a device, a folder) is in an entry's place."""
 
@@ -323,8 +314,6 @@ class Cache:
         self.last_warning: str | None = None
         self._counter_lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
-        self._memory_uploads: dict[str, tuple[str, bytes]] = {}
-        self._upload_names: dict[str, str] = {}
         self._lock_warned = False
         if max_bytes is None:
             env = os.environ.get("SEMRSM_CACHE_MAX_BYTES")
@@ -351,6 +340,10 @@ class Cache:
                     f"The cache folder {d} cannot be used ({_why(err)}): results are computed "
                     "but not stored. Fix its permissions or set SEMRSM_CACHE_DIR to another folder."
                 )
+        from semrsm.uploads import UploadStore  # imported here: uploads build on this module
+
+        #: the uploaded files kept in this cache's folder (:class:`semrsm.uploads.UploadStore`)
+        self.uploads = UploadStore(self.uploads_dir, warn=self._warn, where=str(self.root))
 
     def __repr__(self) -> str:
         return f"Cache(root={str(self.root)!r}, max_bytes={self.max_bytes})"
@@ -642,15 +635,12 @@ class Cache:
         in the entries and the uploads; returns how many were removed."""
         now = time.time()
         removed = 0
-        candidates = [(p, m) for p, m, _ in self._entry_files(temporaries=True) if p.suffix == ".tmp"]
-        with contextlib.suppress(OSError):
-            candidates += [(p, p.stat().st_mtime) for p in self.uploads_dir.glob(".up.*.tmp")]
-        for p, mtime in candidates:
-            if now - mtime > older_than:
+        for p, mtime, _ in self._entry_files(temporaries=True):
+            if p.suffix == ".tmp" and now - mtime > older_than:
                 with contextlib.suppress(OSError):
                     p.unlink()
                     removed += 1
-        return removed
+        return removed + self.uploads.remove_stale_temporaries(older_than)
 
     def evict(self, keep: str | None = None) -> int:
         """Delete least recently used entries until the cache fits ``max_bytes``.
@@ -692,118 +682,6 @@ class Cache:
             with contextlib.suppress(OSError):
                 p.unlink()
 
-    # ------------------------------------------------------------------ uploads
-    def store_upload(self, name: str, data: bytes) -> str:
-        """Store an uploaded file inside the cache folder.
-
-        Parameters
-        ----------
-        name : str
-            The file's name as the user gave it; only a short alphanumeric extension is
-            kept (some readers, such as checkpoint loaders, go by the extension), never
-            a path.
-        data : bytes
-            Its content.
-
-        Returns
-        -------
-        str
-            Its :func:`upload_digest` (a SHA-256 of ``data`` and the cache format); read
-            the file back with :meth:`read_upload` or locate it with :meth:`upload_path`.
-            Identical content is stored once.
-        """
-        digest = upload_digest(data)
-        self._remember_name(digest, name)
-        if self._find_upload(digest) is not None:
-            return digest
-        ext = Path(str(name).replace("\\", "/")).suffix.lower()
-        if not re.fullmatch(r"\.[a-z0-9]{1,12}", ext):
-            ext = ""
-        path = self.uploads_dir / f"{digest}{ext}"
-        tmp = None
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.uploads_dir, prefix=".up.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except OSError as exc:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-            # kept in memory for this process instead (the upload still works until restart)
-            with self._counter_lock:
-                self._memory_uploads[digest] = (ext, bytes(data))
-            self._warn(
-                f"The cache at {self.root} cannot keep the upload {_clip(Path(str(name)).name)!r} "
-                f"({_why(exc)}); it is held in memory until the server restarts. Free some "
-                "space or set SEMRSM_CACHE_DIR to a writable folder."
-            )
-        return digest
-
-    def _remember_name(self, digest: str, name: str) -> None:
-        """Keep the user's file name next to the upload, so messages can say it."""
-        base = _clip(Path(str(name).replace("\\", "/")).name, 200)
-        with self._counter_lock:
-            self._upload_names[digest] = base
-        with contextlib.suppress(OSError):
-            names = self.uploads_dir / "names"
-            names.mkdir(exist_ok=True)
-            (names / digest).write_text(base, encoding="utf-8")
-
-    def upload_name(self, digest_or_path: str | os.PathLike) -> str | None:
-        """The name a stored upload was given by its user (None when unknown)."""
-        return upload_name(digest_or_path, self)
-
-    def _find_upload(self, digest: str) -> Path | None:
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise ValueError(f"upload ids are SHA-256 hex digests, got {digest!r}")
-        try:
-            found = list(self.uploads_dir.glob(f"{digest}*"))
-        except OSError:
-            return None
-        for p in found:
-            if p.is_file() and (p.name == digest or p.name[64] == "."):
-                return p
-        return None
-
-    def upload_path(self, digest: str) -> Path:
-        """The file of an upload stored with :meth:`store_upload` (inside the cache folder).
-
-        Raises
-        ------
-        ValueError
-            If ``digest`` is not a SHA-256 hex digest.
-        FileNotFoundError
-            If no such upload is stored (upload the file again).
-        """
-        path = self._find_upload(digest)
-        if path is None and digest in self._memory_uploads:
-            ext, data = self._memory_uploads[digest]
-            fd, tmp = tempfile.mkstemp(prefix=f"semrsm-upload-{digest[:12]}-", suffix=ext)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            return Path(tmp)
-        if path is None:
-            raise FileNotFoundError(
-                f"no upload {digest[:12]}... in {self.uploads_dir}; upload it again"
-            )
-        with contextlib.suppress(OSError):
-            os.utime(path)
-        return path
-
-    def read_upload(self, digest: str) -> bytes:
-        """Return the content of an upload stored with :meth:`store_upload`.
-
-        Raises
-        ------
-        ValueError, FileNotFoundError
-            As :meth:`upload_path`.
-        """
-        if self._find_upload(digest) is None and digest in self._memory_uploads:
-            return self._memory_uploads[digest][1]
-        with _open_regular(self.upload_path(digest)) as f:
-            return f.read()
-
     # ------------------------------------------------------------------ misc
     def _count(self, name: str) -> None:
         with self._counter_lock:
@@ -826,28 +704,6 @@ class Cache:
             "max_bytes": self.max_bytes,
             "time": time.time(),
         }
-
-
-def upload_name(path: str | os.PathLike, cache: Cache | None = None) -> str | None:
-    """The user's name of a file stored by :meth:`Cache.store_upload`, from its path (or
-    digest); None for any other file.
-
-    Parameters
-    ----------
-    path : a path inside a cache's ``uploads`` folder, or the upload's SHA-256 digest.
-    cache : the cache, when known (also finds uploads held in memory).
-    """
-    p = Path(path)
-    digest = p.name[:64]
-    if not re.fullmatch(r"[0-9a-f]{64}", digest):
-        return None
-    if cache is not None and digest in cache._upload_names:
-        return cache._upload_names[digest]
-    folders = [p.parent / "names"] + ([cache.uploads_dir / "names"] if cache is not None else [])
-    for folder in folders:
-        with contextlib.suppress(OSError, UnicodeDecodeError), _open_regular(folder / digest) as f:
-            return f.read(1024).decode("utf-8").strip() or None
-    return None
 
 
 def _describe(err: BaseException) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import errno
 import functools
 import hashlib
 import itertools
@@ -31,6 +30,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from ._reasons import path_error_reason
 from .catalog import ASSETS_DIR, DEMO_MODELS, POPULAR_MODELS
 from .memory import available_memory, format_bytes
 
@@ -687,10 +687,7 @@ def _checkpoint_path(path: str | os.PathLike) -> Path:
             f"checkpoint {_short(p.name)!r} does not exist (looked for {shown!r})"
         ) from None
     except (OSError, ValueError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        if getattr(err, "errno", None) == errno.ENAMETOOLONG:
-            reason = "the path is too long"
-        raise ModelError(f"checkpoint {shown!r} cannot be opened ({reason})") from None
+        raise ModelError(f"checkpoint {shown!r} cannot be opened ({path_error_reason(err)})") from None
     if not stat.S_ISREG(st.st_mode):
         raise ModelError(f"checkpoint {shown!r} is not a file")
     return p

@@ -223,18 +223,18 @@ def test_two_processes_compute_once(tmp_path):
 
 def test_uploads_live_inside_the_cache(tmp_path):
     cache = Cache(tmp_path)
-    digest = cache.store_upload("../../evil.png", b"\x89PNG data")
-    assert cache.read_upload(digest) == b"\x89PNG data"
+    digest = cache.uploads.store("../../evil.png", b"\x89PNG data")
+    assert cache.uploads.read(digest) == b"\x89PNG data"
     stored = [p for p in tmp_path.rglob("*") if p.is_file() and "uploads" in p.parts]
     assert all(p.resolve().is_relative_to(tmp_path.resolve()) for p in stored)
     stored = [p for p in stored if "names" not in p.parts]  # names: the user's file names
     assert len(stored) == 1
-    assert cache.upload_name(digest) == "evil.png"  # the base name only, never a path
-    assert cache.store_upload("again.png", b"\x89PNG data") == digest  # stored once
+    assert cache.uploads.name(digest) == "evil.png"  # the base name only, never a path
+    assert cache.uploads.store("again.png", b"\x89PNG data") == digest  # stored once
     with pytest.raises(ValueError):
-        cache.read_upload("../entries")
+        cache.uploads.read("../entries")
     with pytest.raises(FileNotFoundError):
-        cache.read_upload("0" * 64)
+        cache.uploads.read("0" * 64)
 
 
 def test_location_from_environment(tmp_path, monkeypatch):
@@ -249,8 +249,8 @@ def test_location_from_environment(tmp_path, monkeypatch):
 
 def test_upload_keeps_only_a_safe_extension(tmp_path):
     cache = Cache(tmp_path)
-    d1 = cache.store_upload("weights.SafeTensors", b"abc")
-    assert cache.upload_path(d1).name == f"{d1}.safetensors"
-    d2 = cache.store_upload("x.p/../ng", b"def")  # no usable extension: none kept
-    assert cache.upload_path(d2).name == d2
-    assert cache.upload_path(d2).parent == cache.uploads_dir
+    d1 = cache.uploads.store("weights.SafeTensors", b"abc")
+    assert cache.uploads.path(d1).name == f"{d1}.safetensors"
+    d2 = cache.uploads.store("x.p/../ng", b"def")  # no usable extension: none kept
+    assert cache.uploads.path(d2).name == d2
+    assert cache.uploads.path(d2).parent == cache.uploads_dir

@@ -206,7 +206,7 @@ def test_uploads_with_a_corrupt_file(model, cache):
         ("dog_1.png", _png((10, 10, 200))),
         ("broken.png", b"\x89PNG\r\n\x1a\nnot really"),
     ]
-    uploads = tuple((name, cache.store_upload(name, data)) for name, data in files)
+    uploads = tuple((name, cache.uploads.store(name, data)) for name, data in files)
     cfg = CFG.replace(images="uploads", uploads=uploads)
     r = compute(cfg, cache, model=model)
     assert r.names == ["cat_1.png", "cat_2.png", "dog_1.png"]

@@ -19,15 +19,14 @@ import torch
 import semrsm._platform as platform_mod
 import semrsm.explorer.warmup as warmup
 from semrsm.cache import Cache
+from semrsm.cache_schema import RSM_ARRAYS, rsm_key
 from semrsm.catalog import ASSETS_DIR, DEMO_MODELS
 from semrsm.explorer import ExplorerConfig, compute, load_images
 from semrsm.explorer.cached import (
-    RSM_ARRAYS,
     cached_layers,
     cached_result,
     model_facts,
 )
-from semrsm.explorer.keys import rsm_key
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,15 +138,15 @@ def test_changed_weights_file_is_a_miss(cache, tmp_path):
 def test_facts_follow_the_code(cache, monkeypatch):
     compute(CFG, cache)
     images = load_images(CFG, cache)
-    import semrsm.explorer.cached as cached_mod
+    import semrsm.cache_schema as schema_mod
 
-    monkeypatch.setattr(cached_mod, "environment", lambda: ("another version",))
+    monkeypatch.setattr(schema_mod, "environment", lambda: ("another version",))
     assert model_facts(cache, CFG) is None
     assert cached_result(CFG, cache, images) is None
 
 
 def test_rsm_key_of_a_hit_is_the_compute_key(cache):
-    from semrsm.explorer.keys import images_digest, tokens_key
+    from semrsm.cache_schema import images_digest, tokens_key
     from semrsm.models import create_model
 
     result = compute(CFG, cache)

@@ -334,8 +334,8 @@ def test_locks_being_a_file_and_a_read_only_cache_still_compute(tmp_path, monkey
     assert not hit and out["grid"].tolist() == [2, 2]
     # an upload on a cache that cannot store it is kept in memory, with a warning
     with pytest.warns(CacheWarning, match="in memory"):
-        digest = cache.store_upload("img.png", b"data")
-    assert cache.read_upload(digest) == b"data"
+        digest = cache.uploads.store("img.png", b"data")
+    assert cache.uploads.read(digest) == b"data"
 
 
 def test_stale_temporaries_are_counted_and_removed(tmp_path):
@@ -392,9 +392,9 @@ def test_checkpoint_errors_name_the_users_file_without_colour_codes(tmp_path):
     from semrsm.explorer.sources import load_model
 
     cache = Cache(tmp_path)
-    digest = cache.store_upload("my-weights.pt", b"\x80\x02garbage")
+    digest = cache.uploads.store("my-weights.pt", b"\x80\x02garbage")
     config = ExplorerConfig(model="demo-resnet", weights="file",
-                            checkpoint=str(cache.upload_path(digest)))
+                            checkpoint=str(cache.uploads.path(digest)))
     with pytest.raises(ModelError) as info:
         load_model(config)
     msg = str(info.value)

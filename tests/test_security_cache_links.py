@@ -120,9 +120,19 @@ def test_entry_without_a_manifest_is_a_miss(tmp_path):
 
 def _every_key() -> dict[str, str]:
     """One key of every kind the package makes."""
-    from semrsm.explorer import cached
+    from semrsm.cache_schema import (
+        fact_key,
+        images_digest,
+        model_facts_key,
+        proba_key,
+        rsm_key,
+        tile_key,
+        tile_run_key,
+        tokens_key,
+    )
     from semrsm.explorer.config import ExplorerConfig
-    from semrsm.explorer.keys import images_digest, proba_key, rsm_key, tokens_key
+    from semrsm.scale.tiles import Tile
+    from semrsm.uploads import upload_digest
 
     images = SimpleNamespace(images=[Image.new("RGB", (4, 4), "red")])
     model = SimpleNamespace(name="demo-resnet", weights_id="w", data_config={"mean": (0.5,)})
@@ -135,9 +145,11 @@ def _every_key() -> dict[str, str]:
         "tokens": tk,
         "rsm": rsm_key(tk, "exact", {}),
         "proba": proba_key(model, digest),
-        "model facts": cached._model_key(config),
-        "matchers": cached._fact_key("matchers"),
-        "upload": cache_module.upload_digest(b"file"),
+        "model facts": model_facts_key(config),
+        "fact": fact_key("kind"),
+        "upload": upload_digest(b"file"),
+        "tile run": tile_run_key("t", "exact", {}, "numba", "cpu"),
+        "tile": tile_key(tile_run_key("t", "exact", {}, "numba", "cpu"), Tile(0, 2, 0, 2)),
     }
 
 

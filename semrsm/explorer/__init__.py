@@ -25,7 +25,6 @@ One job per module, in the order a run needs them:
 ==============  ==========================================================================
 ``config``      :class:`ExplorerConfig`, the errors, shared constants, :func:`resolve_device`
 ``sources``     the model, the image set (built in, uploads, server folders), the layer
-``keys``        cache keys of tokens, RSMs and probabilities; the image digest
 ``estimate``    time estimates before a run (:func:`estimate_seconds`, :func:`plan`)
 ``pipeline``    :func:`compute` and :func:`layer_rsms`: tokens → RSMs → probabilities, cached
 ``result``      :class:`ExplorerResult`: RSMs, matchings on demand, downloads
@@ -33,8 +32,11 @@ One job per module, in the order a run needs them:
 ``cached``      :func:`cached_result`: a finished result from the cache without the model
 ==============  ==========================================================================
 
+The cache keys, entries and their checks are :mod:`semrsm.cache_schema` (re-exported
+here: :func:`images_digest`, :func:`tokens_key`, :func:`rsm_key`, :func:`proba_key`).
+
 The names below are imported on first use (PEP 562): ``semrsm.explorer.config``,
-``keys``, ``result`` and ``cached`` need neither torch nor timm, so the app can draw a
+``result``, ``cached`` and :mod:`semrsm.cache_schema` need neither torch nor timm, so the app can draw a
 result from the cache before those are imported (:func:`cached_result`).
 """
 
@@ -55,7 +57,7 @@ _LAZY = {
     ),
     **dict.fromkeys(("RunPlan", "estimate_layers", "estimate_seconds", "plan",
                      "seconds_per_image"), "estimate"),
-    **dict.fromkeys(("images_digest", "rsm_key", "tokens_key", "proba_key"), "keys"),
+    **dict.fromkeys(("images_digest", "rsm_key", "tokens_key", "proba_key"), "semrsm.cache_schema"),
     **dict.fromkeys(("compute", "layer_rsms"), "pipeline"),
     "ExplorerResult": "result",
     **dict.fromkeys(
@@ -115,7 +117,8 @@ def __getattr__(name: str) -> Any:
     if name == "semantic_rsm":
         from semrsm.rsm import semantic_rsm as value
     elif name in _LAZY:
-        value = getattr(importlib.import_module(f"semrsm.explorer.{_LAZY[name]}"), name)
+        module = _LAZY[name] if "." in _LAZY[name] else f"semrsm.explorer.{_LAZY[name]}"
+        value = getattr(importlib.import_module(module), name)
     else:
         raise AttributeError(f"module 'semrsm.explorer' has no attribute {name!r}")
     globals()[name] = value

@@ -16,7 +16,7 @@ The matcher's parameters with their defaults come from the matcher registry, whi
 imports neither torch nor numba (``ExplorerConfig.params``).
 
 :func:`cached_result` then rebuilds the cache keys exactly as ``compute`` does
-(:mod:`semrsm.explorer.keys`), loads the tokens, RSMs and probabilities with the same
+(:mod:`semrsm.cache_schema`), loads the tokens, RSMs and probabilities with the same
 checks, and builds the :class:`ExplorerResult` with the same function
 (:func:`build_result`), so a hit returns what a compute would. Anything missing, stale or
 invalid is a miss (``None``): the caller computes, which stores the facts for next time.
@@ -24,30 +24,38 @@ invalid is a miss (``None``): the caller computes, which stores the facts for ne
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import semrsm
 from semrsm._platform import cuda_available
-from semrsm.cache import Cache, content_key
-from semrsm.catalog import ASSETS_DIR, DEMO_MODELS
+from semrsm.cache import Cache
+from semrsm.cache_schema import (
+    ModelFacts,
+    environment,
+    images_digest,
+    load_proba,
+    load_rsms,
+    load_tokens,
+    model_facts_key,
+    model_facts_payload,
+    proba_key,
+    read_model_facts,
+    read_rsms,
+    read_tokens,
+    rsm_key,
+    tokens_key,
+)
+from semrsm.cache_schema import load_fact as _load_fact
+from semrsm.cache_schema import save_fact as _save_fact
 from semrsm.explorer.config import DEVICES, ExplorerConfig
-from semrsm.explorer.keys import _plain, images_digest, proba_key, rsm_key, tokens_key
 from semrsm.explorer.result import ExplorerResult
 from semrsm.images import ImageSet
 from semrsm.kernels import KERNELS
 from semrsm.layer_info import LayerInfo
 
 __all__ = [
-    "RSM_ARRAYS",
-    "TOKEN_ARRAYS",
     "ModelFacts",
     "build_result",
     "cached_layers",
@@ -57,173 +65,8 @@ __all__ = [
     "remember_model",
 ]
 
-#: arrays of a tokens entry and of an RSM entry (all kernels of both RSMs)
-TOKEN_ARRAYS = ("tokens", "grid")
-RSM_ARRAYS = tuple(f"{kind}_{k}" for kind in ("spatial", "semantic") for k in KERNELS) + ("inner",)
-
-#: source files whose code determines the facts (model facts, parameter defaults)
-_FACT_SOURCES = ("models.py", "layers.py", "layer_info.py", "catalog.py", "matching")
-
-
-# ----------------------------------------------------------------------- entry checks
-def tokens_valid(n: int) -> Callable[[dict[str, np.ndarray]], bool]:
-    """Check of a stored tokens entry: (n, S, C) tokens whose grid has S cells."""
-
-    def valid(a: dict[str, np.ndarray]) -> bool:
-        t, g = a["tokens"], a["grid"]
-        return t.ndim == 3 and t.shape[0] == n and g.shape == (2,) and int(g[0] * g[1]) == t.shape[1]
-
-    return valid
-
-
-def rsm_valid(n: int, s: int) -> Callable[[dict[str, np.ndarray]], bool]:
-    """Check of a stored RSM entry: every matrix (n, n), matchings (pairs, s) when kept."""
-
-    def valid(a: dict[str, np.ndarray]) -> bool:
-        if any(a[name].shape != (n, n) for name in RSM_ARRAYS):
-            return False
-        if "perms" in a:
-            return a["perms"].shape == (n * (n - 1) // 2, s) and a["pairs"].shape == (n * (n - 1) // 2, 2)
-        return True
-
-    return valid
-
-
-def proba_valid(n: int) -> Callable[[dict[str, np.ndarray]], bool]:
-    """Check of a stored probabilities entry: one row per image."""
-    return lambda a: a["proba"].shape[0] == n
-
-
-# ----------------------------------------------------------------------- environment
-@functools.lru_cache(maxsize=1)
-def environment() -> tuple[str, ...]:
-    """What, besides the configuration, determines the facts: package versions (semrsm,
-    timm, torch, numba) and a SHA-256 of the source files of the models, layers and
-    matchers (read as bytes, not imported). Computed once per process."""
-    versions = [semrsm.__version__]
-    for dist in ("timm", "torch", "numba"):
-        try:
-            versions.append(f"{dist}={importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{dist}=none")
-    h = hashlib.sha256()
-    root = Path(semrsm.__file__).resolve().parent
-    for name in _FACT_SOURCES:
-        path = root / name
-        files = sorted(path.glob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            h.update(f.name.encode())
-            try:
-                h.update(f.read_bytes())
-            except OSError:
-                h.update(b"?")
-    return (*versions, h.hexdigest())
-
-
-def _file_identity(path: str | Path) -> list[Any] | None:
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return None
-    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
-
-
-def weights_source(config: ExplorerConfig) -> list[Any] | None:
-    """Identity of where ``config``'s weights come from, without loading them.
-
-    Returns
-    -------
-    list or None
-        The demo weights file or the checkpoint as ``[path, size, mtime_ns]`` (a changed
-        file gives another identity), ``["pretrained"]`` or ``["none"]``; None when the
-        file is missing or the weights choice is unknown.
-    """
-    name = config.model.strip()
-    if config.weights == "file":
-        return _file_identity(config.checkpoint) if config.checkpoint else None
-    if config.weights == "default":
-        if name in DEMO_MODELS:
-            return _file_identity(ASSETS_DIR / DEMO_MODELS[name]["file"])
-        return ["none"]
-    if config.weights in ("pretrained", "none"):
-        return [config.weights]
-    return None
-
 
 # ----------------------------------------------------------------------- facts
-def _fact_key(kind: str, *parts: Any) -> str:
-    """Key of a fact: its kind, :func:`environment` and ``parts`` (and, through
-    :func:`content_key`, the cache format)."""
-    return content_key("fact", kind, list(environment()), *parts)
-
-
-def _load_fact(cache: Cache, key: str) -> dict | None:
-    """The facts stored under ``key``, or None when missing or unusable (a miss)."""
-    if key not in cache:
-        return None
-    arrays = cache.load(key, ("fact",))
-    if arrays is None:
-        return None
-    try:
-        facts = Cache.meta(arrays)
-    except ValueError:  # not JSON: the caller recomputes, which stores them again
-        return None
-    return facts if isinstance(facts, dict) else None
-
-
-def _save_fact(cache: Cache, key: str, facts: Mapping[str, Any]) -> None:
-    if key not in cache:
-        cache.save(key, {"fact": np.zeros(1, dtype=np.uint8)}, meta=dict(facts))
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What the cache keys and the pages need from a loaded model (see
-    :class:`semrsm.models.LoadedModel`); serves as the ``model`` of
-    :func:`semrsm.explorer.tokens_key` and :func:`semrsm.explorer.proba_key`."""
-
-    name: str
-    weights: str
-    weights_id: str
-    data_config: dict
-    class_names: list[str] | None
-    layers: tuple[LayerInfo, ...]
-    has_classifier: bool | None
-
-    def transform(self, image: Any) -> Any:
-        """The model's preprocessing of one PIL image (timm's eval transform of
-        :attr:`data_config`, as :func:`semrsm.models.create_model` builds it); imports timm
-        on first use."""
-        return _timm_transform(_frozen(self.data_config))(image)
-
-
-def _frozen(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return tuple(sorted((k, _frozen(v)) for k, v in obj.items()))
-    if isinstance(obj, list | tuple):
-        return tuple(_frozen(v) for v in obj)
-    return obj
-
-
-@functools.lru_cache(maxsize=8)
-def _timm_transform(frozen_config: tuple) -> Callable[[Any], Any]:
-    import timm.data
-
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in frozen_config}
-    for k in ("input_size", "mean", "std"):
-        if k in config:
-            config[k] = tuple(config[k])
-    return timm.data.create_transform(**config, is_training=False)
-
-
-def _model_key(config: ExplorerConfig) -> str | None:
-    source = weights_source(config)
-    if source is None:
-        return None
-    checkpoint = config.checkpoint if config.weights == "file" else None
-    return _fact_key("model", config.model.strip(), config.weights, checkpoint, source)
-
-
 def remember_model(
     cache: Cache, config: ExplorerConfig, model: Any, layers: Sequence[LayerInfo],
     has_classifier: bool | None = None,
@@ -240,48 +83,23 @@ def remember_model(
     has_classifier : bool, optional
         Whether class probabilities exist (None: not known yet; a known value replaces it).
     """
-    key = _model_key(config)
+    key = model_facts_key(config)
     if key is None:
         return
     old = _load_fact(cache, key)
     if old is not None and (has_classifier is None or old.get("has_classifier") is not None):
         return
     if old is not None:
-        cache.save(key, {"fact": np.zeros(1, dtype=np.uint8)}, meta={**old, "has_classifier": has_classifier})
+        _save_fact(cache, key, {**old, "has_classifier": has_classifier}, replace=True)
         return
-    _save_fact(cache, key, {
-        "name": model.name,
-        "weights": model.weights,
-        "weights_id": model.weights_id,
-        "data_config": _plain(model.data_config),
-        "class_names": list(model.class_names) if getattr(model, "class_names", None) else None,
-        "layers": [[li.name, li.kind, li.channels, list(li.grid), li.num_tokens] for li in layers],
-        "has_classifier": has_classifier,
-    })
+    _save_fact(cache, key, model_facts_payload(model, layers, has_classifier))
 
 
 def model_facts(cache: Cache, config: ExplorerConfig) -> ModelFacts | None:
     """The facts stored by :func:`remember_model` for ``config``'s model, or None."""
-    key = _model_key(config)
+    key = model_facts_key(config)
     facts = None if key is None else _load_fact(cache, key)
-    if facts is None:
-        return None
-    try:
-        layers = tuple(
-            LayerInfo(str(n), str(kind), int(c), (int(g[0]), int(g[1])), int(s))
-            for n, kind, c, g, s in facts["layers"]
-        )
-        return ModelFacts(
-            name=str(facts["name"]),
-            weights=str(facts["weights"]),
-            weights_id=str(facts["weights_id"]),
-            data_config=dict(facts["data_config"]),
-            class_names=facts["class_names"],
-            layers=layers,
-            has_classifier=facts.get("has_classifier"),
-        )
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
+    return None if facts is None else read_model_facts(facts)
 
 
 def cached_layers(cache: Cache, config: ExplorerConfig) -> list[LayerInfo] | None:
@@ -329,8 +147,8 @@ def build_result(
     ----------
     config : ExplorerConfig, with ``layer`` resolved
     images : ImageSet
-    tok : tokens entry (``tokens`` (N, S, C) float32, ``grid`` (2,))
-    rs : RSM entry (:data:`RSM_ARRAYS`, optional ``perms``/``pairs``, metadata)
+    tok : tokens entry (:func:`semrsm.cache_schema.read_tokens`)
+    rs : RSM entry (:func:`semrsm.cache_schema.read_rsms`)
     proba : (N, K) float64 or None
     model : semrsm.models.LoadedModel or :class:`ModelFacts`
     layer, layers : the layer used and all layers of the model
@@ -340,7 +158,8 @@ def build_result(
     """
     from semrsm.figures.neighbours import make_thumbnails
 
-    meta = Cache.meta(rs)
+    tokens, grid = read_tokens(tok)
+    rsms = read_rsms(rs)
     return ExplorerResult(
         config=config,
         images=list(images.images),
@@ -350,21 +169,21 @@ def build_result(
         skipped=list(images.skipped),
         description=images.description,
         meta=dict(images.meta),
-        tokens=tok["tokens"],
-        grid=(int(tok["grid"][0]), int(tok["grid"][1])),
+        tokens=tokens,
+        grid=grid,
         layer=layer,
         layers=list(layers),
-        spatial={k: rs[f"spatial_{k}"] for k in KERNELS},
-        semantic={k: rs[f"semantic_{k}"] for k in KERNELS},
-        inner=rs["inner"],
-        pairs=rs.get("pairs"),
-        perms=rs.get("perms"),
+        spatial=rsms.spatial,
+        semantic=rsms.semantic,
+        inner=rsms.inner,
+        pairs=rsms.pairs,
+        perms=rsms.perms,
         proba=proba,
         class_names=list(model.class_names) if getattr(model, "class_names", None) else None,
         model_name=model.name,
         weights=model.weights,
         weights_id=model.weights_id,
-        sigma2=dict(meta.get("sigma2", {})),
+        sigma2=rsms.sigma2,
         timings=timings,
         cache_hits=hits,
         key=key,
@@ -414,14 +233,13 @@ def cached_result(
         return None
     proba = None
     if facts.has_classifier is not False:
-        arrays = cache.load(proba_key(facts, digest), ("proba",), proba_valid(n))
-        if arrays is None:
+        proba = load_proba(cache, proba_key(facts, digest), n)
+        if proba is None:
             return None
-        proba = arrays["proba"]
-    tok = cache.load(tk, TOKEN_ARRAYS, tokens_valid(n))
+    tok = load_tokens(cache, tk, n)
     if tok is None:
         return None
-    rs = cache.load(rk, RSM_ARRAYS, rsm_valid(*tok["tokens"].shape[:2]))
+    rs = load_rsms(cache, rk, *read_tokens(tok)[0].shape[:2])
     if rs is None:
         return None
     hits = {"tokens": True, "rsm": True, "proba": proba is not None}

@@ -71,7 +71,7 @@ class ExplorerConfig:
         ``"crops:astronaut"``), ``"uploads"`` (then ``uploads`` lists the files) or
         ``"folder:<path relative to $SEMRSM_DATA_ROOT>"``.
     uploads : tuple of (str, str)
-        ``(file name, sha256)`` of files stored with :meth:`semrsm.cache.Cache.store_upload`.
+        ``(file name, sha256)`` of files stored with :meth:`semrsm.uploads.UploadStore.store`.
     labels_from_names : bool
         For uploads: label each image by the text of its file name before the first
         ``_`` or ``-`` (``cat_01.png`` → ``cat``); ignored when a name has neither.

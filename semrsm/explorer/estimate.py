@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from semrsm.cache import Cache
+from semrsm.cache_schema import images_digest, proba_key, rsm_key, tokens_key
 from semrsm.explorer.config import LONG_RUN_SECONDS, ExplorerConfig, ExplorerError
-from semrsm.explorer.keys import images_digest, proba_key, rsm_key, tokens_key
 from semrsm.explorer.sources import _find_layer, _inputs
 from semrsm.images import ImageSet
 from semrsm.matching.registry import REGISTRY

@@ -13,14 +13,22 @@ import torch
 
 import semrsm
 from semrsm.cache import Cache
-from semrsm.explorer.cached import (
-    RSM_ARRAYS,
-    TOKEN_ARRAYS,
-    build_result,
-    remember_model,
+from semrsm.cache_schema import (
+    fetch_proba,
+    fetch_rsms,
+    fetch_tokens,
+    images_digest,
+    load_tokens,
+    proba_key,
+    proba_payload,
+    read_rsms,
+    read_tokens,
+    rsm_key,
+    rsm_payload,
+    tokens_key,
+    tokens_payload,
 )
-from semrsm.explorer.cached import rsm_valid as _rsm_valid
-from semrsm.explorer.cached import tokens_valid as _tokens_valid
+from semrsm.explorer.cached import build_result, remember_model
 from semrsm.explorer.config import (
     PERMS_MAX_BYTES,
     ComputeError,
@@ -29,7 +37,6 @@ from semrsm.explorer.config import (
     Progress,
 )
 from semrsm.explorer.estimate import _record_rate
-from semrsm.explorer.keys import images_digest, proba_key, rsm_key, tokens_key
 from semrsm.explorer.result import ExplorerResult
 from semrsm.explorer.sources import _find_layer, _inputs
 from semrsm.images import ImageSet
@@ -79,28 +86,11 @@ def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None] 
 
 
 def _tokens(model: Any, imageset: ImageSet, layer: str, progress: Progress | None):
+    """The tokens entry of one layer (:func:`semrsm.cache_schema.tokens_payload`)."""
     from semrsm.layers import extract_tokens
 
-    return _token_arrays(
-        extract_tokens(model, imageset.images, layer, progress=_stage(progress, "extract"))
-    )
-
-
-def _token_arrays(out: Any) -> dict[str, np.ndarray]:
-    """The cache entry of one layer's ``semrsm.layers.Tokens``."""
-    return {
-        "tokens": np.ascontiguousarray(out.tokens, dtype=np.float32),
-        "grid": np.asarray(out.grid, dtype=np.int64),
-    }
-
-
-def _grid(arrays: dict[str, np.ndarray]) -> tuple[int, int]:
-    return int(arrays["grid"][0]), int(arrays["grid"][1])
-
-
-def _by_kernel(arrays: dict[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
-    """``{kernel: RSM}`` of one kind ("spatial" or "semantic") from an RSM cache entry."""
-    return {k: arrays[f"{kind}_{k}"] for k in KERNELS}
+    out = extract_tokens(model, imageset.images, layer, progress=_stage(progress, "extract"))
+    return tokens_payload(out.tokens, out.grid, layer)
 
 
 def _rsms(tokens: np.ndarray, config: ExplorerConfig, device: str, progress: Progress | None):
@@ -130,23 +120,18 @@ def _rsms(tokens: np.ndarray, config: ExplorerConfig, device: str, progress: Pro
     )
     seconds = time.perf_counter() - t0
     _record_rate(config.matcher, device, s, pairs, seconds)
-    arrays = {f"spatial_{k}": spatial[k] for k in KERNELS}
-    arrays.update({f"semantic_{k}": res.rsm[k] for k in KERNELS})
-    arrays["inner"] = res.inner
-    if keep and res.perms is not None:
-        arrays["perms"] = res.perms.astype(np.int32)
-        arrays["pairs"] = np.asarray(res.pairs, dtype=np.int64)
     from semrsm.kernels import median_sigma2, squared_distances
 
-    meta = {
-        "seconds": seconds,
-        "sigma2": {
-            # the linear spatio-semantic RSM is the matrix of plain inner products
-            "spatial": float(median_sigma2(squared_distances(spatial["linear"]))),
-            "semantic": float(res.sigma2.get("rbf", float("nan"))),
-        },
+    sigma2 = {
+        # the linear spatio-semantic RSM is the matrix of plain inner products
+        "spatial": float(median_sigma2(squared_distances(spatial["linear"]))),
+        "semantic": float(res.sigma2.get("rbf", float("nan"))),
     }
-    return arrays, meta
+    kept = keep and res.perms is not None
+    return rsm_payload(
+        spatial, res.rsm, res.inner, perms=res.perms if kept else None,
+        pairs=res.pairs if kept else None, seconds=seconds, sigma2=sigma2,
+    )
 
 
 def compute(
@@ -201,16 +186,14 @@ def compute(
     hits: dict[str, bool] = {}
     with _memory_errors_as_compute_errors(device):
         t0 = time.perf_counter()
-        tok, hits["tokens"] = cache.get_or_compute(
-            tk, lambda: (_tokens(model, images, layer.name, progress), {"layer": layer.name}),
-            required=TOKEN_ARRAYS, valid=_tokens_valid(len(images)),
+        tok, hits["tokens"] = fetch_tokens(
+            cache, tk, len(images), lambda: _tokens(model, images, layer.name, progress)
         )
         timings["extract"] = time.perf_counter() - t0
-        tokens = tok["tokens"]
+        tokens, _ = read_tokens(tok)
         t0 = time.perf_counter()
-        rs, hits["rsm"] = cache.get_or_compute(
-            rk, lambda: _rsms(tokens, config, device, progress),
-            required=RSM_ARRAYS, valid=_rsm_valid(*tokens.shape[:2]),
+        rs, hits["rsm"] = fetch_rsms(
+            cache, rk, *tokens.shape[:2], lambda: _rsms(tokens, config, device, progress)
         )
         timings["match"] = time.perf_counter() - t0
         proba = None
@@ -240,16 +223,12 @@ def _proba(model: Any, images: ImageSet, cache: Cache, key: str, progress: Progr
     from semrsm.layers import predict_proba
 
     def run():
-        p = predict_proba(model, images.images, progress=_stage(progress, "predict"))
-        return {"proba": np.asarray(p, dtype=np.float64)}
+        return proba_payload(predict_proba(model, images.images, progress=_stage(progress, "predict")))
 
     try:
-        arrays, hit = cache.get_or_compute(
-            key, run, required=("proba",), valid=lambda a: a["proba"].shape[0] == len(images)
-        )
+        return fetch_proba(cache, key, len(images), run)
     except ValueError:
         return None, False  # e.g. a model without a classification head
-    return arrays["proba"], hit
 
 
 def layer_rsms(
@@ -295,33 +274,27 @@ def layer_rsms(
     grids: dict[str, tuple[int, int]] = {}
     missing = []
     for name in layers:
-        arrays = cache.load(keys[name], TOKEN_ARRAYS, _tokens_valid(len(images)))
+        arrays = load_tokens(cache, keys[name], len(images))
         if arrays is None:
             missing.append(name)
         else:
-            tokens[name] = arrays["tokens"]
-            grids[name] = _grid(arrays)
+            tokens[name], grids[name] = read_tokens(arrays)
     with _memory_errors_as_compute_errors(device):
         if missing:
             out = extract_layers(
                 model, images.images, list(missing), progress=_stage(progress, "extract")
             )
             for name, tk_ in out.items():
-                arrays = _token_arrays(tk_)
-                cache.save(keys[name], arrays, meta={"layer": name})
-                tokens[name] = arrays["tokens"]
-                grids[name] = _grid(arrays)
+                arrays, meta = tokens_payload(tk_.tokens, tk_.grid, name)
+                cache.save(keys[name], arrays, meta=meta)
+                tokens[name], grids[name] = read_tokens(arrays)
         result = {}
         for name in layers:
             rk = rsm_key(keys[name], config.matcher, config.params)
             t = tokens[name]
-            rs, _ = cache.get_or_compute(
-                rk, lambda t=t: _rsms(t, config, device, progress),
-                required=RSM_ARRAYS, valid=_rsm_valid(*t.shape[:2]),
+            rs, _ = fetch_rsms(
+                cache, rk, *t.shape[:2], lambda t=t: _rsms(t, config, device, progress)
             )
-            result[name] = {
-                "spatial": _by_kernel(rs, "spatial"),
-                "semantic": _by_kernel(rs, "semantic"),
-                "grid": grids[name],
-            }
+            entry = read_rsms(rs)
+            result[name] = {"spatial": entry.spatial, "semantic": entry.semantic, "grid": grids[name]}
     return result

@@ -157,8 +157,8 @@ def load_model(config: ExplorerConfig, *, max_params: int | None = None):
     ExplorerError
         A device that is not available.
     """
-    from semrsm.cache import upload_name
     from semrsm.models import create_model
+    from semrsm.uploads import upload_name
 
     config.validate()
     checkpoint = config.checkpoint if config.weights == "file" else None
@@ -247,7 +247,7 @@ def load_images(config: ExplorerConfig, cache: Cache) -> ImageSet:
         files = []
         for name, digest in config.uploads:
             try:
-                files.append((name, cache.read_upload(digest)))
+                files.append((name, cache.uploads.read(digest)))
             except (FileNotFoundError, ValueError):
                 raise ExplorerError(
                     f"the upload {name!r} is no longer stored; upload the files again"
@@ -315,6 +315,8 @@ def default_layer(layers: Sequence[Any]) -> Any:
     ExplorerError
         If ``layers`` is empty.
     """
+    # (a docstring and guard of the same shape as retrieval_figure's in
+    # figures/neighbours.py; unrelated code, nothing to share)
     if not layers:
         raise ExplorerError("the model exposes no layer to extract tokens from; pick another model")
     good = [li for li in layers if 16 <= li.num_tokens <= 256]

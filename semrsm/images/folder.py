@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import time
 from pathlib import Path
 
+from .._reasons import path_error_reason
 from .base import ImageSet
 from .decode import MAX_FILE_BYTES, ImageError, decode_image
 
@@ -160,10 +160,7 @@ def _resolve_folder(path: str, data_root: str | None) -> tuple[Path, Path | None
     except FileNotFoundError:
         raise ImageError(f"folder {shown!r} does not exist") from None
     except (OSError, RuntimeError, ValueError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        if getattr(err, "errno", None) == errno.ENAMETOOLONG:
-            reason = "the path is too long"
-        raise ImageError(f"folder {shown!r} cannot be opened ({reason})") from None
+        raise ImageError(f"folder {shown!r} cannot be opened ({path_error_reason(err)})") from None
     if not stat.S_ISDIR(st.st_mode):
         raise ImageError(f"{shown!r} is not a folder")
     return folder, root
@@ -194,6 +191,23 @@ class _Budget:
             f"over the set's pixel budget ({self.max_pixels / 1e6:.0f} Mpx decoded in all); "
             "use fewer or smaller images"
         )
+
+    def admit(self, img, name: str, skipped: list[tuple[str, str]]) -> bool:
+        """Take ``img`` when it fits the budget; else list ``name`` in ``skipped`` with why."""
+        if self.take(img):
+            return True
+        skipped.append((name, self.reason()))
+        return False
+
+
+def _decode(data: bytes, name: str, side: int, skipped: list[tuple[str, str]]):
+    """``decode_image`` of ``data`` downscaled to ``side``, or None (``name`` listed in
+    ``skipped`` with the reason) when it is not a usable image."""
+    try:
+        return decode_image(data, name, max_side=side)
+    except ImageError as err:
+        skipped.append((name, _reason(err, name)))
+        return None
 
 
 def from_folder(
@@ -279,15 +293,11 @@ def from_folder(
             if size > MAX_FILE_BYTES:
                 skipped.append((rel, f"file is {size / 2**20:.0f} MiB, above the limit"))
                 continue
-            img = decode_image(real.read_bytes(), rel, max_side=side)
-        except ImageError as err:
-            skipped.append((rel, _reason(err, rel)))
-            continue
+            img = _decode(real.read_bytes(), rel, side, skipped)
         except (OSError, RuntimeError) as err:
             skipped.append((rel, f"cannot read: {getattr(err, 'strerror', None) or err}"))
             continue
-        if not budget.take(img):
-            skipped.append((rel, budget.reason()))
+        if img is None or not budget.admit(img, rel, skipped):
             continue
         images.append(img)
         names.append(rel)
@@ -338,16 +348,10 @@ def from_uploads(
     side = _side_for(len(files), max_side, max_pixels)
     budget = _Budget(max_pixels)
     for name, data in files:
-        try:
-            img = decode_image(bytes(data), name, max_side=side)
-        except ImageError as err:
-            skipped.append((name, _reason(err, name)))
-            continue
-        if not budget.take(img):
-            skipped.append((name, budget.reason()))
-            continue
-        images.append(img)
-        names.append(name)
+        img = _decode(bytes(data), name, side, skipped)
+        if img is not None and budget.admit(img, name, skipped):
+            images.append(img)
+            names.append(name)
     return ImageSet(
         images=images,
         names=names,

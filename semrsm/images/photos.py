@@ -86,6 +86,7 @@ def photos() -> ImageSet:
             names.append(name)
         except ImageError as err:
             skipped.append((name, str(err)))
+    # the same keywords as from_uploads' ImageSet in folder.py: one constructor, other values
     return ImageSet(
         images=images,
         names=names,

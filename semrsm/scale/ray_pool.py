@@ -20,7 +20,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -87,7 +87,24 @@ def _check_reachable(address: str, host: str, port: int) -> None:
         ) from err
 
 
-class RayConnection:
+_C = TypeVar("_C", bound="Closing")
+
+
+class Closing:
+    """Base of what holds a resource until :meth:`close` (a Ray connection, a pool, a tile
+    executor): ``with obj:`` closes it on the way out, whatever happens."""
+
+    def close(self) -> None:
+        """Release what the object holds (nothing here)."""
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RayConnection(Closing):
     """A connection to a Ray cluster, closed (``ray.shutdown``) only if it was opened here.
 
     Parameters
@@ -145,12 +162,6 @@ class RayConnection:
             self.ray.shutdown()
         self.owned = False
 
-    def __enter__(self) -> RayConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _norm(hostport: tuple[str, int]) -> str:
     host, port = hostport
@@ -180,7 +191,7 @@ def _describe(nodes: list[dict[str, float]]) -> str:
     return f"{len(nodes)} node(s): " + ", ".join(parts[:8]) + (" …" if len(parts) > 8 else "")
 
 
-class RayPool:
+class RayPool(Closing):
     """Tasks on a connected Ray cluster, with the resources one task asks for.
 
     Parameters
@@ -359,12 +370,6 @@ class RayPool:
 
     def close(self) -> None:
         self.conn.close()
-
-    def __enter__(self) -> RayPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _short(err: BaseException, limit: int = 400) -> str:

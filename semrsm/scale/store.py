@@ -3,9 +3,11 @@
 A :class:`TileStore` is a :class:`semrsm.cache.Cache` without a size cap: each tile is one
 entry, written atomically (temporary file, fsync, rename) the moment it is finished, and
 validated on read (shape, dtype, CRC-32): a torn or corrupted file is a missing tile. The key
-of a tile is a digest of everything its numbers depend on — the tokens' bytes, the matcher
-and its parameters, the backend, the kind of device, the code version — and the tile's
-bounds, so a store never hands a tile of another run, and several runs may share a folder.
+of a tile (:func:`semrsm.cache_schema.tile_key` of a :func:`semrsm.cache_schema.tile_run_key`)
+is a digest of everything its numbers depend on — the tokens' bytes, the matcher and its
+parameters, the backend, the kind of device, the code version — and the tile's bounds, so a
+store never hands a tile of another run, and several runs may share a folder. What a tile
+entry holds is :mod:`semrsm.cache_schema`'s to say.
 """
 
 from __future__ import annotations
@@ -13,17 +15,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-import semrsm
-from semrsm.cache import Cache, content_key
+from semrsm.cache import Cache
+from semrsm.cache_schema import TILE_ARRAYS, read_tile, tile_key, tile_payload, tile_valid
 from semrsm.scale.tiles import Tile
 
-#: bump when the numbers a tile holds change meaning
-TILE_FORMAT = "semrsm-tile-v1"
 _NO_CAP = 2**62  # a tile store never evicts: every tile is needed
 _DIGEST_BYTES = 64 * 2**20  # tokens are hashed in pieces of this size (no full copy)
 
@@ -44,22 +43,13 @@ def tokens_digest(t: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def run_key(
-    tokens_hash: str, matcher: str, params: dict[str, Any], backend: str, device_kind: str
-) -> str:
-    """The key shared by the tiles of one run (see the module docstring)."""
-    return content_key(
-        TILE_FORMAT, semrsm.__version__, tokens_hash, matcher, dict(params), backend, device_kind
-    )
-
-
 class TileStore:
     """The finished tiles of one run, in a folder.
 
     Parameters
     ----------
     root : folder (created if missing); its ``entries/`` hold one ``.npz`` per tile.
-    key : :func:`run_key` of the run.
+    key : :func:`semrsm.cache_schema.tile_run_key` of the run.
 
     Attributes
     ----------
@@ -75,7 +65,7 @@ class TileStore:
         return f"TileStore({str(self.root)!r}, key={self.key[:12]}…)"
 
     def _tile_key(self, tile: Tile) -> str:
-        return content_key(self.key, tile.i0, tile.i1, tile.j0, tile.j1)
+        return tile_key(self.key, tile)
 
     def __contains__(self, tile: Tile) -> bool:
         return self._tile_key(tile) in self._cache
@@ -83,11 +73,8 @@ class TileStore:
     def load(self, tile: Tile) -> np.ndarray | None:
         """The tile's (m_i, m_j) float64 block, or None when it is missing or invalid (an
         invalid file is removed, so the tile is computed again)."""
-        arrays = self._cache.load(
-            self._tile_key(tile), required=("inner",),
-            valid=lambda a: a["inner"].shape == tile.shape and a["inner"].dtype == np.float64,
-        )
-        return None if arrays is None else arrays["inner"]
+        arrays = self._cache.load(self._tile_key(tile), TILE_ARRAYS, tile_valid(tile))
+        return None if arrays is None else read_tile(arrays)
 
     def save(self, tile: Tile, block: np.ndarray, seconds: float = 0.0) -> bool:
         """Store a finished tile atomically.
@@ -97,9 +84,8 @@ class TileStore:
         bool, False when the file system refused the write (a :class:`semrsm.cache.CacheWarning`
         says why; the run goes on, that tile is just not resumable).
         """
-        meta = {"tile": [tile.i0, tile.i1, tile.j0, tile.j1], "seconds": round(seconds, 4),
-                "run": self.key}
-        return self._cache.save(self._tile_key(tile), {"inner": block}, meta=meta)
+        arrays, meta = tile_payload(tile, block, seconds, self.key)
+        return self._cache.save(self._tile_key(tile), arrays, meta=meta)
 
     def stored(self, tiles: list[Tile]) -> list[Tile]:
         """The tiles of ``tiles`` that have a file in the store (not yet validated)."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from semrsm.blocks import token_norms
+from semrsm.cache_schema import tile_run_key
 from semrsm.costs import check_chunk_pairs, tile_bytes_per_pair, tile_chunk_pairs
 from semrsm.kernels import check_bandwidth, check_kernels, check_sigma2
 from semrsm.matching import check_backend, check_matcher
@@ -33,7 +34,8 @@ from semrsm.rsm import (
     _kernels_bytes,
     resolve_device,
 )
-from semrsm.scale.store import TileStore, run_key, tokens_digest
+from semrsm.scale.ray_pool import Closing
+from semrsm.scale.store import TileStore, tokens_digest
 from semrsm.scale.tiles import Tile, compute_tile, place_tile, plan_tiles, tile_task
 from semrsm.tokens import ArrayLike, squared_norms, validate_tokens
 
@@ -105,7 +107,7 @@ class TiledResult:
     seconds: float = 0.0
 
 
-class LocalTiles:
+class LocalTiles(Closing):
     """Runs tiles one after the other in this process (the interface of :class:`RayTiles`)."""
 
     slots = 1
@@ -136,17 +138,8 @@ class LocalTiles:
             )
             on_tile(t, block, seconds)
 
-    def close(self) -> None:
-        pass
 
-    def __enter__(self) -> LocalTiles:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class RayTiles:
+class RayTiles(Closing):
     """Runs tiles as Ray tasks, one per tile (see :class:`semrsm.scale.ray_pool.RayPool`).
 
     The tokens go into the object store once, cut into the row blocks of the tiles, so a
@@ -161,6 +154,8 @@ class RayTiles:
         self.slots = self.pool.slots
         self.threads = task_threads(self.pool.options)
 
+    # the signature of LocalTiles.run, repeated on purpose: both executors serve one
+    # interface (tiled_rsm calls either), only the default number of retries differs
     def run(
         self,
         tokens: torch.Tensor,
@@ -185,12 +180,6 @@ class RayTiles:
 
     def close(self) -> None:
         self.pool.close()
-
-    def __enter__(self) -> RayTiles:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def tiled_memory(
@@ -326,7 +315,7 @@ def tiled_semantic_rsm(
         inner = np.diag(squared_norms(t))
         tile_store = None
         if store is not None:
-            key = run_key(tokens_digest(t), matcher, params, backend, executor.device_kind)
+            key = tile_run_key(tokens_digest(t), matcher, params, backend, executor.device_kind)
             tile_store = TileStore(store, key)
         todo: list[Tile] = []
         reused = 0
