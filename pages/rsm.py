@@ -10,7 +10,7 @@ from pages._memo import derived
 from pages._projector import px, scaled
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from pages._widgets import figure_download, file_stem, gain_delta, image_choices, page_result
-from semrsm.explorer import explain_pair, summarize
+from semrsm.explorer import describe_pair, summarize
 from semrsm.explorer.summary import pair_explanation
 from semrsm.figures.rsm import (
     SPATIAL_TITLE,
@@ -152,7 +152,7 @@ with st.expander("Open a pair in the token-matching view"):
 
 def _explanation() -> tuple[dict, str, str]:
     """The pair that best explains the difference, with its heading and text."""
-    pair_ex = explain_pair(result)
+    pair_ex = describe_pair(result)
     return (pair_ex, *pair_explanation(result, pair_ex, summary))
 
 

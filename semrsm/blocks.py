@@ -26,13 +26,14 @@ from semrsm.costs import (
     iter_cost_blocks,
     iter_cost_chunks,
     iter_cost_pair_list,
-    pair_indices,
     prefetch,
 )
+from semrsm.devices import resolve_device
 from semrsm.kernels import check_kernels, check_sigma2, kernel_from_block
 from semrsm.matching import check_backend, check_matcher, solve_batch
 from semrsm.matching.scheduling import CancelLike, cancel_scope, check_cancel
 from semrsm.memory import MemoryEstimate, check_memory
+from semrsm.pairs import pair_indices
 from semrsm.tokens import ArrayLike, squared_norms, token_layout, validate_tokens
 
 Progress = Callable[[int, int], None]
@@ -212,8 +213,6 @@ def semantic_block(
     semrsm.Cancelled
         ``cancel`` was set.
     """
-    from semrsm.rsm import resolve_device  # rsm imports this module
-
     started = time.perf_counter()
     kernels = check_kernels(kernel)
     sigma2 = check_sigma2(sigma2)

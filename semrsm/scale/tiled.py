@@ -22,6 +22,7 @@ import torch
 from semrsm.blocks import token_norms
 from semrsm.costs import check_chunk_pairs, tile_bytes_per_pair, tile_chunk_pairs
 from semrsm.kernels import check_bandwidth, check_kernels, check_sigma2
+from semrsm.devices import resolve_device
 from semrsm.matching import check_backend, check_matcher
 from semrsm.matching.scheduling import CancelLike, check_cancel
 from semrsm.memory import MemoryEstimate
@@ -31,7 +32,6 @@ from semrsm.rsm import (
     _check_rsm_memory,
     _finish,
     _kernels_bytes,
-    resolve_device,
 )
 from semrsm.scale.store import TileStore, run_key, tokens_digest
 from semrsm.scale.tiles import Tile, compute_tile, place_tile, plan_tiles, tile_task
