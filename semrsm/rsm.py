@@ -37,7 +37,6 @@ from semrsm.kernels import (
 )
 from semrsm.matching import check_backend, check_matcher
 from semrsm.matching.scheduling import CancelLike
-from semrsm.pairs import pair_ids, pair_indices
 from semrsm.memory import (
     MemoryEstimate,
     MemoryLimitError,
@@ -45,6 +44,7 @@ from semrsm.memory import (
     format_bytes,
     memory_budget,
 )
+from semrsm.pairs import pair_ids, pair_indices
 from semrsm.tokens import (
     BLOCK_ELEMENTS,
     ArrayLike,

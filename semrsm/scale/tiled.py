@@ -21,8 +21,8 @@ import torch
 
 from semrsm.blocks import token_norms
 from semrsm.costs import check_chunk_pairs, tile_bytes_per_pair, tile_chunk_pairs
-from semrsm.kernels import check_bandwidth, check_kernels, check_sigma2
 from semrsm.devices import resolve_device
+from semrsm.kernels import check_bandwidth, check_kernels, check_sigma2
 from semrsm.matching import check_backend, check_matcher
 from semrsm.matching.scheduling import CancelLike, check_cancel
 from semrsm.memory import MemoryEstimate
