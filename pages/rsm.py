@@ -124,19 +124,15 @@ with st.expander("Open a pair in the token-matching view"):
     names = image_choices(result)
     current = st.session_state.get(SELECTED_PAIR_KEY, (0, 1))
     pc1, pc2, pc3 = st.columns([3, 3, 2])
-    i = pc1.selectbox(
-        "first image",
-        range(result.n),
-        index=min(current[0], result.n - 1),
-        format_func=names.__getitem__,
-        key="rsm_pair_i",
-    )
-    j = pc2.selectbox(
-        "second image",
-        range(result.n),
-        index=min(current[1], result.n - 1),
-        format_func=names.__getitem__,
-        key="rsm_pair_j",
+    i, j = (
+        col.selectbox(
+            f"{which} image",
+            range(result.n),
+            index=min(current[k], result.n - 1),
+            format_func=names.__getitem__,
+            key=f"rsm_pair_{ij}",
+        )
+        for k, (col, which, ij) in enumerate(((pc1, "first", "i"), (pc2, "second", "j")))
     )
     pc3.markdown(f"classic **{spatial[i, j]:.3f}**  \nsemantic **{semantic[i, j]:.3f}**")
     if TOKEN_PAGE.is_file():

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from semrsm.arguments import check_match_arguments
 from semrsm.blocks import cost_chunks, solve_chunks, token_norms
 from semrsm.costs import (
     GPU_BUDGET_BYTES,
     bytes_per_pair,
-    check_chunk_pairs,
     tile_bytes_per_pair,
     tile_chunk_pairs,
 )
@@ -35,7 +35,6 @@ from semrsm.kernels import (
     kernel_from_inner,
     squared_distances,
 )
-from semrsm.matching import check_backend, check_matcher
 from semrsm.matching.scheduling import CancelLike
 from semrsm.memory import (
     MemoryEstimate,
@@ -531,12 +530,9 @@ def semantic_rsm(
         ``cancel`` was set, or the process is shutting down.
     """
     started = time.perf_counter()
-    kernels = check_kernels(kernel)
-    check_bandwidth(bandwidth)
-    sigma2 = check_sigma2(sigma2)
-    chunk_pairs = check_chunk_pairs(chunk_pairs)
-    params = check_matcher(matcher, matcher_params)
-    check_backend(backend)
+    args = check_match_arguments(kernel, matcher, matcher_params, sigma2=sigma2,
+                                 chunk_pairs=chunk_pairs, backend=backend, bandwidth=bandwidth)
+    kernels, sigma2, chunk_pairs, params = args.kernels, args.sigma2, args.chunk_pairs, args.params
     dev = resolve_device(device, tokens)
     _check_rsm_memory(
         "semantic_rsm", tokens, dev, max_memory,

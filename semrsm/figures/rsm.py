@@ -390,6 +390,7 @@ def rsm_heatmaps(
     return fig
 
 
+# the same leading arguments as rsm_heatmaps on purpose: the pages draw both from one result
 def difference_heatmap(
     spatial: np.ndarray,
     semantic: np.ndarray,
