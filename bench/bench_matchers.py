@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 import semrsm  # noqa: E402
 from bench.features import resnet18_tokens  # noqa: E402
 from semrsm._platform import machine_description  # noqa: E402
-from semrsm.costs import pair_indices  # noqa: E402
 from semrsm.matching import solve_batch  # noqa: E402
 from semrsm.matching.exact import solver_counters  # noqa: E402
+from semrsm.pairs import pair_indices  # noqa: E402
 
 
 def machine() -> str:

@@ -19,10 +19,10 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from bench.features import resnet18_tokens
-from semrsm.costs import pair_indices
 from semrsm.kernels import authors_sigma2, kernel_from_inner, median_sigma2, squared_distances
 from semrsm.matching import solve_batch
 from semrsm.matching.approximate import batch_optimal_batch
+from semrsm.pairs import pair_indices
 
 
 def _costs(tokens: np.ndarray, pairs: np.ndarray) -> np.ndarray:

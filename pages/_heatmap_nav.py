@@ -241,26 +241,21 @@ def _exports(result: ExplorerResult, pair, block) -> None:
         stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in
                        f"semrsm_{result.model_name}_{result.layer.name}")[:60]
         c1, c2, c3 = st.columns(3)
-        c1.download_button(
-            "Tokens + grid + names (.npz)", data=lambda: tokens_npz(result),
-            file_name=f"{stem}_tokens.npz", mime="application/octet-stream", on_click="ignore",
-            key="nav_dl_tokens_npz",
-            help="tokens (N, S, C) float32, grid (H, W), names, labels, model and layer; "
-            "numpy.load(path, allow_pickle=False).",
+        arrays = (
+            (c1, "Tokens + grid + names (.npz)", tokens_npz, "tokens.npz", "nav_dl_tokens_npz",
+             "tokens (N, S, C) float32, grid (H, W), names, labels, model and layer; "
+             "numpy.load(path, allow_pickle=False)."),
+            (c1, "Tokens only (.npy)", tokens_npy, "tokens.npy", "nav_dl_tokens_npy",
+             "The (N, S, C) float32 array alone, e.g. for python -m semrsm rsm --tokens."),
+            (c2, "All kernels, both RSMs (.npz)", kernels_npz, "kernels.npz", "nav_dl_kernels",
+             "spatial_/semantic_ × linear, cosine, rbf (N, N), the RBF bandwidths, "
+             "names and labels."),
         )
-        c1.download_button(
-            "Tokens only (.npy)", data=lambda: tokens_npy(result),
-            file_name=f"{stem}_tokens.npy", mime="application/octet-stream", on_click="ignore",
-            key="nav_dl_tokens_npy",
-            help="The (N, S, C) float32 array alone, e.g. for python -m semrsm rsm --tokens.",
-        )
-        c2.download_button(
-            "All kernels, both RSMs (.npz)", data=lambda: kernels_npz(result),
-            file_name=f"{stem}_kernels.npz", mime="application/octet-stream", on_click="ignore",
-            key="nav_dl_kernels",
-            help="spatial_/semantic_ × linear, cosine, rbf (N, N), the RBF bandwidths, "
-            "names and labels.",
-        )
+        for col, label, export, suffix, key, tip in arrays:
+            col.download_button(
+                label, data=lambda f=export: f(result), file_name=f"{stem}_{suffix}",
+                mime="application/octet-stream", on_click="ignore", key=key, help=tip,
+            )
         chosen = []
         if pair is not None:
             chosen.append((int(pair[0]), int(pair[1])))

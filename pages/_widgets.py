@@ -15,6 +15,7 @@ from semrsm.explorer.summary import signed
 
 __all__ = [
     "MATCHER_COLUMNS",
+    "csv_button",
     "csv_download",
     "figure_download",
     "gain_delta",
@@ -105,11 +106,24 @@ def csv_download(
     """A download button for CSV text that ``make()`` builds when the button is pressed
     (``semrsm.explorer.tables``); the file is named after the result's model, layer and
     kernel, ``what`` first."""
-    stem = file_stem(f"semrsm_{what}_{result.model_name}_{result.layer.name}_{result.kernel}")
+    stem = f"semrsm_{what}_{result.model_name}_{result.layer.name}_{result.kernel}"
+    csv_button(container, label, make, stem, key, help)
+
+
+def csv_button(
+    container: Any,
+    label: str,
+    data: str | Callable[[], str],
+    name: str,
+    key: str,
+    help: str | None = None,
+) -> None:
+    """A download button for CSV text (or a function that builds it on the press), saved
+    as ``<name>.csv`` with ``name`` made safe for a file name; the page does not rerun."""
     container.download_button(
         label,
-        data=make,
-        file_name=f"{stem}.csv",
+        data=data,
+        file_name=f"{file_stem(name)}.csv",
         mime="text/csv",
         on_click="ignore",
         key=key,

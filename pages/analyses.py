@@ -349,6 +349,7 @@ with tab_out:
                     f"(Spearman ρ {se:.3f} semantic against {sp:.3f} classic; more negative is "
                     "better)."
                 )
+            # two calls of one helper, as on the translation tab: only the tables differ
             d1, d2 = st.columns(2)
             csv_download(d1, "Pairs: divergence and similarities (.csv)",
                          lambda a=ag: agreement_csv(a, result.names, result.labels),

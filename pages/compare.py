@@ -15,7 +15,7 @@ from pages._sidebar import (
     show_error,
     streamlit_progress,
 )
-from pages._widgets import file_stem, page_result
+from pages._widgets import csv_button, file_stem, page_result
 from semrsm.analysis import AnalysisError
 from semrsm.analysis.ordering import image_order
 from semrsm.analysis.reference import load_reference
@@ -179,14 +179,9 @@ st.caption(
 st.plotly_chart(comparison_figure(res, scale=fig_scale()), key="cmp_summary", config={"displaylogo": False})
 st.dataframe(pd.DataFrame(res.rows()), key="cmp_rows", hide_index=True)
 stem = file_stem(f"semrsm_compare_{res.names[0]}_vs_{res.names[1]}")
-st.download_button(
-    "Comparison results (.csv)",
-    data=res.to_csv(),
-    file_name=f"{stem}.csv",
-    mime="text/csv",
-    on_click="ignore",
-    key="cmp_dl_csv",
-    help="One row per kind and statistic: value, interval, images, draws, kernel.",
+csv_button(
+    st, "Comparison results (.csv)", res.to_csv(), stem, "cmp_dl_csv",
+    "One row per kind and statistic: value, interval, images, draws, kernel.",
 )
 
 st.markdown("**The four RSMs** (one colour scale; images grouped by label)")

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._projector import fig_scale, px
-from pages._widgets import csv_download, file_stem, page_result
+from pages._widgets import csv_button, csv_download, page_result
 from semrsm.analysis import nearest_neighbours
 from semrsm.embedding import MIN_UMAP_POINTS, embed_rsm, neighbour_lines, search_images
 from semrsm.explorer.tables import embedding_csv
@@ -219,15 +219,8 @@ if lasso:
     d1, d2 = st.columns([1, 4])
     buf = io.StringIO()
     table.to_csv(buf, index=False)
-    d1.download_button(
-        "Selection (.csv)",
-        data=buf.getvalue(),
-        file_name=f"{file_stem('semrsm_selection_' + result.layer.name)}.csv",
-        mime="text/csv",
-        on_click="ignore",
-        key="emb_dl_lasso",
-        help="Index, name and label of every image inside the lasso.",
-    )
+    csv_button(d1, "Selection (.csv)", buf.getvalue(), "semrsm_selection_" + result.layer.name,
+               "emb_dl_lasso", "Index, name and label of every image inside the lasso.")
     if d2.button("Clear the selection", key="emb_clear_lasso",
                  help="Forget the lasso selection (draw a new one on the map)."):
         st.session_state["emb_lasso"] = []

@@ -10,7 +10,7 @@ from pages._memo import derived
 from pages._projector import px, scaled
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from pages._widgets import figure_download, file_stem, gain_delta, image_choices, page_result
-from semrsm.explorer import explain_pair, summarize
+from semrsm.explorer import describe_pair, summarize
 from semrsm.explorer.summary import pair_explanation
 from semrsm.figures.rsm import (
     SPATIAL_TITLE,
@@ -124,19 +124,15 @@ with st.expander("Open a pair in the token-matching view"):
     names = image_choices(result)
     current = st.session_state.get(SELECTED_PAIR_KEY, (0, 1))
     pc1, pc2, pc3 = st.columns([3, 3, 2])
-    i = pc1.selectbox(
-        "first image",
-        range(result.n),
-        index=min(current[0], result.n - 1),
-        format_func=names.__getitem__,
-        key="rsm_pair_i",
-    )
-    j = pc2.selectbox(
-        "second image",
-        range(result.n),
-        index=min(current[1], result.n - 1),
-        format_func=names.__getitem__,
-        key="rsm_pair_j",
+    i, j = (
+        col.selectbox(
+            f"{which} image",
+            range(result.n),
+            index=min(current[k], result.n - 1),
+            format_func=names.__getitem__,
+            key=f"rsm_pair_{ij}",
+        )
+        for k, (col, which, ij) in enumerate(((pc1, "first", "i"), (pc2, "second", "j")))
     )
     pc3.markdown(f"classic **{spatial[i, j]:.3f}**  \nsemantic **{semantic[i, j]:.3f}**")
     if TOKEN_PAGE.is_file():
@@ -152,7 +148,7 @@ with st.expander("Open a pair in the token-matching view"):
 
 def _explanation() -> tuple[dict, str, str]:
     """The pair that best explains the difference, with its heading and text."""
-    pair_ex = explain_pair(result)
+    pair_ex = describe_pair(result)
     return (pair_ex, *pair_explanation(result, pair_ex, summary))
 
 

@@ -18,7 +18,7 @@ from pages._widgets import (
     store_clicked_point,
 )
 from semrsm.analysis import MATCHER_NAMES, explain_pair, matcher_text, token_alternatives
-from semrsm.explorer import explain_pair as suggested_pair
+from semrsm.explorer import describe_pair
 from semrsm.explorer.tables import pair_matching_csv
 from semrsm.figures.matching import (
     alternatives_figure,
@@ -62,7 +62,7 @@ if st.session_state.get("tm_i") not in range(n) or st.session_state.get("tm_j") 
     # first visit: a pair that shows the point (two crops far apart, or the same-label
     # pair that gains most from the matching)
     try:
-        tip = suggested_pair(result)
+        tip = describe_pair(result)
         st.session_state["tm_i"], st.session_state["tm_j"] = int(tip["i"]), int(tip["j"])
     except ValueError:
         st.session_state["tm_i"], st.session_state["tm_j"] = 0, 1

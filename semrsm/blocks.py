@@ -19,21 +19,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from semrsm.arguments import check_match_arguments
 from semrsm.costs import (
     CPU_BUDGET_BYTES,
-    check_chunk_pairs,
     default_chunk_pairs,
     iter_cost_blocks,
     iter_cost_chunks,
     iter_cost_pair_list,
-    pair_indices,
     prefetch,
 )
-from semrsm.kernels import check_kernels, check_sigma2, kernel_from_block
-from semrsm.matching import check_backend, check_matcher, solve_batch
+from semrsm.devices import resolve_device
+from semrsm.kernels import kernel_from_block
+from semrsm.matching import solve_batch
 from semrsm.matching.registry import get_matcher
 from semrsm.matching.scheduling import CancelLike, cancel_scope, check_cancel
 from semrsm.memory import MemoryEstimate, check_memory
+from semrsm.pairs import pair_indices
 from semrsm.tokens import ArrayLike, squared_norms, token_layout, validate_tokens
 
 Progress = Callable[[int, int], None]
@@ -146,6 +147,8 @@ class BlockResult:
     seconds : wall time of the call.
     """
 
+    # the last fields are those of semrsm.rsm.SemanticResult on purpose (a block reads as
+    # the square RSM does); the first ones differ, so no common base class
     inner: np.ndarray
     sq_a: np.ndarray
     sq_b: np.ndarray
@@ -158,6 +161,8 @@ class BlockResult:
     seconds: float = 0.0
 
 
+# same keywords, in the same order, as semrsm.rsm.semantic_rsm (bandwidth aside): a block
+# is asked for as the square RSM is
 def semantic_block(
     tokens_a: ArrayLike,
     tokens_b: ArrayLike,
@@ -212,14 +217,10 @@ def semantic_block(
     semrsm.Cancelled
         ``cancel`` was set.
     """
-    from semrsm.rsm import resolve_device  # rsm imports this module
-
     started = time.perf_counter()
-    kernels = check_kernels(kernel)
-    sigma2 = check_sigma2(sigma2)
-    chunk_pairs = check_chunk_pairs(chunk_pairs)
-    params = check_matcher(matcher, matcher_params)
-    check_backend(backend)
+    args = check_match_arguments(kernel, matcher, matcher_params, sigma2=sigma2,
+                                 chunk_pairs=chunk_pairs, backend=backend)
+    kernels, sigma2, chunk_pairs, params = args.kernels, args.sigma2, args.chunk_pairs, args.params
     dev = resolve_device(device, tokens_a)
     _check_block_memory(tokens_a, tokens_b, len(kernels), return_matchings, chunk_pairs,
                         dev, max_memory)

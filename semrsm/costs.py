@@ -26,27 +26,12 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from semrsm.pairs import pair_ids
+
 CPU_BUDGET_BYTES = 96 * 2**20  # per chunk; two chunks are alive while products overlap solves
 GPU_BUDGET_BYTES = 2 * 2**30
 _MIN_GEMM_ROWS = 512  # tokens per tile row: below this, CPU GEMMs run far from peak
 T = TypeVar("T")
-
-
-def pair_indices(n: int) -> np.ndarray:
-    """The unordered pairs ``i < j`` of ``n`` images, row-major; (n(n-1)/2, 2) int64.
-
-    Filled row by row into the result: 16 bytes a pair and nothing more (``np.triu_indices``
-    would add an (n, n) mask and three more copies of the pairs).
-    """
-    out = np.empty((n * (n - 1) // 2, 2), dtype=np.int64)
-    cols = np.arange(n, dtype=np.int64)
-    start = 0
-    for i in range(n - 1):
-        stop = start + n - 1 - i
-        out[start:stop, 0] = i
-        out[start:stop, 1] = cols[i + 1:]
-        start = stop
-    return out
 
 
 def check_chunk_pairs(chunk_pairs: object) -> int | None:
@@ -271,11 +256,6 @@ def iter_cost_tiles(
     n = tokens.shape[0]
     for a, b, costs in iter_cost_blocks(tokens, None, chunk_pairs, budget_bytes):
         yield pair_ids(a, b, n), costs
-
-
-def pair_ids(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """Row-major index among the pairs ``i < j`` of ``n`` images of each pair ``(a, b)``, a < b."""
-    return a * n - a * (a + 1) // 2 + (b - a - 1)
 
 
 def iter_cost_pair_list(

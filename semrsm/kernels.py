@@ -11,6 +11,7 @@ import math
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 KERNELS = ("linear", "cosine", "rbf")
 #: RBF bandwidth recipes: "median" (this project: σ² = median of the non-zero off-diagonal
@@ -66,16 +67,82 @@ def check_sigma2(sigma2: object) -> float | None:
     return value
 
 
+def pair_squared_distances(inner: ArrayLike, sq_a: ArrayLike, sq_b: ArrayLike) -> np.ndarray:
+    """``‖a‖² + ‖b‖² − 2⟨a, P b⟩`` entry for entry, clipped at 0 against rounding.
+
+    Parameters
+    ----------
+    inner, sq_a, sq_b : float arrays (or numbers) that broadcast to one shape: the inner
+        products and both sides' squared norms.
+
+    Returns
+    -------
+    ndarray of the broadcast shape and the inputs' result dtype (float64 for numbers).
+    """
+    # no dtype forced: float32 inputs stay float32, as they always did in squared_distances
+    d2 = np.asarray(np.asarray(sq_a) + sq_b - 2.0 * np.asarray(inner))
+    np.maximum(d2, 0.0, out=d2)
+    return d2
+
+
 def squared_distances(inner: np.ndarray) -> np.ndarray:
     """``‖R_i − P R_j‖² = ‖R_i‖² + ‖R_j‖² − 2⟨R_i, P R_j⟩`` from an inner-product matrix.
 
     ``inner`` is (N, N) with the squared norms on its diagonal. Clipped at 0 against rounding.
     """
     sq = np.diag(inner)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * inner
-    np.maximum(d2, 0.0, out=d2)
+    d2 = pair_squared_distances(inner, sq[:, None], sq[None, :])
     np.fill_diagonal(d2, 0.0)
     return d2
+
+
+def kernel_entries(
+    inner: ArrayLike, sq_a: ArrayLike, sq_b: ArrayLike, kernel: str, sigma2: float | None = None
+) -> np.ndarray:
+    """Each kernel's value from inner products and squared norms, entry for entry.
+
+    The one place of the step from ``⟨a, P b⟩`` to a kernel value: ``linear = ⟨a, P b⟩``;
+    ``cosine = ⟨a, P b⟩ / (‖a‖ ‖b‖)`` clipped to [−1, 1], 0 against a zero representation
+    and 1 between two zero representations (they are identical);
+    ``rbf = exp(−‖a − P b‖² / (2 σ²))``. RSMs, blocks, pair explanations and the matcher
+    comparison all go through here, so they agree to the bit.
+
+    Parameters
+    ----------
+    inner, sq_a, sq_b : float arrays (or numbers) that broadcast to one shape.
+    kernel : "linear", "cosine" or "rbf".
+    sigma2 : float > 0, the RBF bandwidth σ²; needed for ``"rbf"`` only.
+
+    Returns
+    -------
+    ndarray float64 of the broadcast shape (a new array).
+
+    Raises
+    ------
+    ValueError
+        Unknown kernel, or ``"rbf"`` without a positive ``sigma2``.
+    """
+    check_kernels(kernel)
+    inner = np.asarray(inner, dtype=np.float64)
+    if kernel == "linear":
+        return inner.copy()
+    if kernel == "rbf":
+        return rbf_entries(pair_squared_distances(inner, sq_a, sq_b), sigma2)
+    na = np.sqrt(np.maximum(np.asarray(sq_a, dtype=np.float64), 0.0))
+    nb = np.sqrt(np.maximum(np.asarray(sq_b, dtype=np.float64), 0.0))
+    denom = na * nb
+    shape = np.broadcast_shapes(inner.shape, denom.shape)
+    out = np.divide(inner, denom, out=np.zeros(shape), where=denom != 0)
+    out[np.broadcast_to((na == 0) & (nb == 0), shape)] = 1.0
+    np.clip(out, -1.0, 1.0, out=out)
+    return out
+
+
+def rbf_entries(d2: np.ndarray, sigma2: float | None) -> np.ndarray:
+    """``exp(−d2 / (2 σ²))`` of squared distances; ValueError unless ``sigma2`` > 0."""
+    if sigma2 is None or not sigma2 > 0:
+        raise ValueError(f"rbf: sigma2 must be positive, got {sigma2}")
+    return np.exp(-d2 / (2.0 * sigma2))
 
 
 def median_sigma2(d2: np.ndarray) -> float:
@@ -140,23 +207,15 @@ def kernel_from_inner(inner: np.ndarray, kernel: str, sigma2: float | None = Non
     """
     check_kernels(kernel)
     inner = np.asarray(inner, dtype=np.float64)
-    if kernel == "linear":
-        out = inner.copy()
-    elif kernel == "cosine":
-        norms = np.sqrt(np.maximum(np.diag(inner), 0.0))
-        denom = norms[:, None] * norms[None, :]
-        zero = denom == 0
-        out = np.divide(inner, denom, out=np.zeros_like(inner), where=~zero)
-        both_zero = (norms[:, None] == 0) & (norms[None, :] == 0)
-        out[both_zero] = 1.0
-        np.clip(out, -1.0, 1.0, out=out)
-        np.fill_diagonal(out, 1.0)
-    else:
+    if kernel == "rbf":
         d2 = squared_distances(inner)
         s2 = bandwidth_sigma2(d2, bandwidth) if sigma2 is None else check_sigma2(sigma2)
-        if not s2 > 0:
-            raise ValueError(f"rbf: sigma2 must be positive, got {s2}")
-        out = np.exp(-d2 / (2.0 * s2))
+        out = rbf_entries(d2, s2)
+    else:
+        sq = np.diag(inner)
+        out = kernel_entries(inner, sq[:, None], sq[None, :], kernel)
+        if kernel == "cosine":
+            np.fill_diagonal(out, 1.0)
     return 0.5 * (out + out.T)
 
 
@@ -193,23 +252,12 @@ def kernel_from_block(
     sq_a = np.asarray(sq_a, dtype=np.float64)[:, None]
     sq_b = np.asarray(sq_b, dtype=np.float64)
     sq_b = sq_b[None, :] if sq_b.ndim == 1 else sq_b
-    if kernel == "linear":
-        return inner.copy(), None
-    if kernel == "cosine":
-        na = np.sqrt(np.maximum(sq_a, 0.0))
-        nb = np.sqrt(np.maximum(sq_b, 0.0))
-        denom = na * nb
-        out = np.divide(inner, denom, out=np.zeros_like(inner), where=denom != 0)
-        out[np.broadcast_to((na == 0) & (nb == 0), out.shape)] = 1.0
-        np.clip(out, -1.0, 1.0, out=out)
-        return out, None
-    d2 = sq_a + sq_b - 2.0 * inner
-    np.maximum(d2, 0.0, out=d2)
+    if kernel != "rbf":
+        return kernel_entries(inner, sq_a, sq_b, kernel), None
+    d2 = pair_squared_distances(inner, sq_a, sq_b)
     if sigma2 is None:
         nz = d2[d2 > 0]
         s2 = float(np.median(nz)) if nz.size else 1.0
     else:
         s2 = float(sigma2)
-    if not s2 > 0:
-        raise ValueError(f"rbf: sigma2 must be positive, got {s2}")
-    return np.exp(-d2 / (2.0 * s2)), s2
+    return rbf_entries(d2, s2), s2

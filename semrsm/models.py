@@ -32,6 +32,7 @@ import torch
 
 from ._reasons import path_error_reason
 from .catalog import ASSETS_DIR, DEMO_MODELS, POPULAR_MODELS
+from .devices import resolve_device
 from .memory import available_memory, format_bytes
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "estimate_model_size",
     "load_checkpoint",
     "read_checkpoint_header",
-    "resolve_device",
 ]
 
 WEIGHT_CHOICES = ("default", "pretrained", "none", "file")
@@ -137,32 +137,6 @@ class LoadedModel:
         return int(h), int(w)
 
 
-def resolve_device(device: str | torch.device = "cpu") -> torch.device:
-    """``"auto"`` -> CUDA when available else CPU; otherwise checked ``torch.device``.
-
-    Raises
-    ------
-    ModelError
-        Unknown device string, or CUDA requested but not available.
-    """
-    if isinstance(device, torch.device):
-        dev = device
-    elif device == "auto":
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ModelError(
-                f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:0' or 'auto' ({err})"
-            ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError(
-            f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'"
-        )
-    return dev
-
-
 def create_model(
     name: str,
     weights: str = "default",
@@ -235,7 +209,10 @@ def create_model(
         )
     if weights == "file" and checkpoint is None:
         raise ModelError("weights='file' needs a checkpoint path")
-    dev = resolve_device(device)
+    try:
+        dev = resolve_device(device)
+    except ValueError as err:  # the library's device rules, as this module's error
+        raise ModelError(str(err)) from None
 
     demo = DEMO_MODELS.get(name)
     if demo is not None:

@@ -18,16 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from semrsm.arguments import check_match_arguments
 from semrsm.blocks import cost_chunks, solve_chunks, token_norms
 from semrsm.costs import (
     GPU_BUDGET_BYTES,
     bytes_per_pair,
-    check_chunk_pairs,
-    pair_ids,
-    pair_indices,
     tile_bytes_per_pair,
     tile_chunk_pairs,
 )
+from semrsm.devices import resolve_device
 from semrsm.kernels import (
     bandwidth_sigma2,
     check_bandwidth,
@@ -36,7 +35,6 @@ from semrsm.kernels import (
     kernel_from_inner,
     squared_distances,
 )
-from semrsm.matching import check_backend, check_matcher
 from semrsm.matching.registry import REGISTRY
 from semrsm.matching.scheduling import CancelLike
 from semrsm.memory import (
@@ -46,6 +44,7 @@ from semrsm.memory import (
     format_bytes,
     memory_budget,
 )
+from semrsm.pairs import pair_ids, pair_indices
 from semrsm.tokens import (
     BLOCK_ELEMENTS,
     ArrayLike,
@@ -92,53 +91,8 @@ class SemanticResult:
         n = self.inner.shape[0]
         if not (0 <= a < n and 0 <= b < n):
             raise ValueError(f"pair ({i}, {j}) out of range for {n} images")
-        p = a * n - a * (a + 1) // 2 + (b - a - 1)  # row-major index of (a, b) among i < j
-        perm = self.perms[p].astype(np.int64)
+        perm = self.perms[int(pair_ids(a, b, n))].astype(np.int64)
         return perm if i < j else np.argsort(perm)
-
-
-def resolve_device(device: str | torch.device, tokens: ArrayLike | None = None) -> torch.device:
-    """``"auto"`` → the tokens' CUDA device if they are on one, else CUDA when present, else CPU.
-
-    Accepted: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<index>"``, ``"gpu"`` (= cuda) or
-    such a ``torch.device``.
-
-    Raises
-    ------
-    ValueError
-        Anything else (``None``, ``"meta"``, ``"tpu"``, ``"mps"``: the computation needs
-        real memory on a CPU or a CUDA GPU), or a CUDA request on a machine without a
-        usable GPU or without that GPU index.
-    """
-    if isinstance(device, torch.device):
-        device = str(device)
-    if not isinstance(device, str):
-        raise ValueError(f"device: got {device!r}; use 'auto', 'cpu' or 'cuda'")
-    if device == "auto":
-        if isinstance(tokens, torch.Tensor) and tokens.is_cuda:
-            return tokens.device
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device in ("gpu",):
-        device = "cuda"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ValueError(
-            f"device: {device[:40]!r} cannot run the computation; use 'auto', 'cpu' or 'cuda' "
-            "(or 'cuda:<index>')"
-        )
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r}: no CUDA GPU is available here; use device='cpu' or 'auto'"
-        )
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(
-            f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s); "
-            "use 'cuda' or 'cuda:0'"
-        )
-    return dev
 
 
 # --------------------------------------------------------------------------- memory model
@@ -582,12 +536,9 @@ def semantic_rsm(
         ``cancel`` was set, or the process is shutting down.
     """
     started = time.perf_counter()
-    kernels = check_kernels(kernel)
-    check_bandwidth(bandwidth)
-    sigma2 = check_sigma2(sigma2)
-    chunk_pairs = check_chunk_pairs(chunk_pairs)
-    params = check_matcher(matcher, matcher_params)
-    check_backend(backend)
+    args = check_match_arguments(kernel, matcher, matcher_params, sigma2=sigma2,
+                                 chunk_pairs=chunk_pairs, backend=backend, bandwidth=bandwidth)
+    kernels, sigma2, chunk_pairs, params = args.kernels, args.sigma2, args.chunk_pairs, args.params
     dev = resolve_device(device, tokens)
     _check_rsm_memory(
         "semantic_rsm", tokens, dev, max_memory,

@@ -232,11 +232,11 @@ def _result(tmp_path_factory, **config):
 
 
 def test_unrelated_photos_are_not_said_to_share_moved_content(tmp_path_factory):
-    from semrsm.explorer import explain_pair
+    from semrsm.explorer import describe_pair
     from semrsm.explorer.summary import pair_explanation
 
     res = _result(tmp_path_factory, images="photos", layer="layer3")
-    ex = explain_pair(res)
+    ex = describe_pair(res)
     assert ex["relation"] == "unknown"  # the photos have no labels
     heading, text = pair_explanation(res, ex)
     assert "moved copy" not in heading
@@ -248,25 +248,25 @@ def test_unrelated_photos_are_not_said_to_share_moved_content(tmp_path_factory):
 
 
 def test_crops_of_one_photo_are_explained_as_moved_content(tmp_path_factory):
-    from semrsm.explorer import explain_pair
+    from semrsm.explorer import describe_pair
     from semrsm.explorer.summary import pair_explanation
 
     res = _result(tmp_path_factory, images="crops:astronaut:4", layer="layer3")
-    ex = explain_pair(res)
+    ex = describe_pair(res)
     heading, text = pair_explanation(res, ex)
     assert ex["relation"] == "same_source" and "moved copy" in heading
     assert "the same content sits at different positions" in text
 
 
 def test_rbf_text_says_when_the_semantic_value_drops_and_why(tmp_path_factory):
-    from semrsm.explorer import explain_pair
+    from semrsm.explorer import describe_pair
     from semrsm.explorer.summary import pair_explanation
 
     res = _result(tmp_path_factory, kernel="rbf")
     gain = res.semantic["rbf"] - res.spatial["rbf"]
     i, j = np.unravel_index(np.argmin(gain), gain.shape)
     assert gain[i, j] < 0, "with per-RSM bandwidths some RBF pair drops"
-    ex = explain_pair(res, int(i), int(j))
+    ex = describe_pair(res, int(i), int(j))
     _, text = pair_explanation(res, ex)
     assert "drops to" in text and "rises to" not in text
     assert "own bandwidth σ²" in text

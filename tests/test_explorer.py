@@ -21,8 +21,8 @@ from semrsm.explorer import (
     ExplorerConfig,
     ExplorerError,
     compute,
+    describe_pair,
     estimate_seconds,
-    explain_pair,
     layer_rsms,
     load_images,
     plan,
@@ -276,7 +276,7 @@ def test_downloads_and_summaries(model, cache):
     s = summarize(r)
     assert s["n_pairs"] == 66 and s["mean_gap"] >= 0 and s["frac_improved"] <= 1
     assert s["same_gap"] == pytest.approx(s["same_semantic"] - s["same_spatial"])
-    e = explain_pair(r)
+    e = describe_pair(r)
     assert r.labels[e["i"]] == r.labels[e["j"]] and e["i"] != e["j"]
     assert e["semantic"] - e["spatial"] == pytest.approx(
         np.max(
@@ -293,7 +293,7 @@ def test_downloads_and_summaries(model, cache):
 
 def test_crops_explanation_uses_same_photo(model, cache):
     r = compute(CFG.replace(images="crops:astronaut:4"), cache, model=model, with_proba=False)
-    e = explain_pair(r)
+    e = describe_pair(r)
     assert r.meta["sources"][e["i"]] == r.meta["sources"][e["j"]]
     assert e["offset"] is not None and e["offset"] != (0, 0)
     assert r.proba is None

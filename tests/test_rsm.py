@@ -224,7 +224,8 @@ def test_unknown_backend():
 @pytest.mark.parametrize("n,s,chunk", [(2, 5, None), (7, 4, 1), (9, 3, 5), (13, 49, None), (5, 130, 3)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cost_tiles_cover_every_pair_once_with_per_pair_products(n, s, chunk, dtype):
-    from semrsm.costs import iter_cost_tiles, pair_indices
+    from semrsm.costs import iter_cost_tiles
+    from semrsm.pairs import pair_indices
 
     g = torch.Generator().manual_seed(n * s)
     t = torch.relu(torch.randn(n, s, 8, generator=g, dtype=dtype))
@@ -243,7 +244,8 @@ def test_cost_tiles_cover_every_pair_once_with_per_pair_products(n, s, chunk, dt
 
 def test_cost_tiles_equal_per_pair_matmul_bit_for_bit(cnn_tokens):
     # the benchmark compares with scipy on `base[a] @ base[b].T`: same BLAS kernel, same bits
-    from semrsm.costs import iter_cost_tiles, pair_indices
+    from semrsm.costs import iter_cost_tiles
+    from semrsm.pairs import pair_indices
 
     t = torch.from_numpy(cnn_tokens)
     pairs = pair_indices(len(t))

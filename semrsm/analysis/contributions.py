@@ -10,6 +10,13 @@ from typing import Any
 import numpy as np
 
 from semrsm.analysis._checks import AnalysisError, _check_rsm
+from semrsm.kernels import (
+    kernel_entries,
+    median_sigma2,
+    pair_squared_distances,
+    rbf_entries,
+    squared_distances,
+)
 
 
 def _pair_arrays(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +177,10 @@ def kernel_values(
 ) -> dict[str, float]:
     """The step from a (matched or identity) inner product to each kernel's value.
 
-    ``linear = <a, Pb>``; ``cosine = <a, Pb> / (‖a‖ ‖b‖)`` (0 if a norm is 0);
-    ``rbf = exp(-(‖a‖² + ‖b‖² - 2 <a, Pb>) / (2 σ²))``. The norms do not depend on P.
+    ``linear = <a, Pb>``; ``cosine = <a, Pb> / (‖a‖ ‖b‖)`` (0 if one norm is 0, 1 if
+    both are); ``rbf = exp(-(‖a‖² + ‖b‖² - 2 <a, Pb>) / (2 σ²))``. The norms do not depend
+    on P. The arithmetic is :func:`semrsm.kernels.kernel_entries`, the RSMs' own, so the
+    values equal the RSM's entries.
 
     Parameters
     ----------
@@ -184,17 +193,14 @@ def kernel_values(
     -------
     dict with ``linear``, ``cosine``, ``squared_distance`` and, with ``sigma2``, ``rbf``.
     """
-    denom = math.sqrt(max(norm_a_sq, 0.0) * max(norm_b_sq, 0.0))
-    d2 = max(0.0, norm_a_sq + norm_b_sq - 2.0 * inner)
-    out = {
-        "linear": float(inner),
-        "cosine": float(np.clip(inner / denom, -1.0, 1.0)) if denom > 0 else 0.0,
-        "squared_distance": d2,
-    }
+    if sigma2 is not None and not sigma2 > 0:
+        raise AnalysisError(f"sigma2 must be positive, got {sigma2}")
+    args = (float(inner), float(norm_a_sq), float(norm_b_sq))
+    d2 = pair_squared_distances(*args)
+    out = {k: float(kernel_entries(*args, k)) for k in ("linear", "cosine")}
+    out["squared_distance"] = float(d2)
     if sigma2 is not None:
-        if not sigma2 > 0:
-            raise AnalysisError(f"sigma2 must be positive, got {sigma2}")
-        out["rbf"] = math.exp(-d2 / (2.0 * sigma2))
+        out["rbf"] = float(rbf_entries(d2, sigma2))
     return out
 
 
@@ -205,8 +211,6 @@ def rbf_sigma2(linear_rsm: np.ndarray) -> float:
     Pass the spatio-semantic linear RSM for the spatio-semantic RBF kernel and the semantic
     linear RSM for the semantic one.
     """
-    from semrsm.kernels import median_sigma2, squared_distances
-
     return median_sigma2(squared_distances(_check_rsm(linear_rsm, "linear_rsm")))
 
 

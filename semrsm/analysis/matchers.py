@@ -122,7 +122,7 @@ def compare_matchers(
     import pandas as pd
     import torch
 
-    from semrsm.kernels import check_kernels
+    from semrsm.kernels import check_kernels, kernel_entries, pair_squared_distances
     from semrsm.matching import solve_batch
     from semrsm.tokens import validate_tokens
 
@@ -182,19 +182,10 @@ def compare_matchers(
     if progress is not None:
         progress(1, total)
 
-    def kval(v: np.ndarray, sigma2: float | None) -> np.ndarray:
-        if kernel == "linear":
-            return v
-        if kernel == "cosine":
-            d = np.sqrt(na * nb)
-            return np.divide(v, d, out=np.zeros_like(v), where=d > 0)
-        d2 = np.maximum(na + nb - 2 * v, 0.0)
-        return np.exp(-d2 / (2 * sigma2))
-
-    d2_exact = np.maximum(na + nb - 2 * exact, 0.0)
+    d2_exact = pair_squared_distances(exact, na, nb)
     nz = d2_exact[d2_exact > 0]
     sigma2 = float(np.median(nz)) if nz.size else 1.0
-    k_exact = kval(exact, sigma2)
+    k_exact = kernel_entries(exact, na, nb, kernel, sigma2)
     pos = exact > 0
     rows = []
     for step, (name, params) in enumerate([("exact", {})] + specs):
@@ -205,7 +196,7 @@ def compare_matchers(
             if progress is not None:
                 progress(step + 1, total)
         ratio = vals[pos] / exact[pos]
-        kv = kval(vals, sigma2)
+        kv = kernel_entries(vals, na, nb, kernel, sigma2)
         kpos = k_exact > 0
         rows.append(
             {

@@ -22,14 +22,34 @@ __all__ = ["ORDERINGS", "cluster_order", "image_order", "label_order"]
 ORDERINGS = ("loaded", "label", "cluster")
 
 
-def label_order(labels: Sequence | None, n: int) -> np.ndarray:
-    """Images grouped by label (sorted label names), stable within a label; no labels: as loaded."""
+def label_order(labels: Sequence | None, n: int | None = None) -> np.ndarray:
+    """Images grouped by label (sorted label names), stable within a label; no labels: as loaded.
+
+    Parameters
+    ----------
+    labels : sequence of length N, or None
+        One label per image (compared as text); None keeps the given order.
+    n : int, optional
+        Number of images, required when ``labels`` is None.
+
+    Returns
+    -------
+    ndarray (N,) int64
+        ``order[p]`` is the image shown at position ``p``.
+
+    Raises
+    ------
+    AnalysisError (ValueError)
+        Both ``labels`` and ``n`` are None, or ``n`` disagrees with ``len(labels)``.
+    """
     if labels is None:
-        return np.arange(n, dtype=np.int64)
-    if len(labels) != n:
+        if n is None:
+            raise AnalysisError("give labels or the number of images n")
+        return np.arange(int(n), dtype=np.int64)
+    if n is not None and len(labels) != n:
         raise AnalysisError(f"got {len(labels)} labels for {n} images")
     lab = [str(x) for x in labels]
-    return np.array(sorted(range(n), key=lambda i: (lab[i], i)), dtype=np.int64)
+    return np.array(sorted(range(len(lab)), key=lambda i: (lab[i], i)), dtype=np.int64)
 
 
 def cluster_order(rsm: np.ndarray, method: str = "average") -> np.ndarray:

@@ -28,7 +28,7 @@ One job per module, in the order a run needs them:
 ``estimate``    time estimates before a run (:func:`estimate_seconds`, :func:`plan`)
 ``pipeline``    :func:`compute` and :func:`layer_rsms`: tokens → RSMs → probabilities, cached
 ``result``      :class:`ExplorerResult`: RSMs, matchings on demand, downloads
-``summary``     :func:`summarize` and :func:`explain_pair` of a result
+``summary``     :func:`summarize` and :func:`describe_pair` of a result
 ``cached``      :func:`cached_result`: a finished result from the cache without the model
 ==============  ==========================================================================
 
@@ -67,7 +67,7 @@ _LAZY = {
         ),
         "sources",
     ),
-    **dict.fromkeys(("explain_pair", "summarize"), "summary"),
+    **dict.fromkeys(("describe_pair", "summarize"), "summary"),
     **dict.fromkeys(("cached_result", "cached_layers"), "cached"),
 }
 
@@ -86,9 +86,9 @@ __all__ = [
     "compute",
     "data_root",
     "default_layer",
+    "describe_pair",
     "estimate_layers",
     "estimate_seconds",
-    "explain_pair",
     "images_digest",
     "labels_from_file_names",
     "layer_rsms",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from semrsm import devices
 from semrsm.kernels import KERNELS
 
 DEFAULT_MODEL = "demo-resnet"
@@ -173,9 +174,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 def resolve_device(device: str) -> str:
     """``"auto"`` → ``"cuda"`` when a GPU is usable, else ``"cpu"``.
 
-    A thin wrapper of :func:`semrsm.rsm.resolve_device` for the explorer: it accepts only
+    :func:`semrsm.devices.resolve_device` for the explorer: it accepts only
     :data:`DEVICES`, returns the device *type* as a string (rates, estimates and messages
-    are keyed by it) and raises the explorer's error.
+    are keyed by it) and raises the explorer's error with the library's message.
 
     Raises
     ------
@@ -184,11 +185,7 @@ def resolve_device(device: str) -> str:
     """
     if device not in DEVICES:
         raise ExplorerError(f"device: {device!r} is not one of {DEVICES}")
-    from semrsm.rsm import resolve_device as _torch_device
-
     try:
-        return _torch_device(device).type
-    except ValueError:
-        raise ExplorerError(
-            "device: no CUDA GPU is available on this server; choose CPU or auto"
-        ) from None
+        return devices.resolve_device(device).type  # imports torch
+    except ValueError as err:
+        raise ExplorerError(str(err)) from None

@@ -13,6 +13,7 @@ from PIL import Image
 
 import semrsm
 from semrsm.explorer.config import ExplorerConfig
+from semrsm.pairs import pair_ids
 
 
 @dataclass
@@ -149,7 +150,7 @@ class ExplorerResult:
             return np.arange(s, dtype=np.int64), float(self.inner[i, i])
         a, b = (i, j) if i < j else (j, i)
         if self.perms is not None and self.pairs is not None:
-            p = a * n - a * (a + 1) // 2 + (b - a - 1)
+            p = pair_ids(a, b, n)
             if tuple(self.pairs[p]) == (a, b):
                 perm = self.perms[p].astype(np.int64)
                 if i > j:

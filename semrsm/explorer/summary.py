@@ -10,7 +10,7 @@ import numpy as np
 
 from semrsm.explorer.result import ExplorerResult
 
-__all__ = ["block_means", "explain_pair", "pair_explanation", "signed", "summarize"]
+__all__ = ["block_means", "describe_pair", "pair_explanation", "signed", "summarize"]
 
 
 def signed(value: float, digits: int = 3) -> str:
@@ -89,7 +89,7 @@ def summarize(result: ExplorerResult, kernel: str | None = None) -> dict[str, An
     return out
 
 
-def explain_pair(
+def describe_pair(
     result: ExplorerResult, i: int | None = None, j: int | None = None
 ) -> dict[str, Any]:
     """Numbers for the explanation of one pair on the RSM page.
@@ -193,7 +193,7 @@ def _change(before: float, after: float, tol: float) -> str:
 def pair_explanation(
     result: ExplorerResult, ex: dict[str, Any], summary: dict[str, Any] | None = None
 ) -> tuple[str, str]:
-    """Heading and text that explain one pair (from :func:`explain_pair`) on the RSM page.
+    """Heading and text that explain one pair (from :func:`describe_pair`) on the RSM page.
 
     Every sentence is true for the data: moved content is only claimed for two crops of
     one photo or two images with the same label; otherwise the text says what the

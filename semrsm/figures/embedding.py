@@ -215,24 +215,16 @@ def embedding_figure(
                                        "zaxis": {**axis, "title": f"{method} 3"}}})
             continue
         pad = 0.05 * span
-        fig.update_xaxes(
-            title_text=f"{method} 1",
-            range=[c[:, 0].min() - pad, c[:, 0].max() + size + pad],
-            zeroline=False,
-            showgrid=False,
-            showticklabels=False,
-            row=1,
-            col=col,
-        )
-        fig.update_yaxes(
-            title_text=f"{method} 2",
-            range=[c[:, 1].min() - pad, c[:, 1].max() + size + pad],
-            zeroline=False,
-            showgrid=False,
-            showticklabels=False,
-            row=1,
-            col=col,
-        )
+        for k, update in enumerate((fig.update_xaxes, fig.update_yaxes)):
+            update(
+                title_text=f"{method} {k + 1}",
+                range=[c[:, k].min() - pad, c[:, k].max() + size + pad],
+                zeroline=False,
+                showgrid=False,
+                showticklabels=False,
+                row=1,
+                col=col,
+            )
     fig.update_layout(
         images=images,
         height=height,

@@ -17,7 +17,7 @@ even grid over the image. Pure functions: data in, figure out. Every figure take
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -170,6 +170,43 @@ def _cell_rect(s: int, grid: tuple[int, int], display: int, x_off: float, **line
     }
 
 
+def _segments(
+    pa: np.ndarray, pb: np.ndarray, rows: Iterable[int], color: str, width: float,
+    opacity: float, name: str,
+) -> go.Scatter:
+    """One trace of the line segments ``pa[i] → pb[i]`` (rows of (K, 2) points), i in ``rows``.
+
+    The segments are separated by ``None`` so plotly draws them as one light trace.
+    """
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for i in rows:
+        xs += [pa[i, 0], pb[i, 0], None]
+        ys += [pa[i, 1], pb[i, 1], None]
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        line={"color": color, "width": width},
+        opacity=opacity,
+        hoverinfo="skip",
+        showlegend=False,
+        name=name,
+    )
+
+
+def _assignment_trace(cols: np.ndarray, marker: dict, name: str) -> go.Scatter:
+    """Markers at ``(cols[s], s)`` for every row ``s``: an assignment over the S x S matrix."""
+    return go.Scatter(
+        x=cols,
+        y=np.arange(len(cols)),
+        mode="markers",
+        marker=marker,
+        name=name,
+        hoverinfo="skip",
+    )
+
+
 def _rc(s: int, w: int) -> str:
     r, c = divmod(int(s), w)
     return f"({r},{c})"
@@ -252,46 +289,16 @@ def matching_overlay(
         span = cmax - cmin if cmax > cmin else 1.0
         bins = np.clip(((vals - cmin) / span * _BINS).astype(int), 0, _BINS - 1)
         # a light outline under every line keeps dark lines visible on dark images
-        xo: list[float | None] = []
-        yo: list[float | None] = []
-        for i in range(order.size):
-            xo += [pa[i, 0], pb[i, 0], None]
-            yo += [pa[i, 1], pb[i, 1], None]
         fig.add_trace(
-            go.Scatter(
-                x=xo,
-                y=yo,
-                mode="lines",
-                line={"color": OUTLINE_COLOR, "width": 4.6},
-                opacity=0.85,
-                hoverinfo="skip",
-                showlegend=False,
-                name="match outline",
-            )
+            _segments(pa, pb, range(order.size), OUTLINE_COLOR, 4.6, 0.85, "match outline")
         )
         # weakest bins first so the strongest lines are drawn on top
         for k in range(_BINS):
             sel = np.nonzero(bins == k)[0]
             if not sel.size:
                 continue
-            xs: list[float | None] = []
-            ys: list[float | None] = []
-            for i in sel:
-                xs += [pa[i, 0], pb[i, 0], None]
-                ys += [pa[i, 1], pb[i, 1], None]
             color = sample_colorscale(cscale, [(k + 0.5) / _BINS])[0]
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={"color": color, "width": 2.2},
-                    opacity=0.9,
-                    hoverinfo="skip",
-                    showlegend=False,
-                    name="matches",
-                )
-            )
+            fig.add_trace(_segments(pa, pb, sel, color, 2.2, 0.9, "matches"))
         hover = [
             f"a {_rc(s, w)} ↔ b {_rc(perm[s], w)}<br>{value_label.replace('<br>', ' ')}"
             f" = {c[s]:.4g}"
@@ -505,6 +512,8 @@ def inner_product_figure(
     idx = np.arange(s)
     size = max(3, min(10, int(400 / s)))
     lab = [_rc(t, grid_w) if grid_w else str(t) for t in idx]
+    # go.Heatmap keywords in the order the CKA heatmaps of figures/analyses.py use; only
+    # the shape is shared (other data, scale and hover), so nothing to factor out
     fig = go.Figure(
         go.Heatmap(
             z=m,
@@ -518,55 +527,25 @@ def inner_product_figure(
             colorbar={"title": {"text": "⟨a_s, b_t⟩"}, "thickness": 14},
         )
     )
-    fig.add_trace(
-        go.Scatter(
-            x=idx,
-            y=idx,
-            mode="markers",
-            marker={
-                "symbol": "square-open",
-                "size": size,
-                "color": IDENTITY_COLOR,
-                "line": {"width": 1.5},
-            },
-            name=f"identity (diagonal): Σ = {np.trace(m):.4g}",
-            hoverinfo="skip",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=exact_perm,
-            y=idx,
-            mode="markers",
-            marker={
-                "symbol": "circle-open",
-                "size": size + 2,
-                "color": OPTIMAL_COLOR,
-                "line": {"width": 2},
-            },
-            name=f"optimal assignment: Σ = {m[idx, exact_perm].sum():.4g}",
-            hoverinfo="skip",
-        )
-    )
+    fig.add_trace(_assignment_trace(
+        idx, {"symbol": "square-open", "size": size, "color": IDENTITY_COLOR,
+              "line": {"width": 1.5}},
+        f"identity (diagonal): Σ = {np.trace(m):.4g}",
+    ))
+    fig.add_trace(_assignment_trace(
+        exact_perm, {"symbol": "circle-open", "size": size + 2, "color": OPTIMAL_COLOR,
+                     "line": {"width": 2}},
+        f"optimal assignment: Σ = {m[idx, exact_perm].sum():.4g}",
+    ))
     if perm is not None:
         p = np.asarray(perm, dtype=np.int64).ravel()
         if p.size != s:
             raise ValueError(f"perm has {p.size} entries for S = {s}")
-        fig.add_trace(
-            go.Scatter(
-                x=p,
-                y=idx,
-                mode="markers",
-                marker={
-                    "symbol": "x-thin-open",
-                    "size": size + 2,
-                    "color": CHOSEN_COLOR,
-                    "line": {"width": 2, "color": CHOSEN_COLOR},
-                },
-                name=f"{matcher}: Σ = {m[idx, p].sum():.4g}",
-                hoverinfo="skip",
-            )
-        )
+        fig.add_trace(_assignment_trace(
+            p, {"symbol": "x-thin-open", "size": size + 2, "color": CHOSEN_COLOR,
+                "line": {"width": 2, "color": CHOSEN_COLOR}},
+            f"{matcher}: Σ = {m[idx, p].sum():.4g}",
+        ))
     fig.update_layout(
         height=height,
         width=height + 160,

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from semrsm.analysis.matchers import matcher_text
+from semrsm.analysis.ordering import label_order
 from semrsm.figures.drawing import (
     INVISIBLE_MARKER,
     colorbar_room,
@@ -96,38 +97,6 @@ def _check_inputs(
         if len(labels) != n:
             raise ValueError(f"got {len(labels)} labels for {n} images; give one per image")
     return a, b, names, labels
-
-
-def label_order(labels: Sequence | None, n: int | None = None) -> np.ndarray:
-    """Order of images that groups equal labels, labels sorted, stable within a label.
-
-    Parameters
-    ----------
-    labels : sequence of length N, or None
-        One label per image; None keeps the given order.
-    n : int, optional
-        Number of images, required when ``labels`` is None.
-
-    Returns
-    -------
-    ndarray (N,) int64
-        ``order[p]`` is the image shown at position ``p``.
-
-    Raises
-    ------
-    ValueError
-        If both ``labels`` and ``n`` are None, or ``n`` disagrees with ``len(labels)``.
-    """
-    if labels is None:
-        if n is None:
-            raise ValueError("give labels or the number of images n")
-        return np.arange(int(n), dtype=np.int64)
-    labels = [str(x) for x in labels]
-    if n is not None and n != len(labels):
-        raise ValueError(f"got {len(labels)} labels for n = {n} images")
-    return np.array(
-        sorted(range(len(labels)), key=lambda i: (labels[i], i)), dtype=np.int64
-    ).reshape(-1)
 
 
 def _block_edges(labels_ordered: list[str]) -> list[tuple[str, int, int]]:
@@ -421,6 +390,7 @@ def rsm_heatmaps(
     return fig
 
 
+# the same leading arguments as rsm_heatmaps on purpose: the pages draw both from one result
 def difference_heatmap(
     spatial: np.ndarray,
     semantic: np.ndarray,

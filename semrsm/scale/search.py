@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from semrsm.blocks import cost_chunks, solve_chunks, token_norms
+from semrsm.devices import resolve_device
 from semrsm.kernels import check_kernels, kernel_from_block
 from semrsm.matching import check_backend, check_matcher
 from semrsm.matching.scheduling import CancelLike, check_cancel
@@ -274,8 +275,6 @@ def search(
     RuntimeError
         A re-ranking task failed on the Ray cluster after its retries.
     """
-    from semrsm.rsm import resolve_device
-
     kernel_name = check_kernels(kernel)[0] if isinstance(kernel, str) else None
     if kernel_name is None:
         raise ValueError(f"kernel: search uses one kernel, got {kernel!r}")

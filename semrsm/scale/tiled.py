@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from semrsm.arguments import check_match_arguments
 from semrsm.blocks import token_norms
 from semrsm.cache_schema import tile_run_key
-from semrsm.costs import check_chunk_pairs, tile_bytes_per_pair, tile_chunk_pairs
-from semrsm.kernels import check_bandwidth, check_kernels, check_sigma2
-from semrsm.matching import check_backend, check_matcher
+from semrsm.costs import tile_bytes_per_pair, tile_chunk_pairs
+from semrsm.devices import resolve_device
 from semrsm.matching.scheduling import CancelLike, check_cancel
 from semrsm.memory import MemoryEstimate
 from semrsm.rsm import (
@@ -32,7 +32,6 @@ from semrsm.rsm import (
     _check_rsm_memory,
     _finish,
     _kernels_bytes,
-    resolve_device,
 )
 from semrsm.scale.ray_pool import Closing
 from semrsm.scale.store import TileStore, tokens_digest
@@ -283,12 +282,9 @@ def tiled_semantic_rsm(
         ``cancel`` was set.
     """
     started = time.perf_counter()
-    kernels = check_kernels(kernel)
-    check_bandwidth(bandwidth)
-    sigma2 = check_sigma2(sigma2)
-    chunk_pairs = check_chunk_pairs(chunk_pairs)
-    params = check_matcher(matcher, matcher_params)
-    check_backend(backend)
+    args = check_match_arguments(kernel, matcher, matcher_params, sigma2=sigma2,
+                                 chunk_pairs=chunk_pairs, backend=backend, bandwidth=bandwidth)
+    kernels, sigma2, chunk_pairs, params = args.kernels, args.sigma2, args.chunk_pairs, args.params
     if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
         raise ValueError(f"tile: images per tile side must be a whole number ≥ 1, got {tile!r}")
     local = ray is None or ray is False
