@@ -15,14 +15,15 @@ from pages._navigation import leave_legacy_pages_mode
 from pages._resources import cuda_available, get_cache, get_layers
 from semrsm.cache import Cache
 from semrsm.catalog import DEMO_MODELS, POPULAR_MODELS
-from semrsm.explorer.config import CONFIG_DEFAULTS, DEFAULT_IMAGES, DEVICES, ExplorerConfig
+from semrsm.explorer.config import CONFIG_DEFAULTS, DEVICES, ExplorerConfig
+from semrsm.explorer.image_sources import BUILTIN_SOURCES
+from semrsm.explorer.links import OTHER_MODEL
 from semrsm.explorer.sources import (
     ModelNeedsConfirmation,
     data_root,
     default_layer,
     list_server_folders,
 )
-from semrsm.images import PHOTO_FILES
 from semrsm.kernels import KERNELS
 from semrsm.matching.registry import REGISTRY, Param, app_params, get_matcher
 
@@ -38,11 +39,8 @@ __all__ = [
 #: session_state key of the configuration the sidebar produced in this run
 CONFIG_KEY = "semrsm_config"
 
-OTHER_MODEL = "Other timm model…"
 SOURCES = {
-    "shapes": "Shapes (procedural, labelled)",
-    "photos": "Photos (scikit-image)",
-    "crops": "Translated crops of photos",
+    **{name: source.label for name, source in BUILTIN_SOURCES.items()},
     "uploads": "Upload images",
     "folder": "Folder on the server",
 }
@@ -64,11 +62,8 @@ SIDEBAR_DEFAULTS: dict[str, object] = {
     "sb_model_custom": "",
     "sb_ckpt_path": "",
     "sb_source": "shapes",
-    "sb_shapes_n": int(DEFAULT_IMAGES.split(":")[1]),
-    "sb_shapes_k": 1,
+    **{k: v for source in BUILTIN_SOURCES.values() for k, v in source.defaults().items()},
     "sb_seed": CONFIG_DEFAULTS["seed"],
-    "sb_crops_photos": ["astronaut", "coffee"],
-    "sb_crops_n": 9,
     "sb_upload_labels": False,
     "sb_kernel": CONFIG_DEFAULTS["kernel"],
     "sb_matcher": CONFIG_DEFAULTS["matcher"],
@@ -157,23 +152,16 @@ def _image_section(cache: Cache) -> tuple[str, tuple[tuple[str, str], ...], int,
     uploads: tuple[tuple[str, str], ...] = ()
     seed = 0
     labels_from_names = False
-    if source == "shapes":
-        n = sb.slider("Images", 8, 256, step=4, key="sb_shapes_n")
-        k = sb.slider(
-            "Objects per image",
-            1,
-            3,
-            key="sb_shapes_k",
-            help="With several objects the label is the largest object's class.",
-        )
-        seed = int(sb.number_input("Seed", 0, 10_000, key="sb_seed"))
-        spec = f"shapes:{n}" + (f":{k}" if k > 1 else "")
-    elif source == "photos":
-        spec = "photos"
-    elif source == "crops":
-        photos = sb.multiselect("Photos", list(PHOTO_FILES), key="sb_crops_photos")
-        per = sb.slider("Crops per photo", 4, 25, key="sb_crops_n")
-        spec = f"crops:{','.join(photos)}:{per}" if photos else "crops:astronaut"
+    if source in BUILTIN_SOURCES:
+        builtin = BUILTIN_SOURCES[source]
+        for c in builtin.controls:
+            if c.kind == "multiselect":
+                sb.multiselect(c.label, list(c.options), key=c.key, help=c.help)
+            else:
+                sb.slider(c.label, c.low, c.high, step=c.step, key=c.key, help=c.help)
+        if builtin.seeded:
+            seed = int(sb.number_input("Seed", 0, 10_000, key="sb_seed"))
+        spec = builtin.spec(st.session_state)
     elif source == "uploads":
         sb.file_uploader(
             "Images",

@@ -18,6 +18,7 @@ from pages._memo import derived
 from pages._projector import fig_scale, px, scaled
 from pages._sidebar import SELECTED_PAIR_KEY, TOKEN_PAGE
 from semrsm.analysis import kernel_contributions, matcher_text, matching_contributions
+from semrsm.analysis.contributions import PART_TEXT
 from semrsm.analysis.ordering import image_order
 from semrsm.explorer import ExplorerResult
 from semrsm.explorer.exports import kernels_npz, matchings_csv, tokens_npy, tokens_npz
@@ -34,15 +35,6 @@ ORDER_LABELS = {
     "label": "by label",
     "cluster_spatial": "cluster the classic RSM",
     "cluster_semantic": "cluster the semantic RSM",
-}
-#: what the pair preview's listed values are, per kernel (followed by the semantic value)
-_PARTS = {
-    "linear": "inner products ⟨a_s, b_t⟩ of the matched tokens; over all positions they "
-    "add up to the linear similarity",
-    "cosine": "each pair's share of the cosine similarity, ⟨a_s, b_t⟩ / (‖a‖ ‖b‖); over all "
-    "positions they add up to",
-    "rbf": "squared distances ‖a_s − b_t‖² of the matched tokens; over all positions they "
-    "add up to d², and exp(−d² / (2σ²)) with the semantic RSM's σ² is the RBF similarity",
 }
 #: thumbnails of a selected block, px (captions wrap at ``_``: ``shape_0000_`` / ``cross``)
 THUMB_WIDTH = 96
@@ -148,7 +140,7 @@ def _pair_preview(result: ExplorerResult, i: int, j: int) -> None:
             f"({s // w}, {s % w}) ↔ ({perm[s] // w}, {perm[s] % w}): {parts[s]:.3g}"
             for s in best
         )
-        + f" (row, column of the token grid; {_PARTS[kernel]} {result.semantic_rsm[i, j]:.4f})."
+        + f" (row, column of the token grid; {PART_TEXT[kernel]} {result.semantic_rsm[i, j]:.4f})."
     )
     if TOKEN_PAGE.is_file():
         st.page_link(

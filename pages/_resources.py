@@ -16,7 +16,7 @@ import streamlit as st
 from semrsm._platform import cuda_available as _cuda_available
 from semrsm.cache import Cache, default_cache_dir
 from semrsm.explorer.cached import cached_layers, remember_model
-from semrsm.explorer.config import ExplorerConfig
+from semrsm.explorer.config import BUILTIN_SETS, ExplorerConfig
 from semrsm.explorer.sources import load_images, load_model, needs_confirmation
 
 __all__ = [
@@ -113,7 +113,7 @@ def _builtin_images(spec: str, seed: int):
 def get_images(config: ExplorerConfig, cache: Cache):
     """The image set of ``config``; built-in sets are shared by all sessions (read only),
     uploads and server folders are read each time (a folder may change)."""
-    if config.images.partition(":")[0] in ("shapes", "photos", "crops"):
+    if config.images.partition(":")[0] in BUILTIN_SETS:
         return _builtin_images(config.images, config.seed)
     return load_images(config, cache)
 

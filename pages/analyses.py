@@ -58,7 +58,7 @@ st.markdown(
 
 result = page_result()
 config = result.config
-# rates of the device that will run the analyses (the estimate of issue 9, step 5)
+# rates of the device that will run the analyses (for semrsm.explorer.estimate)
 device = resolve_device(config.device)
 kernel = result.kernel
 layer_info = {li.name: li for li in result.layers}

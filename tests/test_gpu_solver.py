@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from semrsm.matching.torch_batched import (
     GPUMatcherError,
@@ -17,16 +16,9 @@ from semrsm.matching.torch_batched import (
     solve_batch_torch,
     solve_exact_torch,
 )
+from tests.optimum import optimal_values as _opt
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
-
-
-def _opt(costs: torch.Tensor) -> np.ndarray:
-    out = []
-    for c in costs.double().numpy():
-        r, col = linear_sum_assignment(c, maximize=True)
-        out.append(c[r, col].sum())
-    return np.array(out)
 
 
 def _cpu_greedy(c: np.ndarray) -> np.ndarray:

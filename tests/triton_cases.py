@@ -19,20 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1"
 
 from semrsm.matching.triton_lap import solve_exact_triton  # noqa: E402
-
-
-def _opt(costs: torch.Tensor) -> np.ndarray:
-    out = []
-    for c in costs.double().numpy():
-        r, col = linear_sum_assignment(c, maximize=True)
-        out.append(c[r, col].sum())
-    return np.array(out)
+from tests.optimum import optimal_values as _opt  # noqa: E402
 
 
 def _check(name: str, costs: torch.Tensor, **kw) -> dict:

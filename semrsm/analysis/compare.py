@@ -229,6 +229,9 @@ class LayerComparison:
 
 # Keywords as in compare (and compare_reference): each public signature states its own
 # defaults (the layer table has no bootstrap and defaults to CKA only).
+# The keywords of compare (kernel, methods, names, matcher, device, **matcher_params), on
+# purpose: public signatures, each documenting its own defaults; the bodies differ (point
+# estimates per layer pair here, bootstrap intervals there).
 def compare_layers(
     layers_a: Mapping[str, Any],
     layers_b: Mapping[str, Any],

@@ -18,6 +18,17 @@ from semrsm.kernels import (
     squared_distances,
 )
 
+#: what :func:`kernel_contributions` lists, per kernel, in words (a page follows it with
+#: the pair's semantic value)
+PART_TEXT = {
+    "linear": "inner products ⟨a_s, b_t⟩ of the matched tokens; over all positions they "
+    "add up to the linear similarity",
+    "cosine": "each pair's share of the cosine similarity, ⟨a_s, b_t⟩ / (‖a‖ ‖b‖); over all "
+    "positions they add up to",
+    "rbf": "squared distances ‖a_s − b_t‖² of the matched tokens; over all positions they "
+    "add up to d², and exp(−d² / (2σ²)) with the semantic RSM's σ² is the RBF similarity",
+}
+
 
 def _pair_arrays(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
     """Two images' tokens as float64 (S, C) arrays with the same S and C."""

@@ -15,17 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from semrsm import devices
+from semrsm.explorer.image_sources import BUILTIN_SOURCES
 from semrsm.kernels import KERNELS
 
 DEFAULT_MODEL = "demo-resnet"
-DEFAULT_IMAGES = "shapes:32"
 DATA_ROOT_ENV = "SEMRSM_DATA_ROOT"
 #: runs estimated longer than this (seconds) wait for an explicit click in the app
 LONG_RUN_SECONDS = 20.0
 #: matchings are kept (and cached) only up to this many bytes; beyond, pairs are re-matched
 #: on demand by :meth:`ExplorerResult.matching`
 PERMS_MAX_BYTES = 128 * 1024**2
-BUILTIN_SETS = ("shapes", "photos", "crops")
+#: the built-in image sets of the app (their sidebar controls: semrsm.explorer.image_sources)
+BUILTIN_SETS = tuple(BUILTIN_SOURCES)
+#: the image set of a default configuration: the first built-in set with its defaults
+DEFAULT_IMAGES = BUILTIN_SOURCES[BUILTIN_SETS[0]].spec({})
 DEVICES = ("auto", "cpu", "cuda")
 #: the ``weights`` of a configuration (see :class:`ExplorerConfig`)
 WEIGHTS = ("default", "pretrained", "none", "file")

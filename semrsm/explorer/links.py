@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from semrsm.explorer.config import WEIGHTS as _CONFIG_WEIGHTS
+from semrsm.explorer.image_sources import BUILTIN_SOURCES, whole_number
 from semrsm.kernels import KERNELS
 from semrsm.matching.registry import REGISTRY, Param, app_params
 
@@ -73,7 +74,7 @@ LINK_PARAMS = _link_params()
 WEIGHTS = tuple(w for w in _CONFIG_WEIGHTS if w != "file")
 #: sidebar keys links carry besides the matcher parameters' (see :func:`sidebar_keys`)
 _SIDEBAR_KEYS = ("sb_model_choice", "sb_model_custom", "sb_weights", "sb_layer", "sb_source",
-                 "sb_shapes_n", "sb_shapes_k", "sb_seed", "sb_crops_photos", "sb_crops_n",
+                 *(c.key for s in BUILTIN_SOURCES.values() for c in s.controls), "sb_seed",
                  "sb_kernel", "sb_matcher")
 OTHER_MODEL = "Other timm model…"
 #: more images than any set holds: a pair beyond it is refused before any set is loaded
@@ -123,15 +124,10 @@ def state_to_params(state: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
     if state.get("sb_layer"):
         p["layer"] = str(state["sb_layer"])
     source = state.get("sb_source")
-    if source == "shapes" and state.get("sb_shapes_n") is not None:
-        k = int(state.get("sb_shapes_k") or 1)
-        p["images"] = f"shapes:{int(state['sb_shapes_n'])}" + (f":{k}" if k > 1 else "")
-        p["seed"] = str(int(state.get("sb_seed") or 0))
-    elif source == "photos":
-        p["images"] = "photos"
-    elif source == "crops":
-        photos = list(state.get("sb_crops_photos") or ["astronaut"])
-        p["images"] = f"crops:{','.join(photos)}:{int(state.get('sb_crops_n') or 9)}"
+    if source in BUILTIN_SOURCES:
+        p["images"] = BUILTIN_SOURCES[source].spec(state)
+        if BUILTIN_SOURCES[source].seeded:
+            p["seed"] = str(int(state.get("sb_seed") or 0))
     elif source in ("uploads", "folder"):
         notes.append("uploaded images and server folders (the link opens the default image set)")
     if state.get("sb_kernel") in KERNELS:
@@ -171,18 +167,6 @@ def _show(value: Any, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-def _int(value: str, lo: int, hi: int) -> int | None:
-    """A whole number in ``lo..hi`` written in ASCII digits, else None.
-
-    Stricter than ``int()``, which also takes ``1_000``, other scripts' digits and
-    thousands of digits."""
-    text = str(value).strip()
-    if not re.fullmatch(r"[+-]?[0-9]{1,12}", text):
-        return None
-    v = int(text)
-    return v if lo <= v <= hi else None
-
-
 def _name_ok(value: str, pattern: re.Pattern[str]) -> bool:
     return len(value) <= _NAME_LIMIT and pattern.fullmatch(value) is not None
 
@@ -192,7 +176,7 @@ def _parse_pair(value: str) -> tuple[int, int] | None:
     parts = str(value).split(",")
     if len(parts) != 2:
         return None
-    i, j = (_int(x, 0, MAX_IMAGES - 1) for x in parts)
+    i, j = (whole_number(x, 0, MAX_IMAGES - 1) for x in parts)
     return None if i is None or j is None else (i, j)
 
 
@@ -262,33 +246,17 @@ def _read_layer(value: str) -> _Read:
                 "- joined by dots, e.g. layer3 or blocks.1)")
 
 
-def _read_shapes(images: str, parts: list[str]) -> _Read:
-    n = _int(parts[1], 8, 256) if len(parts) > 1 else 32
-    k = _int(parts[2], 1, 3) if len(parts) > 2 else 1
-    if n is None or k is None or len(parts) > 3:
-        return {}, f"images={_show(images)}: shapes:N[:K] with N in 8..256 and K in 1..3"
-    return {"sb_source": "shapes", "sb_shapes_n": n - n % 4 if n % 4 else n, "sb_shapes_k": k}, None
-
-
-def _read_crops(images: str, parts: list[str], photos: Sequence[str]) -> _Read:
-    names = [x for x in (parts[1].split(",") if len(parts) > 1 else []) if x]
-    per = _int(parts[2], 4, 25) if len(parts) > 2 else 9
-    unknown = [x for x in names if (photos and x not in photos) or not _name_ok(x, _PAGE_RE)]
-    if names and not unknown and per is not None and len(parts) <= 3:
-        return {"sb_source": "crops", "sb_crops_photos": names, "sb_crops_n": per}, None
-    which = f"; unknown photos {_clip_list([_show(x, 30) for x in unknown])}" if unknown else ""
-    return {}, f"images={_show(images)}: crops:PHOTO[,PHOTO]:K with K in 4..25{which}"
-
-
 def _read_images(images: str, photos: Sequence[str]) -> _Read:
     parts = images.split(":")
-    if parts[0] == "shapes":
-        return _read_shapes(images, parts)
-    if images == "photos":
-        return {"sb_source": "photos"}, None
-    if parts[0] == "crops":
-        return _read_crops(images, parts, photos)
-    return {}, f"images={_show(images)}: only shapes:N[:K], photos and crops travel in links"
+    source = BUILTIN_SOURCES.get(parts[0])
+    if source is None:
+        forms = ", ".join(s.form.split(":")[0] for s in BUILTIN_SOURCES.values())
+        return {}, f"images={_show(images)}: only {forms} travel in links"
+    values = source.from_spec(parts, photos)
+    if isinstance(values, str):
+        why = f"; {values}" if values else ""
+        return {}, f"images={_show(images)}: {source.form}{why}"
+    return {"sb_source": source.name, **values}, None
 
 
 def _read_choice(name: str, value: str, options: Sequence[str], state_key: str) -> _Read:
@@ -298,7 +266,7 @@ def _read_choice(name: str, value: str, options: Sequence[str], state_key: str) 
 
 
 def _read_number(name: str, value: str, lo: int, hi: int, state_key: str) -> _Read:
-    number = _int(value, lo, hi)
+    number = whole_number(value, lo, hi)
     if number is None:
         return {}, f"{name}={_show(value)}: a whole number in {lo}..{hi}"
     return {state_key: number}, None

@@ -22,12 +22,15 @@ from semrsm.figures.drawing import (
     fix_margins,
     tick_label_room,
 )
-from semrsm.figures.rsm import MAX_TICK_NAMES, TICK_SIZE, X_TICK_ANGLE, axis_ticks
+from semrsm.figures.rsm import (
+    MAX_SELECTABLE,
+    MAX_TICK_NAMES,
+    TICK_SIZE,
+    X_TICK_ANGLE,
+    axis_ticks,
+)
 
 __all__ = ["MAX_SELECTABLE", "heatmap_panels", "selected_cells"]
-
-#: above this many images the per-cell selection layer is left out (too many points)
-MAX_SELECTABLE = 150
 #: ticks as on the RSM page's other heatmaps (semrsm/figures/rsm.py): with labels one
 #: class name per contiguous block of a class, else the image names up to
 #: ``MAX_TICK_NAMES`` images; ``TICK_SIZE`` px, x labels at ``TICK_ANGLE`` degrees

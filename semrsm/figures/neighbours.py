@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from semrsm.figures.projector import scale_figure
+from semrsm.figures.rsm import DIFF_COLOR, SAME_COLOR
 
 __all__ = [
     "image_to_data_uri",
@@ -31,8 +32,6 @@ __all__ = [
 
 #: a gallery shows at most this many thumbnails (the rest stay reachable by index)
 MAX_GALLERY = 240
-SAME_COLOR = "#1b9e77"
-DIFF_COLOR = "#d95f02"
 QUERY_COLOR = "#1f77b4"
 #: caption marks of a neighbour with the query's label / another label
 SAME_MARK = "✓"

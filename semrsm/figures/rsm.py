@@ -50,6 +50,7 @@ DIFFERENCE_COLORSCALE = "RdBu_r"
 GAIN_COLORSCALE = "OrRd"
 SPATIAL_TITLE = "spatio-semantic (classic)"
 SEMANTIC_TITLE = "semantic (optimal matching)"
+#: pairs (or neighbours) with the same label / another label, on every page
 SAME_COLOR = "#1b9e77"
 DIFF_COLOR = "#d95f02"
 #: above this many images the per-cell selection layer is left out (too many points)
