@@ -43,8 +43,12 @@ def filled_cache(tmp_path, monkeypatch):
     # what an earlier server run left: the default view, computed
     result = compute(ExplorerConfig(), cache)
     st.cache_resource.clear()
+    st.cache_data.clear()
     yield result
+    # a test here may fake a page's function (the embedding): its results, kept by
+    # st.cache_data under the same keys, must not reach the tests that run after it
     st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 def test_a_cached_default_view_is_drawn_without_the_model(filled_cache, monkeypatch):

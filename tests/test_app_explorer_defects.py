@@ -103,7 +103,8 @@ def test_a_zero_gain_is_neutral_and_the_semantic_panels_name_the_matcher():
     assert [t["name"] for t in fig["data"] if t["type"] == "heatmap"] == [
         "spatio-semantic (classic)", "semantic (identity: no matching)"]
     hist = [json.loads(el.proto.spec) for el in at.get("plotly_chart")][-1]
-    assert [a["text"] for a in hist["layout"]["annotations"][:2]] == [
+    # the panel titles, on two lines each (a narrow column has no room for one)
+    assert [a["text"].replace("<br>", " ") for a in hist["layout"]["annotations"][:2]] == [
         "spatio-semantic (classic)", "semantic (identity: no matching)"]
 
     at.selectbox(key="sb_matcher").set_value("batch_optimal").run()

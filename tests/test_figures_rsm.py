@@ -276,3 +276,30 @@ def test_single_image_blocks_are_not_named_on_top_of_each_other():
     assert len(vals) < 32 and all(b - a >= 1.4 * TICK_SIZE / cell_px
                                   for a, b in zip(vals, vals[1:], strict=False))
     assert list(fig.layout.yaxis.ticktext) == [labels[int(v)] for v in vals]
+
+
+def test_side_by_side_panels_stay_readable_in_a_narrow_window(data):
+    """In a 1024 px window the right panel's row names lay over the left heatmap and the
+    two panel titles over each other (the browser test measures it): long titles now
+    break before their parenthesis, and only the first column names the rows."""
+    from semrsm.figures.navigation import heatmap_panels
+    from semrsm.figures.rsm import panel_title, semantic_title
+
+    assert panel_title("semantic (optimal matching)") == "semantic<br>(optimal matching)"
+    assert panel_title("classic") == "classic"
+    assert panel_title(semantic_title("batch_optimal", {"window": 128})).count("<br>") == 2
+    assert panel_title("A semantic · demo-resnet layer3") == "A semantic<br>demo-resnet layer3"
+    spatial, semantic, names, labels = data
+    fig = rsm_heatmaps(spatial, semantic, names, labels)
+    assert [a.text for a in fig.layout.annotations] == [
+        "spatio-semantic<br>(classic)", "semantic<br>(optimal matching)"]
+    assert fig.layout.yaxis.showticklabels is True and fig.layout.yaxis2.showticklabels is False
+    assert fig.layout.margin.t >= 26 + 2 * 19  # room for two lines of title
+    four = heatmap_panels({k: spatial for k in "abcd"}, names, labels, cols=2)
+    shown = [four.layout[f"yaxis{k}"].showticklabels for k in ("", 2, 3, 4)]
+    assert shown == [True, False, True, False]  # rows named in the first column only
+    # the histograms: one above the other on one x axis, not side by side
+    hist = similarity_histograms(spatial, semantic, labels)
+    assert hist.layout.xaxis.domain == hist.layout.xaxis2.domain
+    assert hist.layout.yaxis.domain[0] > hist.layout.yaxis2.domain[1]
+    assert hist.layout.xaxis.matches == "x2" or hist.layout.xaxis2.matches == "x"

@@ -28,6 +28,7 @@ from semrsm.figures.rsm import (
     TICK_SIZE,
     X_TICK_ANGLE,
     axis_ticks,
+    panels_side_by_side,
 )
 
 __all__ = ["MAX_SELECTABLE", "heatmap_panels", "selected_cells"]
@@ -207,13 +208,14 @@ def heatmap_panels(
         fig.update_yaxes(range=[n - 0.5, -0.5], autorange=False, showgrid=False, zeroline=False,
                          constrain="domain", tickfont={"size": TICK_SIZE}, row=r, col=c,
                          **ticks)
+    top = panels_side_by_side(fig, titles, cols, top=40)
     # fixed margins, estimated from the tick labels (plotly would draw the figure twice to
     # grow them; semrsm/figures/drawing.py)
     fix_margins(
         fig,
         left=10 + tick_label_room(shown, TICK_SIZE)[0],
         right=colorbar_room([kernel, "similarity"]) if shared_scale else 10,
-        top=40,
+        top=top,
         bottom=10 + tick_label_room(shown, TICK_SIZE, TICK_ANGLE)[1],
     )
     fig.update_layout(

@@ -43,6 +43,7 @@ __all__ = [
     "SPATIAL_TITLE",
     "SEMANTIC_TITLE",
     "semantic_title",
+    "panel_title",
 ]
 
 SIMILARITY_COLORSCALE = "Viridis"
@@ -71,6 +72,56 @@ def semantic_title(matcher: str = "exact", params: Mapping[str, Any] | None = No
     if matcher == "identity":
         return "semantic (identity: no matching)"
     return f"semantic ({matcher_text(matcher, params)})"
+
+
+#: a panel title longer than this many characters is put on two lines (before its first
+#: parenthesis): two 27-character titles at 16 px overlap when the panels' centres are
+#: less than about 260 px apart, as in a projector's 1024 px window with the sidebar open
+PANEL_TITLE_CHARS = 16
+#: room above the panels for titles, px: a gap plus this much per line (16 px font)
+TITLE_LINE_PX = 19
+
+
+def panel_title(title: str) -> str:
+    """``title`` as a side-by-side panel shows it. Longer than :data:`PANEL_TITLE_CHARS`:
+    broken before its first parenthesis or ``·`` (``semantic<br>(optimal matching)``),
+    and a long second line once more after its first comma (``semantic<br>(batch-optimal,
+    <br>window 128)``); unchanged when it has neither."""
+    title = str(title)
+    if len(title) <= PANEL_TITLE_CHARS:
+        return title
+    head, found, tail = title.partition(" (")
+    if found:
+        second = "(" + tail
+    else:
+        head, found, second = title.partition(" · ")
+        if not found:
+            return title
+    if len(second) > PANEL_TITLE_CHARS + 4:
+        second = second.replace(", ", ",<br>", 1)
+    return f"{head}<br>{second}"
+
+
+def panels_side_by_side(fig: go.Figure, titles: Sequence[str], cols: int,
+                        top: int = 50) -> int:
+    """Make the panels of a ``make_subplots`` figure with ``cols`` columns readable in a
+    narrow window: long titles on two lines (:func:`panel_title`), and row names only left
+    of the first column (every panel of a row shows its rows in the same order, and the
+    names of a right panel fell onto the heatmap left of it when the gap was narrow; as
+    matplotlib's ``sharey``). Returns the top margin the titles need, px, at least ``top``."""
+    shown = [panel_title(t) for t in titles]
+    for note, text in zip(fig.layout.annotations, shown, strict=False):
+        note.text = text
+    for k in range(1, len(titles)):
+        if k % cols:  # panel k (axis y{k+1}) is not in the first column
+            fig.layout[f"yaxis{k + 1}"].showticklabels = False
+    return max(top, title_room(shown))
+
+
+def title_room(shown: Sequence[str]) -> int:
+    """Pixels that panel titles as shown (:func:`panel_title`) take above their panel."""
+    lines = 1 + max((str(t).count("<br>") for t in shown), default=0)
+    return 26 + TITLE_LINE_PX * lines
 
 
 def _check_square(m: np.ndarray, name: str) -> np.ndarray:
@@ -184,7 +235,8 @@ def axis_ticks(names_o: Sequence[str], labels_o: Sequence[str] | None,
     return {"showticklabels": False}
 
 
-def _fix_heatmap_margins(fig: go.Figure, ticks: dict, colorbar_title: list[str]) -> None:
+def _fix_heatmap_margins(fig: go.Figure, ticks: dict, colorbar_title: list[str],
+                         top: int = 50) -> None:
     """Margins for the tick labels of :func:`axis_ticks` (size ``TICK_SIZE``, x rotated
     by ``X_TICK_ANGLE``), a title or subplot titles on top and a colour bar on the right."""
     texts = [] if ticks.get("showticklabels") is False else list(ticks.get("ticktext", []))
@@ -192,7 +244,7 @@ def _fix_heatmap_margins(fig: go.Figure, ticks: dict, colorbar_title: list[str])
         fig,
         left=10 + tick_label_room(texts, TICK_SIZE)[0],
         right=colorbar_room(colorbar_title),
-        top=50,
+        top=top,
         bottom=10 + tick_label_room(texts, TICK_SIZE, X_TICK_ANGLE)[1],
     )
 
@@ -370,7 +422,8 @@ def rsm_heatmaps(
         )
         fig.update_yaxes(axis_common, row=1, col=col, autorange=False, range=[n - 0.5, -0.5])
     shapes = _block_shapes(labels_o, "x", "y") + _block_shapes(labels_o, "x2", "y2")
-    _fix_heatmap_margins(fig, ticks, [kernel, "similarity"])
+    top = panels_side_by_side(fig, titles, cols=2)
+    _fix_heatmap_margins(fig, ticks, [kernel, "similarity"], top=top)
     fig.update_layout(
         height=height,
         coloraxis={
@@ -457,10 +510,9 @@ def difference_heatmap(
             customdata=custom,
             **colours,
             name="difference",
-            colorbar={
-                "title": {"text": "semantic −<br>spatio-semantic", "side": "top"},
-                "thickness": 14,
-            },
+            # a short colour bar title (the figure's title says what is subtracted): a
+            # long one took half of a narrow column's width from the heatmap
+            colorbar={"title": {"text": "gain", "side": "top"}, "thickness": 14},
             hovertemplate=(
                 "row: %{customdata[0]}<br>column: %{customdata[1]}<br>"
                 "semantic − spatio-semantic: %{z:.4f}<extra></extra>"
@@ -473,9 +525,11 @@ def difference_heatmap(
         common, range=[-0.5, n - 0.5], tickangle=X_TICK_ANGLE, scaleanchor="y", constrain="domain"
     )
     fig.update_yaxes(common, range=[n - 0.5, -0.5], constrain="domain")
-    _fix_heatmap_margins(fig, ticks, ["semantic −", "spatio-semantic"])
+    _fix_heatmap_margins(fig, ticks, ["gain"], top=title_room(["<br>"]) + 8)
     fig.update_layout(
-        title={"text": f"Gain from matching ({kernel}): semantic − spatio-semantic"},
+        # two short lines: one long line was cut off in a narrow column
+        title={"text": f"Gain from matching ({kernel}):<br>semantic − classic",
+               "font": {"size": 15}},
         height=height,
         shapes=_block_shapes(labels_o, "x", "y"),
         plot_bgcolor="white",
@@ -529,8 +583,9 @@ def similarity_histograms(
 ) -> go.Figure:
     """Histograms of the off-diagonal similarities, same-label vs different-label pairs.
 
-    One panel per RSM, on a shared x-axis and the same bins, normalised to probability
-    density so groups of different sizes compare; dashed lines mark each group's mean.
+    One panel per RSM, the classic one above the semantic one, on a shared x-axis and the
+    same bins, normalised to probability density so groups of different sizes compare;
+    dashed lines mark each group's mean.
 
     Parameters
     ----------
@@ -565,39 +620,46 @@ def similarity_histograms(
         lo, hi = lo - 0.5, hi + 0.5
     size = (hi - lo) / bins
     colors = {"same label": SAME_COLOR, "different label": DIFF_COLOR, "all pairs": "#7570b3"}
+    # one panel above the other on one x axis: the shift of a group from the classic to
+    # the semantic RSM reads straight down, and the figure fits a narrow column
+    shown = [panel_title(t) for t in titles]
+    top, bottom = title_room(shown), 95
     fig = make_subplots(
-        rows=1, cols=2, subplot_titles=list(titles), shared_yaxes=True
+        rows=2, cols=1, subplot_titles=shown, shared_xaxes=True,
+        # the second panel's title between the panels
+        vertical_spacing=min(0.4, (title_room(shown) - 10) / max(height - top - bottom, 1)),
     )
-    for col, groups in ((1, ga), (2, gb)):
+    for row, groups in ((1, ga), (2, gb)):
         for name, vals in groups.items():
             if vals.size == 0:
                 continue
             fig.add_trace(
                 go.Histogram(
                     x=vals,
-                    name=f"{name} ({vals.size} pairs)" if col == 1 else name,
+                    name=f"{name} ({vals.size} pairs)" if row == 1 else name,
                     legendgroup=name,
-                    showlegend=col == 1,
+                    showlegend=row == 1,
                     marker_color=colors[name],
                     opacity=0.6,
                     xbins={"start": lo, "end": hi + 1e-12, "size": size},
                     histnorm="probability density",
                     hovertemplate=name + "<br>similarity %{x}<br>density %{y:.3f}<extra></extra>",
                 ),
-                row=1,
-                col=col,
+                row=row,
+                col=1,
             )
             fig.add_vline(
                 x=float(vals.mean()),
                 line={"color": colors[name], "dash": "dash", "width": 2},
-                row=1,
-                col=col,
+                row=row,
+                col=1,
             )
-    fig.update_xaxes(title_text=f"{kernel} similarity", range=[lo - size, hi + size])
-    fig.update_yaxes(title_text="density", row=1, col=1)
-    # fixed margins (semrsm/figures/drawing.py): y tick labels and title on the left; x tick
-    # labels, x title and the legend (at the figure's bottom edge) below
-    fix_margins(fig, left=70, right=10, top=50, bottom=95)
+    fig.update_xaxes(range=[lo - size, hi + size])
+    fig.update_xaxes(title_text=f"{kernel} similarity", row=2, col=1)
+    fig.update_yaxes(title_text="density")
+    # fixed margins (semrsm/figures/drawing.py): y tick labels and title on the left; the
+    # first title above; x tick labels, x title and the legend (at the bottom edge) below
+    fix_margins(fig, left=70, right=10, top=top, bottom=bottom)
     fig.update_layout(
         barmode="overlay",
         height=height,

@@ -68,3 +68,36 @@ def assert_no_clipped_text(page, where: str) -> None:
     clipped = page.evaluate(CLIPPED_TEXT)
     if clipped:
         raise AssertionError(f"text cut off at the edge of a figure on {where}: {clipped[:10]}")
+
+
+# tick labels of one panel that lie over another panel's heatmap (the right panel's row
+# names over the left heatmap when the gap between the panels is too narrow for them),
+# and titles or other annotations of a figure that overlap each other
+OVERLAPPING_TICKS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+  .flatMap(gd => {
+    const panels = [...gd.querySelectorAll('g.subplot')].map(sp => ({
+      // tick labels of any axis: g.xtick, g.y2tick, ...
+      ticks: [...sp.querySelectorAll('g text')]
+        .filter(t => /^[xy]\\d*tick$/.test(t.parentNode.getAttribute('class') || '')),
+      maps: [...sp.querySelectorAll('g.hm image')].map(i => i.getBoundingClientRect()),
+    }));
+    const hit = (a, b) => a.left < b.right - 1 && a.right > b.left + 1
+                          && a.top < b.bottom - 1 && a.bottom > b.top + 1;
+    const notes = [...gd.querySelectorAll('g.annotation')]
+      .map(a => [a.textContent, a.getBoundingClientRect()]).filter(([s, r]) => s && r.width > 0);
+    return panels.flatMap((p, k) => p.ticks
+      .filter(t => t.textContent && t.getBoundingClientRect().width > 0)
+      .filter(t => panels.some((q, m) => m !== k
+                               && q.maps.some(r => hit(t.getBoundingClientRect(), r))))
+      .map(t => t.textContent))
+      .concat(notes.filter(([s, r], k) => notes.some(([, q], m) => m !== k && hit(r, q)))
+                   .map(([s]) => s));
+  })"""
+
+
+def assert_no_overlapping_ticks(page, where: str) -> None:
+    """Fail when a panel's tick label lies over another panel's heatmap, or two
+    annotations (panel titles) of a figure overlap."""
+    over = page.evaluate(OVERLAPPING_TICKS)
+    if over:
+        raise AssertionError(f"labels over another heatmap or title on {where}: {over[:10]}")

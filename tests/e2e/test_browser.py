@@ -15,6 +15,7 @@ from browser_helpers import (
     CHART,
     assert_no_clipped_text,
     assert_no_exception,
+    assert_no_overlapping_ticks,
     heatmap_chart,
     wait_for_heatmaps,
     wait_idle,
@@ -30,6 +31,11 @@ TICKS = """gd => ({
   x: [...gd.querySelectorAll('g.xtick text')].map(t => t.textContent),
   sizes: [...gd.querySelectorAll('g.xtick text, g.ytick text, g.x2tick text, g.y2tick text')]
        .map(t => parseFloat(getComputedStyle(t).fontSize)),
+})"""
+#: the panel titles of a figure, the lines of a long title (plotly's tspan.line) joined
+PANEL_TITLES = """gd => [...gd.querySelectorAll('g.annotation')].map(a => {
+  const lines = [...a.querySelectorAll('tspan.line')].map(t => t.textContent);
+  return lines.length ? lines.join(' ') : a.textContent;
 })"""
 #: the option the order box shows, and the order the figure of both RSMs is drawn in
 ORDER_SHOWN = """() => {
@@ -52,8 +58,8 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
     assert_no_exception(page, "the RSM page")
     assert page.get_by_text("Similarity matrices: classic vs semantic").count() == 1
     assert page.locator(CHART).count() >= 3  # heatmaps, difference, histograms
-    titles = heatmaps.inner_text()
-    assert "spatio-semantic" in titles and "semantic (optimal matching)" in titles
+    titles = heatmaps.evaluate(PANEL_TITLES)
+    assert titles == ["spatio-semantic (classic)", "semantic (optimal matching)"], titles
     # the axes name the classes, one per block, at a readable size (were file names cut
     # to 14 characters at 8 px: crescent and cross looked alike)
     ticks = heatmaps.evaluate(TICKS)
@@ -62,8 +68,22 @@ def test_rsm_and_neighbours_pages(page, app_url, screenshots, full_screenshot):
     assert min(ticks["sizes"]) >= 10, ticks
     # names on the axes, colour bars and legends fit in the figures' fixed margins
     assert_no_clipped_text(page, "the RSM page")
+    # no panel's names or title over another's, in a wide window and in a projector's
+    # 1024 px with the sidebar open (the right panel's row names lay over the left
+    # heatmap, the two titles over each other, and the histograms' in a narrow column)
+    assert_no_overlapping_ticks(page, "the RSM page")
     full_screenshot(page, "rsm_page.png")
     heatmaps.screenshot(path=str(screenshots / "rsm_heatmaps.png"))
+    wide = page.viewport_size
+    page.set_viewport_size({"width": 1024, "height": 768})
+    try:
+        page.wait_for_timeout(1500)  # plotly redraws on the resize
+        assert_no_overlapping_ticks(page, "the RSM page in a window 1024 px wide")
+        assert_no_clipped_text(page, "the RSM page in a window 1024 px wide")
+        page.screenshot(path=str(screenshots / "rsm_page_narrow.png"))
+    finally:
+        page.set_viewport_size(wide)
+    page.wait_for_timeout(1000)
 
     # neighbours page through the navigation
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Nearest neighbours").click()

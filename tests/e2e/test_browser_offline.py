@@ -1,14 +1,21 @@
 """Every page of the app, in a real browser with every outside request blocked: each page
 opens on the offline default, draws its charts and shows no exception or error, and the
 browser never tries another address (the conftest's ``no_outside_requests`` fails the
-test otherwise). Screenshots of each page: artifacts/screenshots/page_*.png."""
+test otherwise); no chart's titles or tick labels lie over another panel. Screenshots
+of each page: artifacts/screenshots/page_*.png."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from browser_helpers import CHART, assert_no_exception, wait_for_heatmaps, wait_idle
+from browser_helpers import (
+    CHART,
+    assert_no_exception,
+    assert_no_overlapping_ticks,
+    wait_for_heatmaps,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -37,4 +44,6 @@ def test_every_page_offline(page, app_url, full_screenshot):
         page.locator("h1").first.wait_for(timeout=120_000)
         assert_no_exception(page, f"the page {title!r}")
         assert page.locator(CHART).count() >= 1 or page.locator("button").count() >= 1
+        # no panel title or tick label of a chart over another panel's
+        assert_no_overlapping_ticks(page, f"the page {title!r}")
         full_screenshot(page, f"page_{_slug(title)}.png", height=2200)
