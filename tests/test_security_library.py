@@ -363,11 +363,19 @@ def test_unexpected_errors_are_one_line_too(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.startswith("error: ran out of memory")
 
 
+def _as_in_a_terminal() -> None:
+    """In the child before exec: Ctrl-C at its default, as for a command typed in a
+    terminal. A job started in the background (``cmd &``, nohup, some CI runners) inherits
+    SIGINT ignored, and the CLI rightly leaves an ignored SIGINT ignored, as Python does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args: str, extra_env: dict | None = None, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(extra_env or {})}
     env.pop("SEMRSM_DEBUG", None)
     return subprocess.Popen([sys.executable, "-m", "semrsm", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, text=True, **kwargs)
+                            stdout=subprocess.PIPE, text=True, preexec_fn=_as_in_a_terminal,
+                            **kwargs)
 
 
 def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -421,11 +429,9 @@ def test_interrupting_the_cli_is_one_line_and_leaves_nothing(tmp_path, sig, code
     assert not list(tmp_path.glob(".r.npz.*")), list(tmp_path.iterdir())  # no temporary
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"),
-                                           (signal.SIGTERM, 143, "terminated")])
-def test_a_blocked_way_out_still_ends_within_the_grace_time(tmp_path, sig, code, word):
-    # a non-daemon thread that never ends would keep the interpreter from exiting forever
+def _blocked_cli(tmp_path: Path, err, preexec) -> subprocess.Popen:
+    """The CLI's signal handling around a ``main`` whose way out blocks: a non-daemon thread
+    that never ends would keep the interpreter from exiting forever."""
     script = (
         "import sys, threading, time\n"
         "import semrsm.__main__ as cli\n"
@@ -439,10 +445,18 @@ def test_a_blocked_way_out_still_ends_within_the_grace_time(tmp_path, sig, code,
         "cli.main = main\n"
         "sys.exit(cli.run([]))\n"
     )
-    err_path = tmp_path / "stderr.txt"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", script], env=env, stderr=err,
+                            preexec_fn=preexec)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"),
+                                           (signal.SIGTERM, 143, "terminated")])
+def test_a_blocked_way_out_still_ends_within_the_grace_time(tmp_path, sig, code, word):
+    err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=err)
+        proc = _blocked_cli(tmp_path, err, _as_in_a_terminal)
         try:
             _wait_for(err_path, "ready", proc, timeout=60)
             proc.send_signal(sig)
@@ -454,6 +468,26 @@ def test_a_blocked_way_out_still_ends_within_the_grace_time(tmp_path, sig, code,
     err = err_path.read_text()
     assert err.rstrip().endswith(word) and err.count(word) == 1 and "Traceback" not in err, err
     assert not list(tmp_path.glob(".r.npz.*")), list(tmp_path.iterdir())
+
+
+@pytest.mark.timeout(120)
+def test_a_background_job_keeps_ignoring_ctrl_c_and_still_ends_on_sigterm(tmp_path):
+    """Started with SIGINT ignored (``cmd &``), the CLI leaves it ignored, as every Unix
+    tool and Python itself do; SIGTERM still ends it, within the grace time."""
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = _blocked_cli(tmp_path, err, lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            _wait_for(err_path, "ready", proc, timeout=60)
+            proc.send_signal(signal.SIGINT)
+            time.sleep(3)  # three times the grace time of this script
+            assert proc.poll() is None, err_path.read_text()
+            proc.send_signal(signal.SIGTERM)
+            assert _wait_or_dump(proc, err_path, 30) == 143
+        finally:
+            proc.kill()
+    err = err_path.read_text()
+    assert "interrupted" not in err and err.rstrip().endswith("terminated"), err
 
 
 # --------------------------------------------------------------------------- C. output
