@@ -525,11 +525,11 @@ def difference_heatmap(
         common, range=[-0.5, n - 0.5], tickangle=X_TICK_ANGLE, scaleanchor="y", constrain="domain"
     )
     fig.update_yaxes(common, range=[n - 0.5, -0.5], constrain="domain")
-    _fix_heatmap_margins(fig, ticks, ["gain"], top=title_room(["<br>"]) + 8)
+    # two short lines: one long line was cut off in a narrow column
+    title = f"Gain from matching ({kernel}):<br>semantic − classic"
+    _fix_heatmap_margins(fig, ticks, ["gain"], top=title_room([title]) + 8)
     fig.update_layout(
-        # two short lines: one long line was cut off in a narrow column
-        title={"text": f"Gain from matching ({kernel}):<br>semantic − classic",
-               "font": {"size": 15}},
+        title={"text": title, "font": {"size": 15}},
         height=height,
         shapes=_block_shapes(labels_o, "x", "y"),
         plot_bgcolor="white",
@@ -627,7 +627,7 @@ def similarity_histograms(
     fig = make_subplots(
         rows=2, cols=1, subplot_titles=shown, shared_xaxes=True,
         # the second panel's title between the panels
-        vertical_spacing=min(0.4, (title_room(shown) - 10) / max(height - top - bottom, 1)),
+        vertical_spacing=min(0.4, (top - 10) / max(height - top - bottom, 1)),
     )
     for row, groups in ((1, ga), (2, gb)):
         for name, vals in groups.items():
